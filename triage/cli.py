@@ -1,0 +1,176 @@
+"""Command line: a thin typer layer over ``triage.scan.run_scan``.
+
+Every user error becomes one line on stderr and a documented exit code; the streams and the
+terminal are passed in an ``Environment`` so tests need no patching.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                           TransferSpeedColumn)
+from rich.table import Table
+
+import triage
+from triage.categories import KNOWN_GOOD, UNKNOWN, is_known_bad, severity_key
+from triage.errors import ExitCode, TriageError
+from triage.scan import ProgressSink, ScanConfig, run_scan
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 finished, no known-bad match; 1 finished with known-bad matches; "
+    "2 usage error or bad input (hash set, option, missing file); 3 evidence could not be "
+    "opened at all; 4 finished but some files or volumes could not be read; "
+    "130 interrupted (outputs valid, summary marked incomplete)."
+)
+
+
+@dataclass
+class Environment:
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    interactive: bool = field(default_factory=lambda: sys.stderr.isatty())
+
+
+_env = Environment()
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None, help="Forensic triage of disk images against hash sets. "
+                  + EXIT_CODES_HELP)
+
+
+class RichProgress(ProgressSink):
+    def __init__(self, console: Console) -> None:
+        self._p = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                           TransferSpeedColumn(), TimeRemainingColumn(), console=console,
+                           transient=True)
+        self._task = self._p.add_task("scanning", total=0)
+        self._total = 0
+
+    def __enter__(self) -> "RichProgress":
+        self._p.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._p.stop()
+
+    def add_total(self, nbytes: int) -> None:
+        self._total += nbytes
+        self._p.update(self._task, total=self._total)
+
+    def advance(self, nbytes: int, files: int = 1) -> None:
+        self._p.advance(self._task, nbytes)
+
+    def status(self, text: str) -> None:
+        self._p.update(self._task, description=text[-40:])
+
+
+class _NullContext(ProgressSink):
+    def __enter__(self) -> "_NullContext":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False
+          ) -> None:
+    if version:
+        _env.stdout.write(f"triage {triage.__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def scan(
+    evidence: Annotated[list[str], typer.Argument(metavar="EVIDENCE...", show_default=False,
+                        help="Disk images (raw/dd, split raw first segment, E01, VHD/VHDX, "
+                             "VMDK, QCOW2) or block devices.")],
+    hashset: Annotated[list[str], typer.Option("--hashset", help="Known-bad hash set (repeat).")] = [],  # noqa: B006
+    known_good: Annotated[list[str], typer.Option("--known-good", help="Known-good hash set (repeat).")] = [],  # noqa: B006
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: triage-<evidence>-<UTC time>).")] = None,
+    algorithms: Annotated[str, typer.Option("--algorithms", help="Comma list of md5,sha1,sha256,xxh128.")] = "md5,sha1,sha256",
+    workers: Annotated[int, typer.Option("--workers", help="Hashing processes (default: CPU count).")] = os.cpu_count() or 1,
+    force: Annotated[bool, typer.Option("--force", help="Reuse a non-empty --out folder.")] = False,
+    lenient: Annotated[bool, typer.Option("--lenient", help="Skip and count malformed hash-set lines instead of failing.")] = False,
+    no_orphans: Annotated[bool, typer.Option("--no-orphans", help="Skip TSK's $OrphanFiles.")] = False,
+    max_orphans: Annotated[int, typer.Option("--max-orphans", help="Stop listing orphan files of a volume after N.")] = 1_000_000,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary table.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout instead of the table.")] = False,
+) -> int:
+    """Walk every file system of the evidence, hash every file, match against hash sets."""
+    config = ScanConfig(
+        evidence=list(evidence), hashsets=list(hashset), known_good=list(known_good), out=out,
+        algorithms=tuple(algorithms.split(",")), workers=workers, force=force, lenient=lenient,
+        include_orphans=not no_orphans, max_orphans=max_orphans, argv=list(sys.argv),
+    )
+    show = _env.interactive and not quiet and not json_out
+    console = Console(file=_env.stderr)
+    with (RichProgress(console) if show else _NullContext()) as progress:
+        outcome = run_scan(config, progress)
+    if json_out:
+        _env.stdout.write(json.dumps(outcome.summary, indent=2, ensure_ascii=False) + "\n")
+    elif not quiet:
+        print_summary(outcome.summary, outcome.out, Console(file=_env.stdout))
+    return int(outcome.exit_code)
+
+
+def print_summary(summary: dict[str, Any], out: Path, console: Console) -> None:
+    t = summary["totals"]
+    table = Table(title="triage summary", show_header=True)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("files", str(t["files"]))
+    table.add_row("bytes hashed", f"{t['bytes_hashed']:,}")
+    table.add_row("deleted", str(t["deleted"]))
+    table.add_row("errors", str(t["errors"]))
+    table.add_row("no content (names only)", str(t["no_content"]))
+    for cat, n in sorted(summary["categories"].items(), key=lambda kv: severity_key(kv[0])):
+        style = "bold red" if is_known_bad(cat) else ("green" if cat == KNOWN_GOOD else "")
+        table.add_row(f"category {cat}", f"[{style}]{n}[/]" if style else str(n))
+    hits = t["known_bad_files"]
+    table.add_row("known-bad hits", f"[bold red]{hits}[/]" if hits else "0")
+    console.print(table)
+    for ev in summary.get("evidence", []):
+        if ev.get("error"):
+            console.print(f"[red]evidence not scanned:[/] {ev['error']}")
+        for v in ev.get("volumes", []):
+            if v["status"] not in ("scanned", "empty"):
+                console.print(f"[yellow]volume at {v['offset']} {v['status']}:[/] "
+                              f"{v['error'] or '; '.join(v['notes'])}")
+    console.print(f"report: {out}/files.jsonl, {out}/summary.json  exit code {summary['exit_code']}")
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None, env: Environment | None = None) -> None:
+    """Entry point: maps every error to one line and an exit code, never a traceback."""
+    global _env
+    _env = env or Environment()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        rv = app(args=argv, prog_name="triage", standalone_mode=False)
+    except click.exceptions.UsageError as e:
+        hint = f" (see 'triage {e.ctx.info_name if e.ctx and e.ctx.parent else ''} --help')"
+        _env.stderr.write(f"triage: error: {e.format_message()}{hint.replace('  ', ' ')}\n")
+        sys.exit(ExitCode.USAGE)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _env.stderr.write("triage: interrupted; outputs so far are kept, summary marked incomplete\n")
+        sys.exit(ExitCode.INTERRUPTED)
+    except TriageError as e:
+        _env.stderr.write(f"triage: error: {e}\n")
+        sys.exit(e.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,76 @@
+"""The file record and the one schema every output format derives from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+SCHEMA_VERSION = "1.0.0"
+
+ALGORITHMS = ("md5", "sha1", "sha256", "xxh128")
+DEFAULT_ALGORITHMS = ("md5", "sha1", "sha256")
+
+# Output keys of files.jsonl, in order; the per-algorithm keys go where "<hashes>" stands.
+FILE_FIELDS: tuple[str, ...] = (
+    "evidence", "volume_offset", "fs_type", "path", "inode", "size", "deleted", "orphan",
+    "realloc", "mtime", "atime", "ctime", "crtime", "<hashes>", "category", "matches", "error",
+)
+
+
+@dataclass(slots=True)
+class ReadTarget:
+    """Where a worker finds the content: TSK metadata address plus attribute (None = default)."""
+
+    addr: int
+    attr_type: int | None = None
+    attr_id: int | None = None
+
+
+@dataclass(slots=True)
+class FileRecord:
+    evidence: str
+    volume_offset: int
+    fs_type: str
+    path: str
+    inode: str
+    size: int | None
+    deleted: bool
+    orphan: bool = False
+    realloc: bool = False
+    mtime: str | None = None
+    atime: str | None = None
+    ctime: str | None = None
+    crtime: str | None = None
+    hashes: dict[str, str | None] = field(default_factory=dict)
+    category: str | None = None
+    matches: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    target: ReadTarget | None = None  # not written; None when there is no content to read
+
+    def to_dict(self, algorithms: tuple[str, ...]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in FILE_FIELDS:
+            if key == "<hashes>":
+                for alg in algorithms:
+                    out[alg] = self.hashes.get(alg)
+            else:
+                out[key] = getattr(self, key)
+        return out
+
+
+def iso_time(seconds: int | None, nanos: int | None = 0) -> str | None:
+    """TSK time (seconds + nanoseconds since the epoch) as ISO 8601 UTC; 0 means unset."""
+    if not seconds:
+        return None
+    try:
+        text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return None
+    if nanos:
+        text += f".{nanos:09d}".rstrip("0")
+    return text + "Z"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,117 @@
+"""Volumes: every partition TSK's volume systems know, or the whole image when there is none.
+
+A partition whose file system TSK cannot open is kept with the reason: an examiner must see what
+was not examined rather than read "0 hits" for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytsk3
+
+# Partitions up to this size with no file system are read whole to tell "empty" from "unknown".
+EMPTY_CHECK_LIMIT = 16 * 1024 * 1024
+
+FS_TYPE_NAMES = {
+    pytsk3.TSK_FS_TYPE_NTFS: "ntfs", pytsk3.TSK_FS_TYPE_FAT12: "fat12",
+    pytsk3.TSK_FS_TYPE_FAT16: "fat16", pytsk3.TSK_FS_TYPE_FAT32: "fat32",
+    pytsk3.TSK_FS_TYPE_EXFAT: "exfat", pytsk3.TSK_FS_TYPE_EXT2: "ext2",
+    pytsk3.TSK_FS_TYPE_EXT3: "ext3", pytsk3.TSK_FS_TYPE_EXT4: "ext4",
+    pytsk3.TSK_FS_TYPE_HFS: "hfs+", pytsk3.TSK_FS_TYPE_ISO9660: "iso9660",
+    pytsk3.TSK_FS_TYPE_FFS1: "ufs1", pytsk3.TSK_FS_TYPE_FFS1B: "ufs1b",
+    pytsk3.TSK_FS_TYPE_FFS2: "ufs2", pytsk3.TSK_FS_TYPE_YAFFS2: "yaffs2",
+    pytsk3.TSK_FS_TYPE_APFS: "apfs", pytsk3.TSK_FS_TYPE_SWAP: "swap",
+}
+
+
+@dataclass
+class Volume:
+    """One place a file system may live; ``status`` says what became of it."""
+
+    offset: int
+    length: int
+    description: str
+    slot: str | None = None
+    fs_type: str | None = None
+    status: str = "pending"  # scanned | empty | no-filesystem | error | incomplete
+    error: str | None = None
+    files: int = 0
+    errors: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "offset": self.offset, "length": self.length, "description": self.description,
+            "slot": self.slot, "fs_type": self.fs_type, "status": self.status,
+            "error": self.error, "files": self.files, "errors": self.errors,
+            "notes": self.notes,
+        }
+
+    @property
+    def unreadable(self) -> bool:
+        return self.status in ("no-filesystem", "error", "incomplete")
+
+
+def fs_type_name(ftype: Any) -> str:
+    return FS_TYPE_NAMES.get(int(ftype), str(ftype).removeprefix("TSK_FS_TYPE_").lower())
+
+
+def find_volumes(img: pytsk3.Img_Info) -> tuple[str, list[Volume]]:
+    """Return (volume system name, volumes). Without a partition table, one volume at 0."""
+    try:
+        vs = pytsk3.Volume_Info(img)
+    except OSError:
+        return "none", [Volume(0, img.get_size(), "whole image (no partition table)")]
+    block = vs.info.block_size
+    vs_name = str(vs.info.vstype).removeprefix("TSK_VS_TYPE_").lower()
+    volumes = []
+    for part in vs:
+        if not int(part.flags) & pytsk3.TSK_VS_PART_FLAG_ALLOC:
+            continue  # unallocated gaps and table entries (extended containers, the MBR itself)
+        desc = part.desc.decode("utf-8", "replace") if isinstance(part.desc, bytes) else str(part.desc)
+        slot = f"{part.table_num}:{part.slot_num}"
+        volumes.append(Volume(part.start * block, part.len * block, desc, slot))
+    return vs_name, volumes
+
+
+def open_fs(img: pytsk3.Img_Info, volume: Volume) -> pytsk3.FS_Info | None:
+    """Open the volume's file system and set ``fs_type``; on failure set status and reason."""
+    try:
+        fs = pytsk3.FS_Info(img, offset=volume.offset)
+    except OSError as e:
+        _classify_unopenable(img, volume, _tsk_message(e))
+        return None
+    volume.fs_type = fs_type_name(fs.info.ftype)
+    return fs
+
+
+def _classify_unopenable(img: pytsk3.Img_Info, volume: Volume, reason: str) -> None:
+    if volume.length <= EMPTY_CHECK_LIMIT and _all_zero(img, volume):
+        volume.status = "empty"
+        volume.notes.append("no file system: the partition holds only zero bytes")
+        return
+    volume.status = "no-filesystem"
+    volume.error = f"no file system TSK can open: {reason}"
+
+
+def _all_zero(img: pytsk3.Img_Info, volume: Volume) -> bool:
+    end = min(volume.offset + volume.length, img.get_size())
+    pos = volume.offset
+    while pos < end:
+        n = min(1 << 20, end - pos)
+        try:
+            data = img.read(pos, n)
+        except OSError:
+            return False
+        if not data or data.count(0) != len(data):
+            return False
+        pos += len(data)
+    return True
+
+
+def _tsk_message(e: BaseException) -> str:
+    """TSK errors arrive as multi-line IOErrors; keep the informative first part."""
+    text = " ".join(str(e).split())
+    return text[:300] or type(e).__name__
