@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
-import click
 import typer
+
+try:  # typer >= 0.16 vendors click as typer._click; older releases use click itself
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exc
 from rich.console import Console
 from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
                            TransferSpeedColumn)
@@ -82,12 +86,17 @@ class _NullContext(ProgressSink):
         return None
 
 
-@app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False
-          ) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         _env.stdout.write(f"triage {triage.__version__}\n")
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", is_eager=True,
+                                                callback=_print_version,
+                                                help="Print the version.")] = False) -> None:
+    """Forensic triage of disk images against hash sets."""
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -161,13 +170,17 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rv = app(args=argv, prog_name="triage", standalone_mode=False)
-    except click.exceptions.UsageError as e:
-        hint = f" (see 'triage {e.ctx.info_name if e.ctx and e.ctx.parent else ''} --help')"
-        _env.stderr.write(f"triage: error: {e.format_message()}{hint.replace('  ', ' ')}\n")
+    except click_exc.NoArgsIsHelpError as e:
+        _env.stderr.write(e.ctx.get_help() + "\n" if e.ctx else "usage: triage scan --help\n")
         sys.exit(ExitCode.USAGE)
-    except click.exceptions.Exit as e:
+    except click_exc.UsageError as e:
+        sub = e.ctx.info_name if e.ctx and e.ctx.parent else None
+        hint = f"triage {sub} --help" if sub else "triage --help"
+        _env.stderr.write(f"triage: error: {e.format_message()} (see '{hint}')\n")
+        sys.exit(ExitCode.USAGE)
+    except typer.Exit as e:
         sys.exit(e.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         _env.stderr.write("triage: interrupted; outputs so far are kept, summary marked incomplete\n")
         sys.exit(ExitCode.INTERRUPTED)
     except TriageError as e:

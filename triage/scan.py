@@ -238,6 +238,9 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
         raise UsageError("no evidence given")
     if config.workers < 1:
         raise UsageError("--workers must be at least 1")
+    missing = [p for p in config.evidence if not os.path.lexists(p)]
+    if missing:
+        raise UsageError(f"evidence {missing[0]}: no such file or device")
     algorithms = parse_algorithms(config.algorithms)
     sets = load_sets(config)
     index = HashIndex(sets)
