@@ -25,6 +25,11 @@ FS_TYPE_NAMES = {
     pytsk3.TSK_FS_TYPE_APFS: "apfs", pytsk3.TSK_FS_TYPE_SWAP: "swap",
 }
 
+VS_TYPE_NAMES = {
+    int(getattr(pytsk3, f"TSK_VS_TYPE_{n.upper()}")): n
+    for n in ("dos", "bsd", "sun", "mac", "gpt", "apfs") if hasattr(pytsk3, f"TSK_VS_TYPE_{n.upper()}")
+}
+
 
 @dataclass
 class Volume:
@@ -65,7 +70,7 @@ def find_volumes(img: pytsk3.Img_Info) -> tuple[str, list[Volume]]:
     except OSError:
         return "none", [Volume(0, img.get_size(), "whole image (no partition table)")]
     block = vs.info.block_size
-    vs_name = str(vs.info.vstype).removeprefix("TSK_VS_TYPE_").lower()
+    vs_name = VS_TYPE_NAMES.get(int(vs.info.vstype), str(vs.info.vstype))
     volumes = []
     for part in vs:
         if not int(part.flags) & pytsk3.TSK_VS_PART_FLAG_ALLOC:
