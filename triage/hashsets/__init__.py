@@ -42,8 +42,7 @@ _READ_ERRORS = (
     zipfile.BadZipFile,
     zipfile.LargeZipFile,
     zlib.error,
-    NotImplementedError,  # zip compression method not supported
-    RuntimeError,  # encrypted zip entry
+    RuntimeError,  # encrypted zip entry; NotImplementedError: unsupported zip compression
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import re
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +15,7 @@ from triage.hashsets._builder import HashSetBuilder
 HEAD_SIZE = 16 * 1024  # detection looks at this much of the file
 MAX_LINE = 64 * 1024  # characters; longer lines are malformed, so one bad line cannot eat memory
 
+_EOL = re.compile(r"\r\n|\r|\n")
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
@@ -43,14 +45,15 @@ def head_text(head: bytes) -> str | None:
 
 
 def first_line(text: str) -> str:
-    return text.split("\n", 1)[0].rstrip("\r")
+    """Line 1, whatever the line ending (LF, CRLF or old-Mac CR)."""
+    return _EOL.split(text, 1)[0]
 
 
 def text_stream(raw: BinaryIO, *, newline: str | None) -> IO[str]:
     """Wrap a binary stream as text, choosing the codec from its BOM (UTF-8 when there is none).
 
-    Undecodable bytes become U+FFFD: they can only sit in names or labels we do not interpret,
-    and a damaged hex field still fails hex validation.
+    Undecodable bytes become U+FFFD rather than an exception: they nearly always sit in file
+    names we do not use, and a damaged hex field still fails hex validation.
     """
     start = raw.peek(4)[:4] if hasattr(raw, "peek") else b""
     if start.startswith(codecs.BOM_UTF8):
@@ -62,7 +65,7 @@ def text_stream(raw: BinaryIO, *, newline: str | None) -> IO[str]:
     return io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline=newline)
 
 
-def open_text(path: Path, *, newline: str | None = "\n") -> IO[str]:
+def open_text(path: Path, *, newline: str | None = None) -> IO[str]:
     return text_stream(open(path, "rb"), newline=newline)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import string
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,11 +29,21 @@ def _split(line: str, delimiter: str) -> list[str]:
         return []
 
 
+def _is_digest(cell: str) -> bool:
+    token = cell.strip().split(None, 1)[0] if cell.strip() else ""
+    return len(token) in (32, 40, 64) and all(c in string.hexdigits for c in token)
+
+
 def _sniff(header: str) -> tuple[str, list[str]] | None:
-    """The delimiter that makes the header name a hash column (most columns wins)."""
+    """The delimiter that makes the header name a hash column (most columns wins).
+
+    A line holding a digest is data, not a header (e.g. an md5sum line whose file name is "md5").
+    """
     best: tuple[str, list[str]] | None = None
     for delimiter in _DELIMITERS:
         cells = _split(header, delimiter)
+        if any(_is_digest(cell) for cell in cells):
+            return None
         if any(_normalise(cell) in _HASH_COLUMNS for cell in cells):
             if best is None or len(cells) > len(best[1]):
                 best = (delimiter, cells)

@@ -60,7 +60,8 @@ class Md5sumParser:
             return
         if line.startswith("\\"):  # GNU escapes names with "\" or newline this way
             line = line[1:]
-        builder.add(lineno, [(None, line.split(None, 1)[0] if line.strip() else "")])
+        fields = line.split(None, 1)
+        builder.add(lineno, [(None, fields[0] if fields else None)], missing="no hash after '\\'")
 
 
 # hashdeep algorithm names; unsupported ones (tiger, whirlpool) are read past, not loaded.

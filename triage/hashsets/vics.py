@@ -1,7 +1,7 @@
 """Project VIC VICS JSON (1.x ``odata.metadata`` and 2.0 ``@odata.context``), ``#Media`` and ``#Cases``.
 
-Sets run to millions of media, so the file is walked as an ijson event stream and only the few
-scalar fields we need are kept per media object; nested collections are skipped, never built.
+Sets run to millions of media, so the file is streamed with ijson: a ``#Media`` set is read one
+media object at a time, anything else is walked event by event so even a huge case stays small.
 """
 
 from __future__ import annotations
@@ -101,27 +101,72 @@ def _show(value: object) -> str:
     return "<object or array>" if value is _NOT_SCALAR else shorten(value)
 
 
-class _Walker:
-    """Turns the ijson event stream into media records, tracking ``value[i].Media[j]`` positions."""
+class _Cursor:
+    """Where the parser is, for messages: ``value[3]`` or ``value[3].Media[7]``."""
 
-    def __init__(self, builder: HashSetBuilder) -> None:
-        self.builder = builder
-        self.cases = False  # from the context URL; a "Media" array also marks an item as a case
-        self.seen_value = False
+    def __init__(self) -> None:
         self.index = -1  # position in value[]
-        self.nested = -1  # position in value[index].Media[]
-        self.item: dict[str, object] | None = None  # fields of the current value[] object
-        self.item_is_case = False
-        self.media: dict[str, object] | None = None  # fields of the current nested Media object
+        self.nested = -1  # position in value[index].Media[], -1 outside a case's media
 
-    @property
-    def where(self) -> str:
-        """The current position, for messages: ``value[3]`` or ``value[3].Media[7]``."""
+    def __str__(self) -> str:
         if self.index < 0:
             return "the start of the file"
-        if self.item_is_case and self.nested >= 0:
-            return f"value[{self.index}].Media[{self.nested}]"
-        return f"value[{self.index}]"
+        if self.nested < 0:
+            return f"value[{self.index}]"
+        return f"value[{self.index}].Media[{self.nested}]"
+
+
+def _check_shape(events: Iterator[tuple[str, str, Any]], path: str) -> bool:
+    """Read up to the start of ``value``; True when a ``#Media`` context came before it.
+
+    Also rejects documents that cannot be VICS (top level not an object, no ``value`` array), so
+    the parsers below only deal with the inside of ``value``.
+    """
+    media = False
+    for prefix, event, value in events:
+        if prefix in _CONTEXT_KEYS and event == "string":
+            media = "#media" in value.lower()
+        elif prefix == "value":
+            if event != "start_array":
+                raise HashSetError(f'hash set {path}: not VICS JSON: "value" is not an array')
+            return media
+        elif prefix == "" and (event in _SCALARS or event == "start_array"):
+            raise HashSetError(f"hash set {path}: not VICS JSON: the top level is not an object")
+    raise HashSetError(f'hash set {path}: not VICS JSON: there is no "value" array')
+
+
+def _add_items(builder: HashSetBuilder, items: Iterator[Any], cursor: _Cursor) -> None:
+    """``#Media`` fast path: ijson's C backend builds each (small) media object, ~10x faster."""
+    for item in items:
+        cursor.index += 1
+        cursor.nested = -1
+        if not isinstance(item, dict):
+            builder.malformed(str(cursor), "expected a Media or Case object")
+        elif isinstance(item.get("Media"), list):  # a Case after all
+            for media in item["Media"]:
+                cursor.nested += 1
+                if isinstance(media, dict):
+                    _add_media(builder, str(cursor), media)
+                else:
+                    builder.malformed(str(cursor), "expected a Media object")
+        else:
+            _add_media(builder, str(cursor), item)
+
+
+class _Walker:
+    """Event-level parser for ``#Cases`` (one case may hold millions of media) or unknown shape.
+
+    Keeps only the few scalar fields we need per media object; nested collections are skipped,
+    never built. A ``Media`` array marks a ``value[]`` object as a case.
+    """
+
+    def __init__(self, builder: HashSetBuilder, cursor: _Cursor) -> None:
+        self.builder = builder
+        self.cursor = cursor
+        self.cases = False  # from a #Cases context
+        self.item: dict[str, object] | None = None  # fields of the current value[] object
+        self.item_is_case = False
+        self.media: dict[str, object] | None = None  # fields of the current case's Media object
 
     def run(self, events: Iterator[tuple[str, str, Any]]) -> None:
         for prefix, event, value in events:
@@ -129,35 +174,24 @@ class _Walker:
                 self._inside_item(prefix[len(_MEDIA_PREFIX) :], event, value)
             elif prefix == _MEDIA:
                 self._item(event)
-            elif prefix == "value":
-                if event == "start_array":
-                    self.seen_value = True
-                elif event != "end_array":
-                    raise self._error('"value" is not an array')
             elif prefix in _CONTEXT_KEYS and event == "string":
                 self.cases = "#cases" in value.lower()
-            elif prefix == "" and (event in _SCALARS or event == "start_array"):
-                raise self._error("the top level is not an object")
-        if not self.seen_value:
-            raise self._error('there is no "value" array')
-
-    def _error(self, reason: str) -> HashSetError:
-        return HashSetError(f"hash set {self.builder.path}: not VICS JSON: {reason}")
 
     def _item(self, event: str) -> None:
         if event == "start_map":
-            self.index += 1
-            self.nested = -1
+            self.cursor.index += 1
+            self.cursor.nested = -1
             self.item = {}
             self.item_is_case = self.cases
         elif event == "end_map":
             item, self.item = self.item, None
             if not self.item_is_case:
-                _add_media(self.builder, f"value[{self.index}]", item or {})
+                _add_media(self.builder, str(self.cursor), item or {})
         elif event in _SCALARS or event == "start_array":
-            self.index += 1
+            self.cursor.index += 1
+            self.cursor.nested = -1
             self.item, self.item_is_case = None, False
-            self.builder.malformed(f"value[{self.index}]", "expected a Media or Case object")
+            self.builder.malformed(str(self.cursor), "expected a Media or Case object")
 
     def _inside_item(self, rest: str, event: str, value: Any) -> None:
         if rest.startswith(_NESTED_PREFIX):
@@ -175,14 +209,14 @@ class _Walker:
 
     def _nested(self, event: str) -> None:
         if event == "start_map":
-            self.nested += 1
+            self.cursor.nested += 1
             self.media = {}
         elif event == "end_map":
             media, self.media = self.media, None
-            _add_media(self.builder, self.where, media or {})
+            _add_media(self.builder, str(self.cursor), media or {})
         elif event in _SCALARS or event == "start_array":
-            self.nested += 1
-            self.builder.malformed(self.where, "expected a Media object")
+            self.cursor.nested += 1
+            self.builder.malformed(str(self.cursor), "expected a Media object")
 
 
 def _store(fields: dict[str, object], field: str, event: str, value: Any) -> None:
@@ -193,7 +227,7 @@ def _store(fields: dict[str, object], field: str, event: str, value: Any) -> Non
 
 
 class VicsParser:
-    """Project VIC / CAID VICS JSON, streamed."""
+    """Project VIC / CAID VICS JSON, streamed with ijson (never loaded whole)."""
 
     id = "vics"
     description = "Project VIC VICS JSON (odata.metadata / @odata.context, #Media or #Cases)"
@@ -207,16 +241,22 @@ class VicsParser:
         )
 
     def parse(self, path: Path, builder: HashSetBuilder) -> None:
-        walker = _Walker(builder)
-        with open(path, "rb") as raw:
-            try:
-                walker.run(ijson.parse(_json_source(raw), use_float=False))
-            except ijson.JSONError as exc:
-                raise HashSetError(
-                    f"hash set {path}: invalid or truncated JSON after {walker.where}: {_first_line(exc)}"
-                ) from exc
-            except UnicodeError as exc:
-                raise HashSetError(f"hash set {path}: JSON is not valid UTF-8 near {walker.where}") from exc
+        cursor = _Cursor()
+        try:
+            with open(path, "rb") as raw:
+                media_first = _check_shape(ijson.parse(_json_source(raw)), builder.path)
+            with open(path, "rb") as raw:
+                source = _json_source(raw)
+                if media_first:
+                    _add_items(builder, ijson.items(source, _MEDIA, use_float=False), cursor)
+                else:
+                    _Walker(builder, cursor).run(ijson.parse(source, use_float=False))
+        except ijson.JSONError as exc:
+            raise HashSetError(
+                f"hash set {path}: invalid or truncated JSON after {cursor}: {_first_line(exc)}"
+            ) from exc
+        except UnicodeError as exc:
+            raise HashSetError(f"hash set {path}: JSON is not valid UTF-8 near {cursor}") from exc
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,0 +1,159 @@
+"""Property tests: generated sets round-trip through CSV and VICS; random bytes only raise HashSetError."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import tempfile
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from triage.categories import most_severe
+from triage.errors import HashSetError
+from triage.hashsets import FORMATS, load_hashset
+from triage.hashsets.model import ALGORITHM_HEX_LENGTHS, EMPTY_DIGESTS
+
+from ._factory import VICS_2_MEDIA
+
+EMPTY = {bytes.fromhex(h) for h in EMPTY_DIGESTS.values()}
+ALGORITHMS = list(ALGORITHM_HEX_LENGTHS)
+
+
+def _digests(algorithm: str) -> st.SearchStrategy[bytes]:
+    size = ALGORITHM_HEX_LENGTHS[algorithm] // 2
+    benign = st.integers(0, 40).map(lambda n: hashlib.new(algorithm, f"file-{n}".encode()).digest())
+    return st.one_of(benign, st.binary(min_size=size, max_size=size), st.just(bytes(size)),
+                     st.just(hashlib.new(algorithm, b"").digest()))
+
+
+def _entry(algorithms: list[str], categories: st.SearchStrategy[str | None]) -> st.SearchStrategy[tuple]:
+    return st.sampled_from(algorithms).flatmap(
+        lambda alg: st.tuples(st.just(alg), _digests(alg), categories)
+    )
+
+
+def _expected(entries: list[tuple[str, bytes, str | None]]) -> tuple[dict, int, int]:
+    """The documented merge rules, written out independently of the builder."""
+    table: dict[str, dict[bytes, str | None]] = {}
+    dropped = conflicts = 0
+    for alg, digest, category in entries:
+        if digest in EMPTY or not any(digest):
+            dropped += 1
+            continue
+        current = table.setdefault(alg, {})
+        if digest not in current or current[digest] is None:
+            current[digest] = category
+        elif category is not None and category != current[digest]:
+            conflicts += 1
+            current[digest] = most_severe([current[digest], category])
+    return table, dropped, conflicts
+
+
+CSV_CATEGORIES = st.one_of(
+    st.none(),
+    st.sampled_from(["A", "B", "C", "1", "2", "notable", "known-good", "x y"]),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")),
+            min_size=1, max_size=6).filter(lambda s: s.strip() == s and not s.startswith("#")),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    entries=st.lists(_entry(ALGORITHMS, CSV_CATEGORIES), min_size=1, max_size=30),
+    delimiter=st.sampled_from([",", ";", "\t"]),
+    upper=st.booleans(),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]),
+)
+def test_csv_round_trip(entries: list, delimiter: str, upper: bool, encoding: str) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(["MD5", "sha-1", "SHA256", "Category"])
+    for alg, digest, category in entries:
+        hex_digest = digest.hex().upper() if upper else digest.hex()
+        writer.writerow([hex_digest if alg == a else "" for a in ALGORITHMS] + [category or ""])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gen.csv"
+        path.write_bytes(out.getvalue().encode(encoding))
+        hs = load_hashset(path)
+    table, dropped, conflicts = _expected(entries)
+    assert hs.format == "csv"
+    assert hs.table == {alg: t for alg, t in table.items() if t}
+    assert (hs.dropped_empty, hs.conflicts, hs.skipped) == (dropped, conflicts, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    entries=st.lists(_entry(["md5", "sha1"], st.one_of(st.none(), st.integers(0, 12))), min_size=1, max_size=30),
+    string_numbers=st.booleans(),
+    cases=st.booleans(),
+)
+def test_vics_round_trip(entries: list, string_numbers: bool, cases: bool) -> None:
+    media = []
+    for alg, digest, category in entries:
+        item: dict[str, object] = {"MD5" if alg == "md5" else "SHA1": digest.hex().upper(), "MediaSize": 10}
+        if category is not None:
+            item["Category"] = str(category) if string_numbers else category
+        media.append(item)
+    if cases:
+        document = {"@odata.context": VICS_2_MEDIA.replace("#Media", "#Cases"),
+                    "value": [{"CaseID": "c1", "Media": media[::2]}, {"CaseID": "c2", "Media": media[1::2]}]}
+        ordered = entries[::2] + entries[1::2]
+    else:
+        document = {"odata.metadata": "http://github.com/ICMEC/ProjectVic/DataModels/1.3.xml#Media", "value": media}
+        ordered = entries
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gen.json"
+        path.write_text(json.dumps(document))
+        hs = load_hashset(path)
+    table, dropped, conflicts = _expected(
+        [(alg, digest, None if c is None else str(c)) for alg, digest, c in ordered]
+    )
+    assert hs.format == "vics"
+    assert hs.table == {alg: t for alg, t in table.items() if t}
+    assert (hs.dropped_empty, hs.conflicts, hs.skipped) == (dropped, conflicts, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=2048), format_id=st.sampled_from([None, *FORMATS]), lenient=st.booleans())
+def test_random_bytes_only_raise_hash_set_error(data: bytes, format_id: str | None, lenient: bool) -> None:
+    _load_or_hash_set_error(data, format_id, lenient)
+
+
+# Text built from the characters the formats care about reaches much deeper into the parsers.
+_PIECES = st.sampled_from(
+    ["%%%% HASHDEEP-1.0\n", "%%%% size,md5,filename\n", '"SHA-1","MD5","FileName","FileSize"\n',
+     "md5,sha1,category\n", '{"@odata.context":"x#Media","value":[', '{"MD5":', '"SHA1":', '"Category":',
+     '"MediaSize":', "}", "]", "[", ",", ";", "\t", '"', "\n", "\r\n", "#", "\\", "MD5 (", ") = ", " *", "  ",
+     "0", "a", "F", "g", "\ufeff", "null", "1.5", "-1", "true", hashlib.md5(b"x").hexdigest(),
+     hashlib.sha1(b"x").hexdigest(), hashlib.sha256(b"x").hexdigest(), "\x00", "\xff"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pieces=st.lists(_PIECES, max_size=60),
+    format_id=st.sampled_from([None, *FORMATS]),
+    lenient=st.booleans(),
+    encoding=st.sampled_from(["utf-8", "utf-16", "latin-1"]),
+)
+def test_structured_noise_only_raises_hash_set_error(
+    pieces: list[str], format_id: str | None, lenient: bool, encoding: str
+) -> None:
+    _load_or_hash_set_error("".join(pieces).encode(encoding, "replace"), format_id, lenient)
+
+
+def _load_or_hash_set_error(data: bytes, format_id: str | None, lenient: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "noise.bin"
+        path.write_bytes(data)
+        try:
+            hs = load_hashset(path, format=format_id, lenient=lenient)
+        except HashSetError as exc:
+            assert str(path) in str(exc) or "format" in str(exc)
+            return
+        assert hs.sha256 == hashlib.sha256(data).hexdigest()
+        assert not lenient or hs.skipped >= 0
