@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 SCHEMA_VERSION = "1.0.0"
@@ -63,13 +64,21 @@ def iso_time(seconds: int | None, nanos: int | None = 0) -> str | None:
     """TSK time (seconds + nanoseconds since the epoch) as ISO 8601 UTC; 0 means unset."""
     if not seconds:
         return None
-    try:
-        text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    except (OverflowError, OSError, ValueError):
+    text = _iso_seconds(seconds)
+    if text is None:
         return None
     if nanos:
-        text += f".{nanos:09d}".rstrip("0")
+        return f"{text}.{nanos:09d}".rstrip("0") + "Z"
     return text + "Z"
+
+
+@lru_cache(maxsize=65536)
+def _iso_seconds(seconds: int) -> str | None:
+    """Cached: files of one volume share many timestamps, and formatting is a hot path."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def utc_now() -> str:

@@ -18,9 +18,9 @@ from triage.records import FileRecord, ReadTarget, iso_time
 MAX_DEPTH = 128  # TSK's own recursion bound
 ORPHAN_DIR = "$OrphanFiles"
 
-_DIR_META = (pytsk3.TSK_FS_META_TYPE_DIR, pytsk3.TSK_FS_META_TYPE_VIRT_DIR)
-_DIR_NAME = (pytsk3.TSK_FS_NAME_TYPE_DIR, pytsk3.TSK_FS_NAME_TYPE_VIRT_DIR,
-             pytsk3.TSK_FS_NAME_TYPE_UNDEF)
+_DIR_META = (int(pytsk3.TSK_FS_META_TYPE_DIR), int(pytsk3.TSK_FS_META_TYPE_VIRT_DIR))
+_DIR_NAME = (int(pytsk3.TSK_FS_NAME_TYPE_DIR), int(pytsk3.TSK_FS_NAME_TYPE_VIRT_DIR),
+             int(pytsk3.TSK_FS_NAME_TYPE_UNDEF))
 _NTFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_DATA)
 _NTFS_IDXROOT = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_IDXROOT)
 _NTFS_BADCLUS = 8  # MFT entry of $BadClus
@@ -74,98 +74,129 @@ def walk_volume(
         subdirs: list[tuple[int, str, frozenset[int], bool]] = []
         try:
             for f in directory:
-                name_info = f.info.name
+                info = f.info
+                name_info = info.name
                 name = _name(name_info.name)
-                if name in (".", ".."):
+                if name == "." or name == "..":
                     continue
-                path = f"{dpath}/{name}"
-                meta = f.info.meta
-                if meta is None and in_orphans:
-                    f, meta = _orphan_meta(fs, f, name_info)
-                orphan = in_orphans
-                if dpath == "" and name == ORPHAN_DIR and meta is not None and \
-                        meta.type == pytsk3.TSK_FS_META_TYPE_VIRT_DIR:
+                e = _Entry(f, name_info, info.meta, f"{dpath}/{name}", in_orphans)
+                if e.meta is None and in_orphans:
+                    e.load_orphan_meta(fs)
+                if dpath == "" and name == ORPHAN_DIR and e.meta_type == _VIRT_DIR:
                     if options.include_orphans:
-                        subdirs.append((meta.addr, path, ancestors | {meta.addr}, True))
+                        subdirs.append((e.meta_addr, e.path, ancestors | {e.meta_addr}, True))
                     continue
-                if orphan:
+                if in_orphans:
                     if stats.orphans >= options.max_orphans:
                         stats.orphans_truncated = True
                         break
                     stats.orphans += 1
-                if _should_recurse(f, name_info, meta):
-                    child = meta.addr
-                    if child in ancestors:
+                if e.should_recurse():
+                    if e.meta_addr in ancestors:
                         stats.loops += 1
                     elif len(ancestors) < MAX_DEPTH:
-                        subdirs.append((child, path, ancestors | {child}, orphan))
-                yield from _records(f, name_info, meta, path, evidence, volume_offset, fs_type,
-                                    is_ntfs, orphan)
+                        subdirs.append((e.meta_addr, e.path, ancestors | {e.meta_addr},
+                                        in_orphans))
+                if is_ntfs:
+                    yield from _ntfs_records(e, evidence, volume_offset, fs_type)
+                elif e.meta is None:
+                    if e.name_type == _REG_NAME:
+                        yield e.record(evidence, volume_offset, fs_type, str(e.addr), None, None,
+                                       error=NO_META)
+                elif e.regular:
+                    yield e.record(evidence, volume_offset, fs_type, str(e.addr), e.size,
+                                   ReadTarget(e.addr))
         except OSError as e:
             stats.errors.append(f"error while listing {dpath or '/'}: {_msg(e)}")
         stack.extend(reversed(subdirs))
 
 
-def _orphan_meta(fs: pytsk3.FS_Info, f: pytsk3.File, name_info):
-    """Orphan names carry no sequence number, so TSK leaves their metadata unloaded; fls loads
-    it by address, and so do we (the orphan *is* that metadata entry)."""
-    try:
-        g = fs.open_meta(inode=int(name_info.meta_addr))
-    except OSError:
-        return f, None
-    return g, g.info.meta
+NO_META = "no metadata: name only (deleted entry)"
+_REG_NAME = int(pytsk3.TSK_FS_NAME_TYPE_REG)
+_REG_META = int(pytsk3.TSK_FS_META_TYPE_REG)
+_VIRT_DIR = int(pytsk3.TSK_FS_META_TYPE_VIRT_DIR)
+_NAME_ALLOC = int(pytsk3.TSK_FS_NAME_FLAG_ALLOC)
+_NAME_UNALLOC = int(pytsk3.TSK_FS_NAME_FLAG_UNALLOC)
+_META_UNALLOC = int(pytsk3.TSK_FS_META_FLAG_UNALLOC)
 
 
-def _should_recurse(f: pytsk3.File, name_info, meta) -> bool:
-    if meta is None or meta.type not in _DIR_META or name_info.type not in _DIR_NAME:
-        return False
-    name_alloc = bool(int(name_info.flags) & pytsk3.TSK_FS_NAME_FLAG_ALLOC)
-    meta_unalloc = bool(int(meta.flags) & pytsk3.TSK_FS_META_FLAG_UNALLOC)
-    return name_alloc or meta_unalloc  # a deleted name pointing at live metadata: reallocated
+class _Entry:
+    """One directory entry with TSK's enums read once as plain ints (pytsk3 access is slow)."""
 
+    __slots__ = ("file", "meta", "path", "orphan", "addr", "name_type", "name_flags",
+                 "meta_type", "meta_flags", "meta_addr", "size")
 
-def _records(f, name_info, meta, path, evidence, volume_offset, fs_type, is_ntfs, orphan):
-    is_reg_name = name_info.type == pytsk3.TSK_FS_NAME_TYPE_REG
-    is_reg_meta = meta is not None and meta.type == pytsk3.TSK_FS_META_TYPE_REG
-    name_unalloc = bool(int(name_info.flags) & pytsk3.TSK_FS_NAME_FLAG_UNALLOC)
-    meta_unalloc = meta is not None and bool(int(meta.flags) & pytsk3.TSK_FS_META_FLAG_UNALLOC)
-    addr = int(name_info.meta_addr)
+    def __init__(self, f: pytsk3.File, name_info, meta, path: str, orphan: bool) -> None:
+        self.file, self.path, self.orphan = f, path, orphan
+        self.addr = int(name_info.meta_addr)
+        self.name_type = int(name_info.type)
+        self.name_flags = int(name_info.flags)
+        self._set_meta(meta)
 
-    def record(inode: str, size: int | None, target: ReadTarget | None, suffix: str = "",
+    def _set_meta(self, meta) -> None:
+        self.meta = meta
+        if meta is None:
+            self.meta_type = self.meta_flags = self.meta_addr = self.size = 0
+        else:
+            self.meta_type, self.meta_flags = int(meta.type), int(meta.flags)
+            self.meta_addr, self.size = int(meta.addr), int(meta.size)
+
+    def load_orphan_meta(self, fs: pytsk3.FS_Info) -> None:
+        """Orphan names carry no sequence number, so TSK leaves their metadata unloaded; fls
+        loads it by address, and so do we (the orphan *is* that metadata entry)."""
+        try:
+            self.file = fs.open_meta(inode=self.addr)
+        except OSError:
+            return
+        self._set_meta(self.file.info.meta)
+
+    @property
+    def regular(self) -> bool:
+        return self.name_type == _REG_NAME or self.meta_type == _REG_META
+
+    def should_recurse(self) -> bool:
+        """TSK's rule: name and metadata both say directory, and not a reallocated entry."""
+        if self.meta_type not in _DIR_META or self.name_type not in _DIR_NAME:
+            return False
+        return bool(self.name_flags & _NAME_ALLOC) or bool(self.meta_flags & _META_UNALLOC)
+
+    def record(self, evidence: str, volume_offset: int, fs_type: str, inode: str,
+               size: int | None, target: ReadTarget | None, suffix: str = "",
                error: str | None = None) -> FileRecord:
+        name_unalloc = bool(self.name_flags & _NAME_UNALLOC)
+        meta_unalloc = bool(self.meta_flags & _META_UNALLOC)
         r = FileRecord(
-            evidence=evidence, volume_offset=volume_offset, fs_type=fs_type,
-            path=path + suffix, inode=inode, size=size,
-            deleted=name_unalloc or meta_unalloc, orphan=orphan,
-            realloc=name_unalloc and meta is not None and not meta_unalloc,
+            evidence, volume_offset, fs_type, self.path + suffix, inode, size,
+            name_unalloc or meta_unalloc, self.orphan,
+            name_unalloc and self.meta is not None and not meta_unalloc,
             error=error, target=target,
         )
-        if meta is not None:
-            r.mtime = iso_time(meta.mtime, getattr(meta, "mtime_nano", 0))
-            r.atime = iso_time(meta.atime, getattr(meta, "atime_nano", 0))
-            r.ctime = iso_time(meta.ctime, getattr(meta, "ctime_nano", 0))
-            r.crtime = iso_time(meta.crtime, getattr(meta, "crtime_nano", 0))
+        m = self.meta
+        if m is not None:
+            r.mtime = iso_time(m.mtime, m.mtime_nano)
+            r.atime = iso_time(m.atime, m.atime_nano)
+            r.ctime = iso_time(m.ctime, m.ctime_nano)
+            r.crtime = iso_time(m.crtime, m.crtime_nano)
         return r
 
-    if meta is None:
-        if is_reg_name:
-            yield record(str(addr), None, None, error="no metadata: name only (deleted entry)")
-        return
-    if is_ntfs:
-        yield from _ntfs_records(f, record, addr, is_reg_name or is_reg_meta)
-        return
-    if is_reg_name or is_reg_meta:
-        yield record(str(addr), int(meta.size), ReadTarget(addr))
 
-
-def _ntfs_records(f, record, addr: int, regular: bool):
-    emitted = False
+def _ntfs_records(e: _Entry, evidence: str, volume_offset: int, fs_type: str
+                  ) -> Iterator[FileRecord]:
+    if e.meta is None:
+        if e.name_type == _REG_NAME:
+            yield e.record(evidence, volume_offset, fs_type, str(e.addr), None, None,
+                           error=NO_META)
+        return
+    regular = e.regular
     try:
-        attrs = [(int(a.info.type), int(a.info.id), a.info.name, int(a.info.size)) for a in f]
-    except OSError as e:
+        attrs = [(int(a.info.type), int(a.info.id), a.info.name, int(a.info.size))
+                 for a in e.file]
+    except OSError as err:
         if regular:
-            yield record(str(addr), None, None, error=f"cannot list attributes: {_msg(e)}")
+            yield e.record(evidence, volume_offset, fs_type, str(e.addr), None, None,
+                           error=f"cannot list attributes: {_msg(err)}")
         return
+    emitted = False
     for atype, aid, aname, asize in attrs:
         stream = _name(aname)
         if atype == _NTFS_DATA:
@@ -179,14 +210,17 @@ def _ntfs_records(f, record, addr: int, regular: bool):
         else:
             continue
         emitted = True
-        inode, suffix = f"{addr}-{atype}-{aid}", f":{stream}" if stream else ""
-        if addr == _NTFS_BADCLUS and stream == "$Bad":
+        inode, suffix = f"{e.addr}-{atype}-{aid}", f":{stream}" if stream else ""
+        if e.addr == _NTFS_BADCLUS and stream == "$Bad":
             # sized like the whole volume, fully sparse: nothing to read, never hash terabytes
-            yield record(inode, asize, None, suffix, error="not read: sparse bad-cluster map")
+            yield e.record(evidence, volume_offset, fs_type, inode, asize, None, suffix,
+                           error="not read: sparse bad-cluster map")
             continue
-        yield record(inode, asize, ReadTarget(addr, atype, aid), suffix)
+        yield e.record(evidence, volume_offset, fs_type, inode, asize,
+                       ReadTarget(e.addr, atype, aid), suffix)
     if regular and not emitted:
-        yield record(str(addr), None, None, error="no data attribute")
+        yield e.record(evidence, volume_offset, fs_type, str(e.addr), None, None,
+                       error="no data attribute")
 
 
 def _msg(e: BaseException) -> str:
