@@ -113,6 +113,9 @@ def scan(
     lenient: Annotated[bool, typer.Option("--lenient", help="Skip and count malformed hash-set lines instead of failing.")] = False,
     no_orphans: Annotated[bool, typer.Option("--no-orphans", help="Skip TSK's $OrphanFiles.")] = False,
     max_orphans: Annotated[int, typer.Option("--max-orphans", help="Stop listing orphan files of a volume after N.")] = 1_000_000,
+    case: Annotated[str | None, typer.Option("--case", help="Case reference (free text).")] = None,
+    examiner: Annotated[str | None, typer.Option("--examiner", help="Examiner name (free text).")] = None,
+    exhibit: Annotated[str | None, typer.Option("--exhibit", help="Exhibit reference (free text).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary table.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout instead of the table.")] = False,
 ) -> int:
@@ -120,7 +123,8 @@ def scan(
     config = ScanConfig(
         evidence=list(evidence), hashsets=list(hashset), known_good=list(known_good), out=out,
         algorithms=tuple(algorithms.split(",")), workers=workers, force=force, lenient=lenient,
-        include_orphans=not no_orphans, max_orphans=max_orphans, argv=list(sys.argv),
+        include_orphans=not no_orphans, max_orphans=max_orphans, case=case, examiner=examiner,
+        exhibit=exhibit, argv=list(sys.argv),
     )
     show = _env.interactive and not quiet and not json_out
     console = Console(file=_env.stderr)

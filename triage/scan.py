@@ -43,6 +43,9 @@ class ScanConfig:
     lenient: bool = False
     include_orphans: bool = True
     max_orphans: int = 1_000_000
+    case: str | None = None  # free-text provenance, recorded in every output
+    examiner: str | None = None
+    exhibit: str | None = None
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
 
 
@@ -252,6 +255,7 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
     started = utc_now()
     summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "complete": False, "tool": tool_versions(),
+        "case": {"case": config.case, "examiner": config.examiner, "exhibit": config.exhibit},
         "host": socket.gethostname(), "command": config.argv, "started": started,
         "finished": None,
         "options": {"algorithms": list(algorithms), "workers": config.workers,
