@@ -1,0 +1,57 @@
+"""Derived reports of a run, rendered from files.jsonl + summary.json only (never the evidence).
+
+``FORMATS`` maps a format name to its writer; ``render_all`` is what the scan calls at its end
+and what ``triage report`` calls to re-render. files.jsonl and summary.json themselves are
+written by the scan; they are listed in ``SCAN_FORMATS`` so ``--formats`` can name them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from triage.errors import UsageError
+from triage.reports import dfxml, hits_csv, html
+from triage.reports._run import ReportError, load_summary
+
+__all__ = ["FORMATS", "SCAN_FORMATS", "ReportError", "parse_formats", "render_all"]
+
+Writer = Callable[[Path, dict[str, Any]], Path]
+
+FORMATS: dict[str, Writer] = {
+    "csv": hits_csv.write,
+    "html": html.write,
+    "dfxml": dfxml.write,
+}
+# Written by the scan itself, always; accepted in --formats so a list can name every output.
+SCAN_FORMATS = ("jsonl", "json")
+# Also accepted: the output file names.
+ALIASES = {hits_csv.NAME: "csv", html.NAME: "html", dfxml.NAME: "dfxml",
+           "files.jsonl": "jsonl", "summary.json": "json"}
+
+
+def parse_formats(formats: str | Iterable[str] | None) -> list[str]:
+    """'csv,html' / ['hits.csv'] / None (= all) -> writer names in registry order."""
+    if formats is None:
+        return list(FORMATS)
+    items = formats.split(",") if isinstance(formats, str) else list(formats)
+    names = {ALIASES.get(x.strip().lower(), x.strip().lower()) for x in items if x.strip()}
+    if "all" in names:
+        return list(FORMATS)
+    unknown = sorted(n for n in names if n not in FORMATS and n not in SCAN_FORMATS)
+    if unknown:
+        raise UsageError(f"--formats: unknown format {', '.join(unknown)}; choose from "
+                         f"{','.join([*FORMATS, *SCAN_FORMATS])} or all")
+    return [n for n in FORMATS if n in names]
+
+
+def render_all(run_dir: Path, formats: Iterable[str] | None = None) -> list[Path]:
+    """Write the requested derived reports (default: all) into ``run_dir``; return their paths.
+
+    Each writer streams files.jsonl, so memory stays bounded however many records there are;
+    each file is replaced atomically, so a failed render leaves the previous one intact.
+    """
+    run_dir = Path(run_dir)
+    summary = load_summary(run_dir)
+    return [FORMATS[name](run_dir, summary) for name in parse_formats(formats)]

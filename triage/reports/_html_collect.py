@@ -1,0 +1,66 @@
+"""One streaming pass over files.jsonl gathering what report.html shows, in bounded memory.
+
+Hits are kept per category up to ``hit_cap`` each (the most severe categories are shown first
+and completely unless huge); files not read up to ``error_cap``; the rest is only counted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from triage.categories import is_known_bad
+from triage.reports._run import iter_records
+
+HIT_CAP = 1000  # hits listed per category
+ERROR_CAP = 500  # files-not-read listed
+REASON_CAP = 100  # distinct error reasons counted separately
+
+HIT_KEYS = ("evidence", "volume_offset", "path", "inode", "size", "deleted", "orphan", "realloc",
+            "mtime", "atime", "ctime", "crtime", "category", "matches")
+
+
+@dataclass
+class Collected:
+    files: int = 0
+    categories: Counter[str] = field(default_factory=Counter)
+    hits: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    hits_total: Counter[str] = field(default_factory=Counter)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    errors_total: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+def reason(error: str) -> str:
+    """Group error messages: the part before the first ':' is the kind of failure."""
+    head = error.split(":", 1)[0].strip()
+    return head[:120] or "error"
+
+
+def collect(run_dir: Path, algorithms: tuple[str, ...], hit_cap: int = HIT_CAP,
+            error_cap: int = ERROR_CAP) -> Collected:
+    c = Collected()
+    keep = HIT_KEYS + algorithms
+    for r in iter_records(run_dir):
+        c.files += 1
+        cat = r.get("category")
+        if cat is not None:
+            c.categories[cat] += 1
+        if is_known_bad(cat):
+            c.hits_total[cat] += 1
+            bucket = c.hits.setdefault(cat, [])
+            if len(bucket) < hit_cap:
+                bucket.append({k: r.get(k) for k in keep})
+        if r.get("error"):
+            c.errors_total += 1
+            why = reason(str(r["error"]))
+            if why in c.reasons or len(c.reasons) < REASON_CAP:
+                c.reasons[why] += 1
+            else:
+                c.reasons["(other reasons)"] += 1
+            if len(c.errors) < error_cap:
+                c.errors.append({k: r.get(k) for k in ("evidence", "volume_offset", "path",
+                                                       "inode", "size", "deleted", "error")})
+    return c

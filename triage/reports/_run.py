@@ -1,0 +1,80 @@
+"""Reading a finished (or interrupted) run folder: summary.json whole, files.jsonl streamed.
+
+Reports are rendered from these two files only, never from the evidence, so ``triage report``
+can re-render years later on a machine that has no access to the images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from triage.errors import TriageError, UsageError
+from triage.records import DEFAULT_ALGORITHMS, ALGORITHMS
+
+FILES = "files.jsonl"
+SUMMARY = "summary.json"
+
+
+class ReportError(TriageError):
+    """A run folder whose files.jsonl or summary.json cannot be read as the scan wrote them."""
+
+
+def load_summary(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / SUMMARY
+    if not path.is_file():
+        raise UsageError(f"{run_dir}: not a triage run folder (no {SUMMARY})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ReportError(f"{path}: cannot read: {e}") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path}: not a JSON object")
+    return data
+
+
+def iter_records(run_dir: Path) -> Iterator[dict[str, Any]]:
+    """One dict per line of files.jsonl; constant memory whatever the number of records."""
+    path = run_dir / FILES
+    if not path.is_file():
+        return
+    try:
+        with open(path, encoding="utf-8", newline="\n") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield json.loads(line)
+                except ValueError as e:
+                    if not line.endswith("\n"):
+                        return  # a scan killed mid-write leaves a torn last line: stop there
+                    raise ReportError(f"{path}:{n}: not a JSON record: {e}") from None
+    except OSError as e:
+        raise ReportError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def algorithms(summary: dict[str, Any]) -> tuple[str, ...]:
+    """Hash columns of derived reports: md5/sha1/sha256 always, plus any other the run used."""
+    used = set(summary.get("options", {}).get("algorithms") or ()) | set(DEFAULT_ALGORITHMS)
+    return tuple(a for a in ALGORITHMS if a in used)
+
+
+@contextmanager
+def atomic_text(path: Path, encoding: str = "utf-8") -> Iterator[TextIO]:
+    """Write beside ``path`` and rename at the end: a reader never sees half a report, and a
+    failed re-render leaves the previous report in place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w", encoding=encoding, newline="") as fh:
+            yield fh
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ReportError(f"{path}: cannot write ({e.strerror or e})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,170 @@
+"""files.dfxml: the records as Digital Forensics XML, the format of fiwalk.
+
+Core elements follow the DFXML schema's order (fileobject: filename, partition, id, name_type,
+filesize, unalloc, alloc_inode/alloc_name, orphan, inode, mtime, ctime, atime, crtime,
+hashdigest); what DFXML has no element for (evidence, volume offset, NTFS attribute, category,
+matches, errors, xxh128, case) are extension elements in the ``triage`` namespace at the end
+of their parent. Fileobjects sit directly under ``<dfxml>`` in files.jsonl order (the scan
+finishes files of different volumes interleaved); each names its volume by ``<partition>``
+and ``triage:volume_offset``. The ``<volume>`` elements up front describe every volume,
+including those not examined. Names are ``escape``d, so no XML-invalid character (control,
+lone surrogate) can make the file ill-formed; raw bytes stay recoverable.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape as xml_text
+from xml.sax.saxutils import quoteattr
+
+from triage.reports._escape import escape
+from triage.reports._run import atomic_text, iter_records
+from triage.reports.labels import label
+
+NAME = "files.dfxml"
+DFXML_NS = "http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML"
+DC_NS = "http://purl.org/dc/elements/1.1/"
+TRIAGE_NS = "https://github.com/triage/ns/1"
+DFXML_VERSION = "1.2.0"
+DFXML_HASHES = ("md5", "sha1", "sha256")  # the digest types DFXML defines; others: triage:
+
+
+def _t(value: Any) -> str:
+    """Element text: escaped name rules first, then XML escaping."""
+    return xml_text(escape(str(value)))
+
+
+def _a(value: Any) -> str:
+    return quoteattr(escape(str(value)))
+
+
+def _el(tag: str, value: Any, indent: str = "    ") -> str:
+    return f"{indent}<{tag}>{_t(value)}</{tag}>\n"
+
+
+def _head(summary: dict[str, Any]) -> Iterator[str]:
+    tool = summary.get("tool") or {}
+    case = summary.get("case") or {}
+    yield '<?xml version="1.0" encoding="UTF-8"?>\n'
+    yield (f"<dfxml xmlns={quoteattr(DFXML_NS)} xmlns:dc={quoteattr(DC_NS)} "
+           f"xmlns:triage={quoteattr(TRIAGE_NS)} version={quoteattr(DFXML_VERSION)}>\n")
+    yield "  <metadata>\n    <dc:type>Hash list</dc:type>\n"
+    for key in ("case", "examiner", "exhibit"):
+        if case.get(key) is not None:
+            yield _el(f"triage:{key}", case[key])
+    yield _el("triage:schema_version", summary.get("schema_version", ""))
+    yield _el("triage:complete", 1 if summary.get("complete") else 0)
+    yield "  </metadata>\n"
+    yield '  <creator version="1.0">\n'
+    yield _el("program", tool.get("name", "triage"))
+    yield _el("version", tool.get("version", ""))
+    yield "    <build_environment>\n"
+    for name, version in tool.items():
+        if name not in ("name", "version"):
+            yield f"      <library name={_a(name)} version={_a(version)}/>\n"
+    yield "    </build_environment>\n    <execution_environment>\n"
+    if summary.get("host"):
+        yield _el("host", summary["host"], "      ")
+    yield _el("command_line", shlex.join(summary.get("command") or []), "      ")
+    if summary.get("started"):
+        yield _el("start_time", summary["started"], "      ")
+    yield "    </execution_environment>\n  </creator>\n  <source>\n"
+    for ev in summary.get("evidence") or []:
+        yield _el("image_filename", ev.get("path", ""))
+    yield "  </source>\n"
+    for ev in summary.get("evidence") or []:
+        for v in ev.get("volumes") or []:
+            yield from _volume(ev, v)
+
+
+def _volume(ev: dict[str, Any], v: dict[str, Any]) -> Iterator[str]:
+    yield f"  <volume offset={quoteattr(str(v.get('offset', 0)))}>\n"
+    if v.get("offset"):  # partition_offset is a positiveInteger: omitted for offset 0
+        yield _el("partition_offset", v["offset"])
+    if v.get("fs_type"):
+        yield _el("ftype_str", v["fs_type"])
+    yield _el("triage:evidence", ev.get("path", ""))
+    yield _el("triage:status", v.get("status", ""))
+    if v.get("error"):
+        yield _el("triage:error", v["error"])
+    yield "  </volume>\n"
+
+
+def partition_numbers(summary: dict[str, Any]) -> dict[tuple[str, int], int]:
+    """(evidence, volume offset) -> DFXML ``partition``: 1-based order in that evidence."""
+    out: dict[tuple[str, int], int] = {}
+    for ev in summary.get("evidence") or []:
+        for i, v in enumerate(ev.get("volumes") or [], 1):
+            out[(ev.get("path", ""), v.get("offset", 0))] = i
+    return out
+
+
+def _alloc(r: dict[str, Any]) -> Iterator[str]:
+    if not r.get("deleted"):
+        yield "    <alloc_inode>1</alloc_inode>\n    <alloc_name>1</alloc_name>\n"
+    elif r.get("realloc"):  # deleted name, metadata since given to another file
+        yield "    <alloc_inode>1</alloc_inode>\n    <alloc_name>0</alloc_name>\n"
+    else:
+        yield "    <unalloc>1</unalloc>\n    <alloc_inode>0</alloc_inode>\n"
+    if r.get("orphan"):
+        yield "    <orphan>1</orphan>\n"
+
+
+def fileobject(r: dict[str, Any], n: int, partitions: dict[tuple[str, int], int],
+               algs: list[str]) -> str:
+    path = str(r.get("path") or "")
+    inode = str(r.get("inode") or "")
+    addr, _, attr = inode.partition("-")
+    parts = ["  <fileobject>\n", _el("filename", path[1:] if path.startswith("/") else path)]
+    part = partitions.get((r.get("evidence", ""), r.get("volume_offset", 0)))
+    if part:
+        parts.append(_el("partition", part))
+    parts += [_el("id", n), "    <name_type>r</name_type>\n"]
+    if r.get("size") is not None:
+        parts.append(_el("filesize", r["size"]))
+    parts += list(_alloc(r))
+    if addr.isdigit():
+        parts.append(_el("inode", addr))
+    for t in ("mtime", "ctime", "atime", "crtime"):
+        if r.get(t):
+            parts.append(_el(t, r[t]))
+    others = []
+    for alg in algs:
+        if r.get(alg):
+            target = parts if alg in DFXML_HASHES else others
+            ns = "" if alg in DFXML_HASHES else "triage:"
+            target.append(f"    <{ns}hashdigest type={quoteattr(alg)}>{_t(r[alg])}"
+                          f"</{ns}hashdigest>\n")
+    parts += [_el("triage:evidence", r.get("evidence", "")),
+              _el("triage:volume_offset", r.get("volume_offset", 0)),
+              _el("triage:fs_type", r.get("fs_type", ""))]
+    if attr or not addr.isdigit():
+        parts.append(_el("triage:inode", inode))
+    parts += others
+    if r.get("category") is not None:
+        parts.append(f"    <triage:category label={_a(label(r['category']))}>"
+                     f"{_t(r['category'])}</triage:category>\n")
+    for m in r.get("matches") or []:
+        parts.append(f"    <triage:match hashset={_a(m.get('hashset', ''))} "
+                     f"algorithm={_a(m.get('algorithm', ''))} "
+                     f"category={_a(m.get('category', ''))}/>\n")
+    if r.get("error"):
+        parts.append(_el("triage:error", r["error"]))
+    parts.append("  </fileobject>\n")
+    return "".join(parts)
+
+
+def write(run_dir: Path, summary: dict[str, Any]) -> Path:
+    """Stream files.jsonl into one fileobject per record (constant memory)."""
+    path = run_dir / NAME
+    partitions = partition_numbers(summary)
+    algs = list(summary.get("options", {}).get("algorithms") or DFXML_HASHES)
+    with atomic_text(path) as fh:
+        fh.writelines(_head(summary))
+        for n, record in enumerate(iter_records(run_dir), 1):
+            fh.write(fileobject(record, n, partitions, algs))
+        fh.write("</dfxml>\n")
+    return path

@@ -1,0 +1,69 @@
+"""hits.csv: one row per known-bad file, for the examiner's spreadsheet.
+
+Safety: every text cell is passed through the reversible ``escape`` (no newline, control or
+bidi character survives; undecodable bytes become ``\\xHH``), and a cell that a spreadsheet
+would read as a formula (first character ``= + - @``, tab or CR) gets a leading ``'``.
+UTF-8 with a byte-order mark so that spreadsheets pick the right encoding; CRLF line ends.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from triage.categories import is_known_bad
+from triage.reports._escape import escape
+from triage.reports._run import algorithms, atomic_text, iter_records
+from triage.reports.labels import label
+
+NAME = "hits.csv"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+TIMES = ("mtime", "atime", "ctime", "crtime")
+
+
+def columns(algs: Iterable[str]) -> list[str]:
+    return ["category", "label", "hashsets", "path", "evidence", "volume_offset", "inode",
+            "size", "deleted", *TIMES, *algs]
+
+
+def safe_cell(value: Any) -> str:
+    """The text of one cell: escaped, and defused when it could start a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = escape(str(value))
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def matched_sets(matches: list[dict[str, Any]]) -> str:
+    """'caid (A); projectvic (1)': each set once, with what that set says."""
+    seen: dict[tuple[str, str], None] = {}
+    for m in matches:
+        seen[(str(m.get("hashset")), str(m.get("category")))] = None
+    return "; ".join(f"{name} ({cat})" for name, cat in seen)
+
+
+def row(record: dict[str, Any], algs: Iterable[str]) -> list[str]:
+    cells: list[Any] = [record.get("category"), label(record.get("category")),
+                        matched_sets(record.get("matches") or []), record.get("path"),
+                        record.get("evidence"), record.get("volume_offset"), record.get("inode"),
+                        record.get("size"), record.get("deleted")]
+    cells += [record.get(t) for t in TIMES]
+    cells += [record.get(a) for a in algs]
+    return [safe_cell(c) for c in cells]
+
+
+def write(run_dir: Path, summary: dict[str, Any]) -> Path:
+    """Stream files.jsonl once; memory does not grow with the number of records."""
+    algs = algorithms(summary)
+    path = run_dir / NAME
+    with atomic_text(path, "utf-8-sig") as fh:
+        out = csv.writer(fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+        out.writerow(columns(algs))
+        for record in iter_records(run_dir):
+            if is_known_bad(record.get("category")):
+                out.writerow(row(record, algs))
+    return path

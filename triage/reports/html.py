@@ -1,0 +1,295 @@
+"""report.html: the page a supervisor reads and a court may see.
+
+One self-contained file: inline stylesheet, no script, no image, no external reference, and a
+Content-Security-Policy that forbids loading anything, so even an escaping bug could not make
+it fetch or run something. Every value is ``escape``d (hostile names become visible escapes)
+and then HTML-escaped. It shows names, sizes, times and hashes; never content or thumbnails.
+"""
+
+from __future__ import annotations
+
+import html
+import shlex
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from triage.reports._escape import escape
+from triage.reports._html_collect import Collected, collect
+from triage.reports._html_style import CSS
+from triage.reports._run import algorithms, atomic_text
+from triage.reports.labels import label, severity, sort_key
+
+NAME = "report.html"
+EXAMINED = ("scanned", "empty")
+EXIT_MEANING = {
+    0: "finished, no known-bad match", 1: "finished with known-bad matches",
+    2: "usage error or bad input", 3: "evidence could not be opened",
+    4: "finished, but some files or volumes could not be read",
+    130: "interrupted: results are partial",
+}
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; form-action 'none'"
+
+
+def e(value: Any) -> str:
+    """Text for the page: name escaping, then HTML escaping; None shows as an em dash."""
+    if value is None or value == "":
+        return "&mdash;"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return html.escape(escape(str(value)), quote=True)
+
+
+def num(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else e(value)
+
+
+def size(value: Any) -> str:
+    if not isinstance(value, int):
+        return e(value)
+    n, unit = float(value), "bytes"
+    for u in ("KiB", "MiB", "GiB", "TiB"):
+        if n < 1024:
+            break
+        n, unit = n / 1024, u
+    return f"{value:,} bytes" if unit == "bytes" else f"{n:.1f} {unit} ({value:,} bytes)"
+
+
+def kv(rows: Iterable[tuple[str, str]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f'<table class="kv">{body}</table>'
+
+
+def table(head: list[str], rows: Iterable[str], numeric: Iterable[int] = ()) -> str:
+    nums = set(numeric)
+    ths = "".join(f'<th{" class=n" if i in nums else ""}>{html.escape(h)}</th>'
+                  for i, h in enumerate(head))
+    return f"<table><thead><tr>{ths}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def more(shown: int, total: int, where: str) -> str:
+    if total <= shown:
+        return ""
+    return f'<p class="more">{total - shown:,} more, see {html.escape(where)}.</p>'
+
+
+# -- sections ----------------------------------------------------------------------------------
+
+
+def warnings(s: dict[str, Any]) -> list[str]:
+    """What the reader must not miss: what was not (fully) examined."""
+    out = []
+    if not s.get("complete"):
+        why = "interrupted" if s.get("interrupted") else "did not finish"
+        out.append(f"The scan {why}: the results below are partial.")
+    for ev in s.get("evidence") or []:
+        if ev.get("error"):
+            out.append(f"Evidence {e(ev.get('path'))} not examined: {e(ev['error'])}")
+        for v in ev.get("volumes") or []:
+            if v.get("status") not in EXAMINED:
+                out.append(f"Volume at offset {num(v.get('offset'))} of {e(ev.get('path'))} "
+                           f"({e(v.get('description'))}) <b>{e(v.get('status'))}</b>: "
+                           f"{e(v.get('error') or '; '.join(v.get('notes') or []))}")
+    return out
+
+
+def header(s: dict[str, Any], c: Collected) -> Iterator[str]:
+    case = s.get("case") or {}
+    yield "<header><h1>Triage report</h1>"
+    yield kv([("Case", e(case.get("case"))), ("Examiner", e(case.get("examiner"))),
+              ("Exhibit", e(case.get("exhibit"))),
+              ("Evidence", "<br>".join(e(ev.get("path")) for ev in s.get("evidence") or [])),
+              ("Started / finished (UTC)", f"{e(s.get('started'))} / {e(s.get('finished'))}")])
+    hits = (s.get("totals") or {}).get("known_bad_files", sum(c.hits_total.values()))
+    code = s.get("exit_code")
+    cls = "bad" if hits else "ok"
+    yield (f'<div class="banner {cls}"><b>{num(hits)} known-bad file(s)</b> in '
+           f"{num((s.get('totals') or {}).get('files', c.files))} files. Exit code "
+           f"{e(code)}: {e(EXIT_MEANING.get(code, 'unknown'))}.</div>")
+    warn = warnings(s)
+    if warn:
+        items = "".join(f"<li>{w}</li>" for w in warn)
+        yield (f'<div class="banner" id="not-examined"><b class="warn">Not (fully) examined'
+               f"</b><ul>{items}</ul></div>")
+    yield "</header>"
+
+
+def evidence(s: dict[str, Any]) -> Iterator[str]:
+    yield "<section><h2>Evidence</h2>"
+    for ev in s.get("evidence") or []:
+        yield f"<h3 class=wrap>{e(ev.get('path'))}</h3>"
+        segs = ev.get("segments") or []
+        stored = ev.get("stored_hashes") or {}
+        rows = [("Format", e(ev.get("format"))), ("Size", size(ev.get("size"))),
+                ("Segments", f"{len(segs)}: " + ", ".join(e(x) for x in segs[:20])
+                 + (f" &hellip; ({len(segs) - 20:,} more)" if len(segs) > 20 else "")),
+                ("Acquisition hashes stored in the image",
+                 "<br>".join(f'{e(k)}: <span class="mono">{e(v)}</span>'
+                             for k, v in stored.items()) or "none stored"),
+                ("Volume system", e(ev.get("volume_system")))]
+        if ev.get("parent"):
+            rows.append(("Parent image", e(ev["parent"])))
+        if ev.get("error"):
+            rows.append(("Error", f'<span class="bad">{e(ev["error"])}</span>'))
+        yield kv(rows)
+        vols = ev.get("volumes") or []
+        if vols:
+            yield table(["Slot", "Offset", "Length", "Description", "File system", "Status",
+                         "Files", "Errors", "Reason / notes"], (_volume_row(v) for v in vols),
+                        numeric=(1, 2, 6, 7))
+    yield "</section>"
+
+
+def _volume_row(v: dict[str, Any]) -> str:
+    bad = v.get("status") not in EXAMINED
+    note = e(v.get("error") or "; ".join(v.get("notes") or []) or None)
+    status = f'<span class="warn">{e(v.get("status"))} (not examined)</span>' if bad and \
+        v.get("status") != "incomplete" else e(v.get("status"))
+    return (f'<tr{" class=warn" if bad else ""}><td>{e(v.get("slot"))}</td>'
+            f'<td class=n>{num(v.get("offset"))}</td><td class=n>{num(v.get("length"))}</td>'
+            f'<td>{e(v.get("description"))}</td><td>{e(v.get("fs_type"))}</td><td>{status}</td>'
+            f'<td class=n>{num(v.get("files"))}</td><td class=n>{num(v.get("errors"))}</td>'
+            f"<td class=wrap>{note}</td></tr>")
+
+
+def hashsets(s: dict[str, Any]) -> Iterator[str]:
+    yield "<section><h2>Hash sets used</h2>"
+    sets = s.get("hashsets") or []
+    if not sets:
+        yield "<p>No hash set was used.</p>"
+    rows = (f'<tr><td>{e(h.get("name"))}</td><td>{e(h.get("kind"))}</td>'
+            f'<td>{e(h.get("format"))}</td><td class=n>{num(h.get("entries"))}</td>'
+            f'<td>{e(", ".join(h.get("algorithms") or []))}</td>'
+            f'<td class="mono wrap">{e(h.get("sha256"))}</td><td class=wrap>{e(h.get("path"))}'
+            f'</td><td class=n>{num(h.get("skipped_lines"))} / {num(h.get("dropped_empty"))} / '
+            f'{num(h.get("conflicts"))}</td></tr>' for h in sets)
+    if sets:
+        yield table(["Name", "Kind", "Format", "Entries", "Algorithms", "SHA-256 of the file",
+                     "Path", "Skipped / empty / conflicts"], rows, numeric=(3, 7))
+    yield "</section>"
+
+
+def totals(s: dict[str, Any], c: Collected) -> Iterator[str]:
+    t = s.get("totals")
+    yield "<section><h2>Totals</h2>"
+    if t is None:
+        yield "<p class=warn>summary.json has no totals (scan did not finish): counted from files.jsonl.</p>"
+        t = {"files": c.files, "errors": c.errors_total,
+             "known_bad_files": sum(c.hits_total.values())}
+    names = [("files", "Files (and NTFS streams)"), ("bytes_hashed", "Bytes hashed"),
+             ("deleted", "Deleted"), ("errors", "Content not readable"),
+             ("no_content", "Names only (no content to read)"),
+             ("known_bad_files", "Known-bad files")]
+    yield kv((n, num(t[k])) for k, n in names if k in t)
+    cats = s.get("categories") or dict(c.categories)
+    rows = (f'<tr class="{severity(k) if severity(k) == "bad" else ""}"><td>{e(k)}</td>'
+            f"<td>{e(label(k))}</td><td class=n>{num(n)}</td></tr>"
+            for k, n in sorted(cats.items(), key=lambda kv_: sort_key(kv_[0])))
+    yield "<h3>Files per category</h3>"
+    yield table(["Category", "Meaning", "Files"], rows, numeric=(2,))
+    yield "</section>"
+
+
+TIME_LABELS = (("mtime", "m"), ("atime", "a"), ("ctime", "c"), ("crtime", "cr"))
+
+
+def matched(matches: list[dict[str, Any]]) -> str:
+    """'caid: A (md5, sha1)' once per set and category, whatever the number of algorithms."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for m in matches:
+        groups.setdefault((str(m.get("hashset")), str(m.get("category"))), []).append(
+            str(m.get("algorithm")))
+    return "<br>".join(f"{e(name)}: {e(cat)} ({e(', '.join(algs))})"
+                       for (name, cat), algs in groups.items())
+
+
+def _hit_row(i: int, r: dict[str, Any], algs: tuple[str, ...]) -> str:
+    flags = [f for f in ("deleted", "orphan", "realloc") if r.get(f)]
+    where = f'{e(r.get("evidence"))} @ {num(r.get("volume_offset"))}, inode {e(r.get("inode"))}'
+    times = "".join(f"<div>{short:<2} {e(r.get(t))}</div>" for t, short in TIME_LABELS)
+    hashes = "".join(f"<div>{a}: {e(r.get(a))}</div>" for a in algs if r.get(a))
+    return (f'<tr><td class=n>{i}</td><td class=wrap><b>{e(r.get("path"))}</b>'
+            f'<div class=muted>{where}{"; " + ", ".join(flags) if flags else ""}</div></td>'
+            f'<td class=n>{num(r.get("size"))}</td><td class="mono nowrap">{times}</td>'
+            f'<td class="mono nowrap">{hashes}</td><td>{matched(r.get("matches") or [])}</td>'
+            "</tr>")
+
+
+def hits(c: Collected, algs: tuple[str, ...]) -> Iterator[str]:
+    yield '<section class="hits"><h2>Known-bad files</h2>'
+    if not c.hits_total:
+        yield "<p>No file matched a known-bad hash set.</p>"
+    else:
+        yield ("<p class=muted>* m modified, a accessed, c metadata changed, cr created; "
+               "&mdash; not recorded by the file system.</p>")
+    for cat in sorted(c.hits_total, key=sort_key):
+        rows = c.hits[cat]
+        yield (f'<h3><span class="bad">{e(cat)}</span> &ndash; {e(label(cat))}: '
+               f"{num(c.hits_total[cat])} file(s)</h3>")
+        yield table(["#", "Path", "Size", "Times (UTC)*", "Hashes", "Matched sets"],
+                    (_hit_row(i, r, algs) for i, r in enumerate(rows, 1)), numeric=(0, 2))
+        yield more(len(rows), c.hits_total[cat], "hits.csv or files.jsonl")
+    yield "</section>"
+
+
+def errors(c: Collected) -> Iterator[str]:
+    yield "<section><h2>Files whose content was not read</h2>"
+    if not c.errors_total:
+        yield "<p>None: every file's content was read and hashed.</p></section>"
+        return
+    yield table(["Reason", "Files"], (f"<tr><td class=wrap>{e(k)}</td><td class=n>{num(n)}</td>"
+                                      f"</tr>" for k, n in c.reasons.most_common()), numeric=(1,))
+    rows = (f'<tr><td class=wrap>{e(r.get("path"))}<div class=muted>{e(r.get("evidence"))} @ '
+            f'{num(r.get("volume_offset"))}, inode {e(r.get("inode"))}'
+            f'{", deleted" if r.get("deleted") else ""}</div></td>'
+            f'<td class=n>{num(r.get("size"))}</td><td class=wrap>{e(r.get("error"))}</td></tr>'
+            for r in c.errors)
+    yield table(["Path", "Size", "Error"], rows, numeric=(1,))
+    yield more(len(c.errors), c.errors_total, "files.jsonl (records with a non-null error)")
+    yield "</section>"
+
+
+def run_info(s: dict[str, Any]) -> Iterator[str]:
+    tool = s.get("tool") or {}
+    opts = s.get("options") or {}
+    yield "<section><h2>Run</h2>"
+    yield kv([
+        ("Started (UTC)", e(s.get("started"))), ("Finished (UTC)", e(s.get("finished"))),
+        ("Elapsed", f"{e(s.get('elapsed_seconds'))} s"),
+        ("First hit after", f"{e(s.get('first_hit_seconds'))} s"),
+        ("Complete", e(s.get("complete"))), ("Host", e(s.get("host"))),
+        ("Tool and libraries", "<br>".join(f"{e(k)} {e(v)}" for k, v in tool.items())),
+        ("Options", "<br>".join(f"{e(k)}: {e(v if not isinstance(v, list) else ', '.join(map(str, v)))}"
+                                for k, v in opts.items())),
+        ("Command", f'<code class=wrap>{e(shlex.join(s.get("command") or []))}</code>'),
+        ("Schema version", e(s.get("schema_version"))),
+    ])
+    yield "</section>"
+
+
+def render(summary: dict[str, Any], c: Collected, algs: tuple[str, ...]) -> Iterator[str]:
+    case = summary.get("case") or {}
+    title = " ".join(str(x) for x in (case.get("case"), case.get("exhibit")) if x)
+    yield ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+           f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+           '<meta name="referrer" content="no-referrer">'
+           f"<title>Triage report{' ' + e(title) if title else ''}</title>"
+           f"<style>{CSS}</style></head><body>\n")
+    for part in (header(summary, c), evidence(summary), hashsets(summary), totals(summary, c),
+                 hits(c, algs), errors(c), run_info(summary)):
+        yield from part
+        yield "\n"
+    yield ("<footer>Generated by triage from files.jsonl and summary.json. This report lists "
+           "file names, sizes, times and hashes only; it contains no file content and no "
+           "thumbnails. Names are shown with control characters, bidi controls and "
+           "undecodable bytes escaped (\\n, \\u202e, \\xff; a backslash as \\\\).</footer>"
+           "</body></html>\n")
+
+
+def write(run_dir: Path, summary: dict[str, Any]) -> Path:
+    algs = algorithms(summary)
+    collected = collect(run_dir, algs)
+    path = run_dir / NAME
+    with atomic_text(path) as fh:
+        fh.writelines(render(summary, collected, algs))
+    return path

@@ -1,0 +1,197 @@
+"""JSON Schemas (draft 2020-12) of a files.jsonl record and of summary.json.
+
+The record schema is derived from ``triage.records.FILE_FIELDS`` plus the type table below: a
+field added to the record without a type here fails loudly (``schema_error``) instead of being
+silently undocumented. Versioning follows ``SCHEMA_VERSION`` (semver): an additive change (new
+key) bumps the minor, a rename/removal/retype bumps the major; the schemas accept any
+``schema_version`` of the same major.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from triage.records import ALGORITHMS, FILE_FIELDS, SCHEMA_VERSION
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+NS = "https://github.com/triage/ns/1"
+MAJOR = SCHEMA_VERSION.split(".")[0]
+VERSION_PATTERN = rf"^{MAJOR}\.[0-9]+\.[0-9]+$"
+
+HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "xxh128": 32}
+TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z$"
+
+_STR = {"type": "string"}
+_STR_NULL = {"type": ["string", "null"]}
+_COUNT = {"type": "integer", "minimum": 0}
+_TIME_NULL = {"type": ["string", "null"], "pattern": TIME}
+_BOOL = {"type": "boolean"}
+
+MATCH = {
+    "type": "object",
+    "required": ["hashset", "algorithm", "category"],
+    "additionalProperties": False,
+    "properties": {
+        "hashset": {**_STR, "description": "name of the hash set that holds the digest"},
+        "algorithm": {"enum": list(ALGORITHMS)},
+        "category": {**_STR, "description": "what that set says: its category, 'notable' "
+                     "(known-bad set without a category) or 'known-good'"},
+    },
+}
+
+# One entry per FILE_FIELDS key ("<hashes>" excluded: those keys come from ALGORITHMS).
+FIELD_TYPES: dict[str, dict[str, Any]] = {
+    "evidence": {**_STR, "description": "evidence path as given on the command line"},
+    "volume_offset": {**_COUNT, "description": "byte offset of the volume in the evidence"},
+    "fs_type": {**_STR, "description": "file system type (ntfs, fat16, ext4, ...)"},
+    "path": {**_STR, "description": "full path in the volume; undecodable name bytes are lone "
+             "surrogates \\udc80-\\udcff (JSON escapes), i.e. Python surrogateescape"},
+    "inode": {**_STR, "pattern": r"^[0-9]+(-[0-9]+-[0-9]+)?$",
+              "description": "TSK metadata address; on NTFS 'addr-type-id' of the attribute"},
+    "size": {"type": ["integer", "null"], "minimum": 0,
+             "description": "bytes; null when there is no metadata"},
+    "deleted": {**_BOOL, "description": "name or metadata unallocated"},
+    "orphan": {**_BOOL, "description": "found under $OrphanFiles (no name linked to it)"},
+    "realloc": {**_BOOL, "description": "deleted name whose metadata is allocated again: "
+                "times and content belong to the newer file"},
+    "mtime": {**_TIME_NULL, "description": "ISO 8601 UTC; null when unset"},
+    "atime": _TIME_NULL,
+    "ctime": _TIME_NULL,
+    "crtime": _TIME_NULL,
+    "category": {**_STR_NULL, "description": "most severe category of all matches, 'known-good'"
+                 ", 'unknown'; null when the content was not hashed"},
+    "matches": {"type": "array", "items": MATCH},
+    "error": {**_STR_NULL, "description": "why the content was not hashed, else null"},
+}
+
+
+class SchemaDefinitionError(RuntimeError):
+    """FILE_FIELDS and FIELD_TYPES disagree: a programming error, caught by the tests."""
+
+
+def _hash_property(alg: str) -> dict[str, Any]:
+    return {"type": ["string", "null"], "pattern": f"^[0-9a-f]{{{HEX_LENGTHS[alg]}}}$",
+            "description": f"{alg} of the content, lower-case hex; null when not read"}
+
+
+def file_schema(algorithms: tuple[str, ...] | list[str] | None = None) -> dict[str, Any]:
+    """Schema of one files.jsonl line. ``algorithms`` (the run's ``options.algorithms``) makes
+    those hash keys required; without it any subset of the known algorithms is accepted."""
+    fields = [f for f in FILE_FIELDS if f != "<hashes>"]
+    missing = [f for f in fields if f not in FIELD_TYPES]
+    unused = [f for f in FIELD_TYPES if f not in fields]
+    if missing or unused:
+        raise SchemaDefinitionError(f"FILE_FIELDS without a schema type: {missing}; "
+                                    f"types for no field: {unused}")
+    props: dict[str, Any] = {f: FIELD_TYPES[f] for f in fields}
+    props.update({a: _hash_property(a) for a in ALGORITHMS})
+    required = fields + [a for a in ALGORITHMS if algorithms and a in algorithms]
+    return {
+        "$schema": DRAFT,
+        "$id": f"{NS}/files.schema.json",
+        "title": f"triage files.jsonl record (schema {SCHEMA_VERSION})",
+        "description": "One JSON object per line of files.jsonl, one per file (or NTFS stream). "
+                       "Hash keys are present for each algorithm of the run "
+                       "(summary.json options.algorithms).",
+        "type": "object",
+        "required": required,
+        "additionalProperties": False,
+        "properties": props,
+    }
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None, *,
+         extra: bool = False) -> dict[str, Any]:
+    return {"type": "object", "required": list(props) if required is None else required,
+            "additionalProperties": extra, "properties": props}
+
+
+VOLUME = _obj({
+    "offset": _COUNT, "length": _COUNT, "description": _STR, "slot": _STR_NULL,
+    "fs_type": _STR_NULL,
+    "status": {"enum": ["pending", "scanned", "empty", "no-filesystem", "error", "incomplete"],
+               "description": "scanned/empty: examined; anything else: NOT (fully) examined"},
+    "error": _STR_NULL, "files": _COUNT, "errors": _COUNT,
+    "notes": {"type": "array", "items": _STR},
+})
+
+EVIDENCE = _obj({
+    "path": _STR,
+    "error": {**_STR, "description": "present when the evidence could not be opened/examined"},
+    "format": _STR,
+    "segments": {"type": "array", "items": _STR},
+    "size": _COUNT,
+    "parent": _STR_NULL,
+    "stored_hashes": {"type": "object", "additionalProperties": {"type": "string"},
+                      "description": "acquisition hashes stored in the container (E01)"},
+    "volume_system": _STR,
+    "volumes": {"type": "array", "items": VOLUME},
+}, ["path"])
+
+HASHSET = _obj({
+    "name": _STR, "path": _STR, "kind": {"enum": ["known-bad", "known-good"]},
+    "format": _STR, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    "entries": _COUNT, "algorithms": {"type": "array", "items": {"enum": list(ALGORITHMS)}},
+    "skipped_lines": _COUNT, "dropped_empty": _COUNT, "conflicts": _COUNT,
+})
+
+# Written when a scan ends (also when interrupted); absent from the summary of a crashed scan.
+_END_KEYS = ["interrupted", "elapsed_seconds", "evidence", "totals", "categories",
+             "first_hit_seconds", "exit_code"]
+
+
+def summary_schema() -> dict[str, Any]:
+    """Schema of summary.json (written at start with complete=false, rewritten at the end)."""
+    props: dict[str, Any] = {
+        "schema_version": {"type": "string", "pattern": VERSION_PATTERN},
+        "complete": {**_BOOL, "description": "false while running, after a crash or Ctrl-C"},
+        "tool": _obj({"name": _STR, "version": _STR}, extra=True) | {
+            "additionalProperties": {"type": "string"},
+            "description": "triage, pytsk3, tsk, libewf, python versions"},
+        "case": _obj({"case": _STR_NULL, "examiner": _STR_NULL, "exhibit": _STR_NULL}),
+        "host": _STR,
+        "command": {"type": "array", "items": _STR, "description": "argv, exactly"},
+        "started": {"type": "string", "pattern": TIME},
+        "finished": {"type": ["string", "null"], "pattern": TIME},
+        "options": _obj({
+            "algorithms": {"type": "array", "items": {"enum": list(ALGORITHMS)}, "minItems": 1},
+            "workers": {"type": "integer", "minimum": 1},
+            "include_orphans": _BOOL, "max_orphans": _COUNT, "lenient": _BOOL,
+        }, ["algorithms"], extra=True),
+        "hashsets": {"type": "array", "items": HASHSET},
+        "interrupted": _BOOL,
+        "elapsed_seconds": {"type": "number", "minimum": 0},
+        "evidence": {"type": "array", "items": EVIDENCE},
+        "totals": _obj({k: _COUNT for k in ("files", "bytes_hashed", "deleted", "errors",
+                                            "no_content", "known_bad_files")}),
+        "categories": {"type": "object", "additionalProperties": _COUNT},
+        "first_hit_seconds": {"type": ["number", "null"], "minimum": 0},
+        "exit_code": {"type": "integer"},
+    }
+    required = [k for k in props if k not in _END_KEYS]
+    return {
+        "$schema": DRAFT,
+        "$id": f"{NS}/summary.schema.json",
+        "title": f"triage summary.json (schema {SCHEMA_VERSION})",
+        "type": "object",
+        "required": required,
+        "additionalProperties": False,
+        "properties": props,
+        "if": {"properties": {"finished": {"type": "string"}}, "required": ["finished"]},
+        "then": {"required": _END_KEYS},
+    }
+
+
+SCHEMAS = {"files": file_schema, "summary": summary_schema}
+
+
+def schema(name: str) -> dict[str, Any]:
+    if name not in SCHEMAS:
+        raise KeyError(name)
+    return SCHEMAS[name]()
+
+
+def version_compatible(version: str) -> bool:
+    """Can this build read outputs of ``version``? Same major (minor changes are additive)."""
+    return re.match(VERSION_PATTERN, version or "") is not None
