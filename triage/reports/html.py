@@ -257,7 +257,9 @@ def run_info(s: dict[str, Any]) -> Iterator[str]:
         ("Started (UTC)", e(s.get("started"))), ("Finished (UTC)", e(s.get("finished"))),
         ("Elapsed", f"{e(s.get('elapsed_seconds'))} s"),
         ("First hit after", f"{e(s.get('first_hit_seconds'))} s"),
-        ("Complete", e(s.get("complete"))), ("Host", e(s.get("host"))),
+        ("Complete", e(s.get("complete"))),
+        ("Resumed (UTC)", "<br>".join(e(t) for t in s.get("resumed") or []) or "never"),
+        ("Host", e(s.get("host"))),
         ("Tool and libraries", "<br>".join(f"{e(k)} {e(v)}" for k, v in tool.items())),
         ("Options", "<br>".join(f"{e(k)}: {e(v if not isinstance(v, list) else ', '.join(map(str, v)))}"
                                 for k, v in opts.items())),

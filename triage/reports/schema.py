@@ -141,6 +141,10 @@ _END_KEYS = ["interrupted", "elapsed_seconds", "evidence", "totals", "categories
              "first_hit_seconds", "exit_code"]
 
 
+# Keys a newer scan writes that older runs lack: documented, not required.
+_NEWER_KEYS = ["resumed", "evidence_given"]
+
+
 def summary_schema() -> dict[str, Any]:
     """Schema of summary.json (written at start with complete=false, rewritten at the end)."""
     props: dict[str, Any] = {
@@ -154,6 +158,10 @@ def summary_schema() -> dict[str, Any]:
         "command": {"type": "array", "items": _STR, "description": "argv, exactly"},
         "started": {"type": "string", "pattern": TIME},
         "finished": {"type": ["string", "null"], "pattern": TIME},
+        "resumed": {"type": "array", "items": {"type": "string", "pattern": TIME},
+                    "description": "times the run was resumed (--resume), oldest first"},
+        "evidence_given": {"type": "array", "items": _obj({"path": _STR}, extra=True),
+                           "description": "evidence as given on the command line, in order"},
         "options": _obj({
             "algorithms": {"type": "array", "items": {"enum": list(ALGORITHMS)}, "minItems": 1},
             "workers": {"type": "integer", "minimum": 1},
@@ -169,7 +177,7 @@ def summary_schema() -> dict[str, Any]:
         "first_hit_seconds": {"type": ["number", "null"], "minimum": 0},
         "exit_code": {"type": "integer"},
     }
-    required = [k for k in props if k not in _END_KEYS]
+    required = [k for k in props if k not in _END_KEYS + _NEWER_KEYS]
     return {
         "$schema": DRAFT,
         "$id": f"{NS}/summary.schema.json",
