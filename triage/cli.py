@@ -26,9 +26,9 @@ from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, Time
 from rich.table import Table
 
 import triage
-from triage.categories import KNOWN_GOOD, UNKNOWN, is_known_bad, severity_key
-from triage.errors import ExitCode, TriageError
-from triage.scan import ProgressSink, ScanConfig, run_scan
+from triage.categories import KNOWN_GOOD, is_known_bad, severity_key
+from triage.errors import ExitCode, TriageError, UsageError
+from triage.scan import ProgressSink, ScanConfig, resume_config, run_scan
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 finished, no known-bad match; 1 finished with known-bad matches; "
@@ -101,15 +101,19 @@ def _root(version: Annotated[bool, typer.Option("--version", is_eager=True,
 
 @app.command(epilog=EXIT_CODES_HELP)
 def scan(
-    evidence: Annotated[list[str], typer.Argument(metavar="EVIDENCE...", show_default=False,
-                        help="Disk images (raw/dd, split raw first segment, E01, VHD/VHDX, "
-                             "VMDK, QCOW2) or block devices.")],
+    evidence: Annotated[list[str] | None, typer.Argument(
+        metavar="EVIDENCE...", show_default=False,
+        help="Disk images (raw/dd, split raw first segment, E01, VHD/VHDX, VMDK, QCOW2) or "
+             "block devices.")] = None,
     hashset: Annotated[list[str], typer.Option("--hashset", help="Known-bad hash set (repeat).")] = [],  # noqa: B006
     known_good: Annotated[list[str], typer.Option("--known-good", help="Known-good hash set (repeat).")] = [],  # noqa: B006
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: triage-<evidence>-<UTC time>).")] = None,
     algorithms: Annotated[str, typer.Option("--algorithms", help="Comma list of md5,sha1,sha256,xxh128.")] = "md5,sha1,sha256",
     workers: Annotated[int, typer.Option("--workers", help="Hashing processes (default: CPU count).")] = os.cpu_count() or 1,
     force: Annotated[bool, typer.Option("--force", help="Reuse a non-empty --out folder.")] = False,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the interrupted run in this folder (same evidence and hash sets, read from its summary.json).")] = None,
+    fs_timeout: Annotated[float, typer.Option("--fs-timeout", help="Seconds without progress listing a directory before its worker is killed.")] = 300.0,
+    read_timeout: Annotated[float, typer.Option("--read-timeout", help="Seconds without progress reading one file before its worker is killed.")] = 120.0,
     lenient: Annotated[bool, typer.Option("--lenient", help="Skip and count malformed hash-set lines instead of failing.")] = False,
     no_orphans: Annotated[bool, typer.Option("--no-orphans", help="Skip TSK's $OrphanFiles.")] = False,
     max_orphans: Annotated[int, typer.Option("--max-orphans", help="Stop listing orphan files of a volume after N.")] = 1_000_000,
@@ -120,12 +124,18 @@ def scan(
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout instead of the table.")] = False,
 ) -> int:
     """Walk every file system of the evidence, hash every file, match against hash sets."""
-    config = ScanConfig(
-        evidence=list(evidence), hashsets=list(hashset), known_good=list(known_good), out=out,
-        algorithms=tuple(algorithms.split(",")), workers=workers, force=force, lenient=lenient,
-        include_orphans=not no_orphans, max_orphans=max_orphans, case=case, examiner=examiner,
-        exhibit=exhibit, argv=list(sys.argv),
-    )
+    if resume is not None:
+        config = resume_config(resume, argv=list(sys.argv))
+    elif not evidence:
+        raise UsageError("missing EVIDENCE (or --resume DIR)")
+    else:
+        config = ScanConfig(
+            evidence=list(evidence), hashsets=list(hashset), known_good=list(known_good),
+            out=out, algorithms=tuple(algorithms.split(",")), workers=workers, force=force,
+            lenient=lenient, include_orphans=not no_orphans, max_orphans=max_orphans,
+            fs_timeout=fs_timeout, read_timeout=read_timeout, case=case, examiner=examiner,
+            exhibit=exhibit, argv=list(sys.argv),
+        )
     show = _env.interactive and not quiet and not json_out
     console = Console(file=_env.stderr)
     with (RichProgress(console) if show else _NullContext()) as progress:

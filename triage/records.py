@@ -83,3 +83,17 @@ def _iso_seconds(seconds: int) -> str | None:
 
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def record_state(record: FileRecord) -> dict[str, Any]:
+    """Everything needed to rebuild a record (resume journal), target included."""
+    state = {name: getattr(record, name) for name in FileRecord.__slots__ if name != "target"}
+    t = record.target
+    state["target"] = None if t is None else [t.addr, t.attr_type, t.attr_id]
+    return state
+
+
+def record_from_state(state: dict[str, Any]) -> FileRecord:
+    data = dict(state)
+    t = data.pop("target")
+    return FileRecord(**data, target=None if t is None else ReadTarget(*t))

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from triage.errors import TriageError, UsageError
-from triage.records import FileRecord
 
 
 class OutputError(TriageError):
@@ -26,43 +25,6 @@ def prepare_out_dir(out: Path, force: bool) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"--out {out}: cannot create ({e.strerror})") from None
-
-
-class JsonlWriter:
-    """One JSON object per line, flushed after each batch so a crash loses at most a batch."""
-
-    def __init__(self, path: Path, algorithms: tuple[str, ...]) -> None:
-        self.path = path
-        self.algorithms = algorithms
-        try:
-            self._fh = open(path, "w", encoding="utf-8", newline="\n")
-        except OSError as e:
-            raise OutputError(f"{path}: cannot write ({e.strerror})") from None
-
-    def write(self, record: FileRecord) -> None:
-        line = json.dumps(record.to_dict(self.algorithms), ensure_ascii=False,
-                          separators=(",", ":"))
-        # names with undecodable bytes carry lone surrogates: escape them, keep them recoverable
-        line = line.encode("utf-8", "backslashreplace").decode("utf-8")
-        self._write(line + "\n")
-
-    def _write(self, text: str) -> None:
-        try:
-            self._fh.write(text)
-        except OSError as e:
-            raise OutputError(f"{self.path}: write failed ({e.strerror})") from None
-
-    def flush(self) -> None:
-        try:
-            self._fh.flush()
-        except OSError as e:
-            raise OutputError(f"{self.path}: write failed ({e.strerror})") from None
-
-    def close(self) -> None:
-        try:
-            self._fh.close()
-        except OSError:
-            pass
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -1,18 +1,21 @@
-"""The scan pipeline: evidence -> volumes -> walk -> hashing pool -> matching -> reports.
+"""The scan pipeline: evidence -> volumes -> walk -> hashing -> matching -> reports.
 
-``run_scan`` is the library API; the CLI is a thin layer over it. Records stream through: the
-walk yields them, content jobs go to the worker pool in bounded batches, finished records are
-matched and written at once, and only the records whose hashes are in flight stay in memory.
+``run_scan`` is the library API; the CLI is a thin layer over it. The main process opens the
+evidence and its volumes, then schedules work on isolated worker processes: each directory
+slice is listed, hashed, matched and encoded inside a worker, so the main process only writes
+finished lines, journals what finished, and counts. Nothing is kept per file, so memory does
+not grow with the number of files.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
 import sys
 import time
-from collections import Counter
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,15 +23,21 @@ from typing import Any
 import pytsk3
 
 import triage
-from triage.categories import KNOWN_BAD, KNOWN_GOOD, is_known_bad
+from triage.categories import KNOWN_BAD, KNOWN_GOOD
 from triage.errors import EvidenceError, ExitCode, UsageError
-from triage.evidence import EvidenceSpec, display_name, identify, open_image
-from triage.hashing import BATCH_BYTES, BATCH_FILES, HashPool, Job, Result, empty_hashes
+from triage.evidence import display_name, identify, open_image
+from triage.journal import Journal, dir_key, replay, truncate
 from triage.matching import HashIndex
+from triage.pool import WorkerPool
 from triage.records import ALGORITHMS, DEFAULT_ALGORITHMS, SCHEMA_VERSION, FileRecord, utc_now
-from triage.report import JsonlWriter, prepare_out_dir, write_json_atomic
+from triage.report import OutputError, prepare_out_dir, write_json_atomic
+from triage.results import Tally, encode_lines, finish_record
+from triage.tasks import TASKS, DirTask, FileTask, TaskResult, VolumeRef, WorkerInit, WorkerState
 from triage.volumes import Volume, find_volumes, open_fs
-from triage.walk import WalkOptions, WalkStats, walk_volume
+from triage.walk import DirRef, WalkOptions, root_dir
+
+FILE_TASK_FILES = 256
+FILE_TASK_BYTES = 32 << 20
 
 
 @dataclass
@@ -40,9 +49,12 @@ class ScanConfig:
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     workers: int = os.cpu_count() or 1
     force: bool = False
+    resume: bool = False
     lenient: bool = False
     include_orphans: bool = True
     max_orphans: int = 1_000_000
+    fs_timeout: float = 300.0  # seconds without progress listing a directory
+    read_timeout: float = 120.0  # seconds without progress reading one file
     case: str | None = None  # free-text provenance, recorded in every output
     examiner: str | None = None
     exhibit: str | None = None
@@ -99,61 +111,40 @@ def load_sets(config: ScanConfig):
     return sets
 
 
-class _Run:
-    """Mutable state of one scan: counters, in-flight records, the summary being built."""
+def _set_summary(s) -> dict[str, Any]:
+    return {"name": s.name, "path": s.path, "kind": s.kind, "format": s.format,
+            "sha256": s.sha256, "entries": s.entries, "algorithms": s.algorithms,
+            "skipped_lines": s.skipped, "dropped_empty": s.dropped_empty,
+            "conflicts": s.conflicts}
+
+
+@dataclass
+class _VolumeState:
+    ref: VolumeRef | None  # None: no file system to scan
+    volume: Volume
+    root: DirRef | None = None
+    tally: Tally = field(default_factory=Tally)
+
+
+class _Scan:
+    """One run's mutable state: the evidence opened, the work queues, the counters."""
 
     def __init__(self, config: ScanConfig, index: HashIndex, algorithms: tuple[str, ...],
-                 writer: JsonlWriter, progress: ProgressSink) -> None:
+                 out: Path, progress: ProgressSink) -> None:
         self.config, self.index, self.algorithms = config, index, algorithms
-        self.writer, self.progress = writer, progress
+        self.out, self.progress = out, progress
         self.t0 = time.monotonic()
         self.first_hit: float | None = None
-        self.totals = Counter(files=0, bytes_hashed=0, deleted=0, errors=0, no_content=0,
-                              known_bad_files=0)
-        self.categories: Counter[str] = Counter()
-        self.pending: dict[int, tuple[FileRecord, Volume]] = {}
-        self.next_key = 0
         self.evidence: list[dict[str, Any]] = []
+        self.volumes: list[_VolumeState] = []
+        self.dirs: deque[DirTask] = deque()
+        self.files: deque[FileTask] = deque()
         self.unopenable = False
-        self.incomplete = False
+        self.lost_dirs = 0
 
-    # -- records ------------------------------------------------------------------------------
+    # -- evidence and volumes (main process: cheap, and needed for the summary) ---------------
 
-    def finish(self, record: FileRecord, volume: Volume) -> None:
-        if record.hashes:
-            record.category, record.matches = self.index.match(record.hashes, record.size)
-            self.categories[record.category] += 1
-            if is_known_bad(record.category):
-                self.totals["known_bad_files"] += 1
-                if self.first_hit is None:
-                    self.first_hit = time.monotonic() - self.t0
-        self.totals["files"] += 1
-        volume.files += 1
-        if record.deleted:
-            self.totals["deleted"] += 1
-        if record.error:
-            if record.target is None:
-                self.totals["no_content"] += 1
-            else:
-                self.totals["errors"] += 1
-                volume.errors += 1
-                if not record.deleted:
-                    self.incomplete = True
-        self.writer.write(record)
-
-    def take(self, result: Result) -> None:
-        record, volume = self.pending.pop(result.key)
-        if result.hashes is not None:
-            record.hashes = result.hashes
-            self.totals["bytes_hashed"] += result.bytes_read
-        else:
-            record.error = result.error
-        self.progress.advance(record.size or 0)
-        self.finish(record, volume)
-
-    # -- evidence -----------------------------------------------------------------------------
-
-    def scan_evidence(self, path: str, pool: HashPool) -> None:
+    def open_evidence(self, path: str) -> None:
         entry: dict[str, Any] = {"path": path}
         self.evidence.append(entry)
         try:
@@ -167,71 +158,230 @@ class _Run:
                      parent=spec.parent, stored_hashes=spec.stored_hashes)
         vs_name, volumes = find_volumes(img)
         entry["volume_system"] = vs_name
-        entry["volumes"] = [v.to_dict() for v in volumes]
-        for i, volume in enumerate(volumes):
-            self.progress.status(f"{display_name(path)} @ {volume.offset}")
+        entry["volume_indexes"] = []
+        for volume in volumes:
             fs = open_fs(img, volume)
+            state = _VolumeState(None, volume)
             if fs is not None:
-                self.scan_volume(spec, fs, volume, pool)
-            entry["volumes"][i] = volume.to_dict()
+                state.ref = VolumeRef(spec, volume.offset, volume.fs_type or "", len(self.volumes))
+                state.root = root_dir(fs)
+                volume.status = "scanned"
+            entry["volume_indexes"].append(len(self.volumes))
+            self.volumes.append(state)
         if vs_name == "none" and volumes[0].status == "no-filesystem":
             entry["error"] = f"{path}: no partition table and {volumes[0].error}"
             self.unopenable = True
-        elif any(v.unreadable for v in volumes):
-            self.incomplete = True
 
-    def scan_volume(self, spec: EvidenceSpec, fs: pytsk3.FS_Info, volume: Volume,
-                    pool: HashPool) -> None:
-        stats = WalkStats()
-        options = WalkOptions(self.config.include_orphans, self.config.max_orphans)
-        batch: list[Job] = []
-        batch_bytes = 0
-        for record in walk_volume(fs, spec.path, volume.offset, volume.fs_type or "", options,
-                                  stats):
-            if record.target is None:
-                self.finish(record, volume)
+    def roots(self) -> list[tuple[int, DirRef, int]]:
+        return [(i, vs.root, 0) for i, vs in enumerate(self.volumes) if vs.root is not None]
+
+    def queue_dir(self, volume: int, d: DirRef, start: int = 0, inline: bool = True) -> None:
+        self.dirs.append(DirTask(self.volumes[volume].ref, d, start, inline))
+
+    def queue_files(self, volume: int, records: list[FileRecord]) -> None:
+        """Group handed-on files into tasks: one per large file, small ones together."""
+        ref = self.volumes[volume].ref
+        batch: list[FileRecord] = []
+        size = 0
+        for r in records:
+            if r.size and r.size > FILE_TASK_BYTES:
+                self.files.append(FileTask(ref, [r]))
                 continue
-            if not record.size:
-                record.hashes = empty_hashes(self.algorithms)
-                self.finish(record, volume)
-                continue
-            key = self.next_key
-            self.next_key += 1
-            self.pending[key] = (record, volume)
-            t = record.target
-            batch.append(Job(key, t.addr, t.attr_type, t.attr_id, record.size))
-            batch_bytes += record.size
-            self.progress.add_total(record.size)
-            if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
-                self.flush(pool.submit(spec, volume.offset, batch))
-                batch, batch_bytes = [], 0
+            batch.append(r)
+            size += r.size or 0
+            if len(batch) >= FILE_TASK_FILES or size >= FILE_TASK_BYTES:
+                self.files.append(FileTask(ref, batch))
+                batch, size = [], 0
         if batch:
-            self.flush(pool.submit(spec, volume.offset, batch))
-        volume.status = "scanned"
-        if stats.errors:
-            volume.status = "incomplete"
-            volume.notes.extend(stats.errors[:50])
-        if stats.orphans_truncated:
-            volume.status = "incomplete"
-            volume.notes.append(f"orphan files truncated at --max-orphans {options.max_orphans}")
-        if stats.loops:
-            volume.notes.append(f"{stats.loops} directory loop(s) cut")
+            self.files.append(FileTask(ref, batch))
 
-    def flush(self, results) -> None:
-        for result in results:
-            self.take(result)
-        self.writer.flush()
+    # -- results ------------------------------------------------------------------------------
+
+    def account(self, volume: int, tally: Tally, listed: bool = True) -> None:
+        vs = self.volumes[volume]
+        vs.tally.add(tally)
+        if listed:
+            self.progress.add_total(tally.listed_bytes)
+        self.progress.advance(tally.bytes_hashed, tally.files)
+        if tally.known_bad_files and self.first_hit is None:
+            self.first_hit = time.monotonic() - self.t0
+
+    def notes(self, volume: int, notes: list[str]) -> None:
+        v = self.volumes[volume].volume
+        if notes:
+            v.status = "incomplete"
+            v.notes.extend(n for n in notes if len(v.notes) < 100)
+
+    def finish_failed(self, volume: int, records: list[FileRecord], reason: str) -> tuple[bytes, Tally]:
+        """Records whose worker crashed or hung: written with the reason, never dropped."""
+        tally = Tally()
+        lines = []
+        for r in records:
+            r.hashes, r.error = {}, f"not read: {reason}"
+            lines.append(finish_record(r, self.index, self.algorithms, tally))
+        return encode_lines(lines), tally
 
     # -- summary ------------------------------------------------------------------------------
 
-    def exit_code(self) -> ExitCode:
-        if self.totals["known_bad_files"]:
+    def total(self) -> Tally:
+        t = Tally()
+        for vs in self.volumes:
+            t.add(vs.tally)
+        return t
+
+    def exit_code(self, total: Tally) -> ExitCode:
+        if total.known_bad_files:
             return ExitCode.HITS
         if self.unopenable:
             return ExitCode.EVIDENCE
-        if self.incomplete:
+        if total.errors_allocated or self.lost_dirs or any(
+                vs.volume.unreadable for vs in self.volumes):
             return ExitCode.INCOMPLETE
         return ExitCode.OK
+
+    def evidence_summary(self) -> list[dict[str, Any]]:
+        out = []
+        for entry in self.evidence:
+            e = {k: v for k, v in entry.items() if k != "volume_indexes"}
+            if "volume_indexes" in entry:
+                e["volumes"] = []
+                for i in entry["volume_indexes"]:
+                    vs = self.volumes[i]
+                    vs.volume.files, vs.volume.errors = vs.tally.files, vs.tally.errors
+                    e["volumes"].append(vs.volume.to_dict())
+            out.append(e)
+        return out
+
+
+class _Writer:
+    """files.jsonl in binary append mode: whole task blobs, so no half line survives a stop."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._fh = open(path, "ab")
+        except OSError as e:
+            raise OutputError(f"{path}: cannot write ({e.strerror})") from None
+
+    def write(self, data: bytes) -> int:
+        try:
+            if data:
+                self._fh.write(data)
+                self._fh.flush()
+            return self._fh.tell()
+        except OSError as e:
+            raise OutputError(f"{self.path}: write failed ({e.strerror})") from None
+
+    def close(self) -> None:
+        try:
+            self._fh.close()
+        except OSError:
+            pass
+
+
+def _schedule(scan: _Scan, pool: WorkerPool, writer: _Writer, journal: Journal) -> None:
+    """Keep every worker busy until the queues are empty; file tasks first (they hold records)."""
+    inflight: dict[int, DirTask | FileTask] = {}
+    next_id = 0
+    cfg = scan.config
+    while scan.dirs or scan.files or inflight:
+        while pool.idle() and (scan.files or scan.dirs):
+            task = scan.files.popleft() if scan.files else scan.dirs.popleft()
+            kind = "files" if isinstance(task, FileTask) else "dir"
+            timeout = cfg.read_timeout if kind == "files" else cfg.fs_timeout
+            pool.submit(next_id, kind, task, timeout)
+            inflight[next_id] = task
+            next_id += 1
+        for event in pool.poll(0.5):
+            task = inflight.pop(event.task_id)
+            if event.kind == "done":
+                _done(scan, task, event.payload, writer, journal)
+            else:
+                _failed(scan, task, str(event.payload), writer, journal)
+
+
+def _done(scan: _Scan, task: DirTask | FileTask, result: TaskResult, writer: _Writer,
+          journal: Journal) -> None:
+    v = task.volume.index
+    end = writer.write(result.lines)
+    if isinstance(task, FileTask):
+        journal.files_done(v, task.records, end, result.tally)
+        scan.account(v, result.tally, listed=False)
+        return
+    notes = list(result.errors)
+    if result.orphans_truncated:
+        notes.append(f"orphan files truncated at --max-orphans {scan.config.max_orphans}")
+    journal.dir_done(v, task.dir, task.start, end, result.subdirs, result.more, result.deferred,
+                     result.tally, notes)
+    scan.account(v, result.tally)
+    scan.notes(v, notes)
+    for d in result.subdirs:
+        scan.queue_dir(v, d, 0, task.hash_inline)
+    if result.more is not None:
+        scan.queue_dir(v, task.dir, result.more, task.hash_inline)
+    scan.queue_files(v, result.deferred)
+
+
+def _failed(scan: _Scan, task: DirTask | FileTask, reason: str, writer: _Writer,
+            journal: Journal) -> None:
+    """Retry smaller until the one thing that fails is isolated, then record it."""
+    v = task.volume.index
+    if isinstance(task, DirTask):
+        if task.hash_inline:
+            scan.dirs.appendleft(DirTask(task.volume, task.dir, task.start, hash_inline=False))
+            return
+        scan.lost_dirs += 1
+        note = f"directory {task.dir.path or '/'} could not be listed: {reason}"
+        journal.dir_done(v, task.dir, task.start, writer.write(b""), [], None, [], Tally(), [note])
+        scan.notes(v, [note])
+        return
+    if len(task.records) > 1:
+        for r in task.records:
+            scan.files.appendleft(FileTask(task.volume, [r]))
+        return
+    data, tally = scan.finish_failed(v, task.records, reason)
+    journal.files_done(v, task.records, writer.write(data), tally)
+    scan.account(v, tally, listed=False)
+
+
+def resume_config(out: Path, **overrides: Any) -> ScanConfig:
+    """The configuration of an interrupted run, read from its summary.json, so that
+    ``triage scan --resume DIR`` needs nothing retyped."""
+    try:
+        previous = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        opts = previous["options"]
+        config = ScanConfig(
+            evidence=[e["path"] for e in previous["evidence_given"]],
+            hashsets=[h["path"] for h in previous["hashsets"] if h["kind"] == KNOWN_BAD],
+            known_good=[h["path"] for h in previous["hashsets"] if h["kind"] == KNOWN_GOOD],
+            out=out, algorithms=tuple(opts["algorithms"]), workers=opts["workers"],
+            resume=True, lenient=opts["lenient"], include_orphans=opts["include_orphans"],
+            max_orphans=opts["max_orphans"], fs_timeout=opts["fs_timeout"],
+            read_timeout=opts["read_timeout"], case=previous["case"]["case"],
+            examiner=previous["case"]["examiner"], exhibit=previous["case"]["exhibit"],
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UsageError(f"--resume {out}: no readable summary.json of a triage run") from None
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+def _check_resume(out: Path, config: ScanConfig, sets, algorithms: tuple[str, ...]) -> dict:
+    try:
+        previous = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UsageError(f"--resume {out}: no readable summary.json, not a triage run") from None
+    if previous.get("complete"):
+        raise UsageError(f"--resume {out}: that run is already complete")
+    before = [e["path"] for e in previous.get("evidence_given", [])]
+    if before != list(config.evidence):
+        raise UsageError(f"--resume {out}: evidence differs from the interrupted run ({before})")
+    if [h["sha256"] for h in previous.get("hashsets", [])] != [s.sha256 for s in sets]:
+        raise UsageError(f"--resume {out}: hash sets differ from the interrupted run")
+    if previous.get("options", {}).get("algorithms") != list(algorithms):
+        raise UsageError(f"--resume {out}: algorithms differ from the interrupted run")
+    return previous
 
 
 def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOutcome:
@@ -249,53 +399,85 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
     index = HashIndex(sets)
     # never miss a match because a set uses an algorithm that was not asked for
     algorithms = tuple(a for a in ALGORITHMS if a in set(algorithms) | index.algorithms)
-    out = config.out or default_out_dir(config.evidence)
-    prepare_out_dir(out, config.force)
+    if config.resume:
+        if config.out is None:
+            raise UsageError("--resume needs the folder of the interrupted run")
+        out = config.out
+        previous = _check_resume(out, config, sets, algorithms)
+    else:
+        out = config.out or default_out_dir(config.evidence)
+        prepare_out_dir(out, config.force)
+        previous = None
 
-    started = utc_now()
     summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "complete": False, "tool": tool_versions(),
         "case": {"case": config.case, "examiner": config.examiner, "exhibit": config.exhibit},
-        "host": socket.gethostname(), "command": config.argv, "started": started,
-        "finished": None,
+        "host": socket.gethostname(), "command": config.argv,
+        "started": previous["started"] if previous else utc_now(), "finished": None,
+        "resumed": (previous.get("resumed", []) + [utc_now()]) if previous else [],
+        "evidence_given": [{"path": p} for p in config.evidence],
         "options": {"algorithms": list(algorithms), "workers": config.workers,
                     "include_orphans": config.include_orphans,
-                    "max_orphans": config.max_orphans, "lenient": config.lenient},
-        "hashsets": [
-            {"name": s.name, "path": s.path, "kind": s.kind, "format": s.format,
-             "sha256": s.sha256, "entries": s.entries, "algorithms": s.algorithms,
-             "skipped_lines": s.skipped, "dropped_empty": s.dropped_empty,
-             "conflicts": s.conflicts}
-            for s in sets
-        ],
+                    "max_orphans": config.max_orphans, "lenient": config.lenient,
+                    "fs_timeout": config.fs_timeout, "read_timeout": config.read_timeout},
+        "hashsets": [_set_summary(s) for s in sets],
     }
     write_json_atomic(out / "summary.json", summary)
-    writer = JsonlWriter(out / "files.jsonl", algorithms)
-    run = _Run(config, index, algorithms, writer, progress)
-    pool = HashPool(config.workers, algorithms)
+
+    scan = _Scan(config, index, algorithms, out, progress)
+    for path in config.evidence:
+        progress.status(f"opening {display_name(path)}")
+        scan.open_evidence(path)
+    if not config.resume:
+        (out / "files.jsonl").write_bytes(b"")
+        for v, d, start in scan.roots():
+            scan.queue_dir(v, d, start)
+    else:
+        done = replay(out)
+        truncate(out / "files.jsonl", done.end)
+        for v, tally in done.tallies.items():
+            scan.volumes[v].tally.add(tally)
+            progress.add_total(tally.listed_bytes)
+            progress.advance(tally.bytes_hashed, tally.files)
+        for v, notes in done.notes.items():
+            scan.notes(v, notes)
+        for v, d, start in scan.roots() + done.pending_dirs():
+            if dir_key(v, d, start) not in done.done_dirs:
+                scan.queue_dir(v, d, start)
+        for v, record in done.pending_files():
+            scan.queue_files(v, [record])
+
+    writer = _Writer(out / "files.jsonl")
+    journal = Journal(out, append=config.resume)
+    init = WorkerInit(algorithms, sets, WalkOptions(config.include_orphans, config.max_orphans))
+    pool = WorkerPool(config.workers, WorkerState, init, TASKS)
     interrupted = False
+    progress.status("scanning")
     try:
-        for path in config.evidence:
-            run.scan_evidence(path, pool)
-        run.flush(pool.drain())
+        _schedule(scan, pool, writer, journal)
         pool.close()
     except KeyboardInterrupt:
         interrupted = True
-        pool.abort()
+        pool.kill()
+    except BaseException:
+        pool.kill()
+        raise
     finally:
         writer.close()
+        journal.close()
+        total = scan.total()
+        code = ExitCode.INTERRUPTED if interrupted else scan.exit_code(total)
         summary.update(
             complete=not interrupted,
             interrupted=interrupted,
             finished=utc_now(),
-            elapsed_seconds=round(time.monotonic() - run.t0, 3),
-            evidence=run.evidence,
-            totals=dict(run.totals),
-            categories=dict(sorted(run.categories.items())),
-            first_hit_seconds=None if run.first_hit is None else round(run.first_hit, 3),
+            elapsed_seconds=round(time.monotonic() - scan.t0, 3),
+            evidence=scan.evidence_summary(),
+            totals=total.totals(),
+            categories=dict(sorted(total.categories.items())),
+            first_hit_seconds=None if scan.first_hit is None else round(scan.first_hit, 3),
+            exit_code=int(code),
         )
-        code = ExitCode.INTERRUPTED if interrupted else run.exit_code()
-        summary["exit_code"] = int(code)
         write_json_atomic(out / "summary.json", summary)
     if interrupted:
         raise KeyboardInterrupt

@@ -40,6 +40,7 @@ class WalkStats:
     orphans: int = 0
     orphans_truncated: bool = False
     loops: int = 0
+    more: int | None = None  # next entry index when a directory slice ended early
 
 
 def _name(raw: bytes | str | None) -> str:
@@ -51,64 +52,105 @@ def _name(raw: bytes | str | None) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def walk_volume(
+@dataclass(frozen=True, slots=True)
+class DirRef:
+    """A directory still to be listed; ``ancestors`` cuts loops the way TSK's walk does."""
+
+    addr: int
+    path: str  # "" for the root
+    ancestors: frozenset[int]
+    in_orphans: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeContext:
+    evidence: str
+    volume_offset: int
+    fs_type: str
+
+
+def root_dir(fs: pytsk3.FS_Info) -> DirRef:
+    root = int(fs.info.root_inum)
+    return DirRef(root, "", frozenset([root]))
+
+
+def list_directory(
     fs: pytsk3.FS_Info,
-    evidence: str,
-    volume_offset: int,
-    fs_type: str,
+    d: DirRef,
+    vol: VolumeContext,
     options: WalkOptions,
     stats: WalkStats,
+    subdirs: list[DirRef],
+    start: int = 0,
+    limit: int | None = None,
 ) -> Iterator[FileRecord]:
-    """Yield one record per regular file (or NTFS stream) in directory order, depth first."""
-    is_ntfs = fs_type == "ntfs"
-    root = fs.info.root_inum
-    # stack of (dir address, dir path, ancestor addresses, inside $OrphanFiles)
-    stack: list[tuple[int, str, frozenset[int], bool]] = [(root, "", frozenset([root]), False)]
+    """Yield the records of entries ``start .. start+limit`` of one directory, appending the
+    directories to descend into to ``subdirs``. Sets ``stats.more`` to the next start index
+    when the slice ended before the directory did (huge directories are listed in slices so
+    no single task holds millions of records)."""
+    stats.more = None
+    try:
+        directory = fs.open_dir(inode=d.addr)
+    except OSError as e:
+        stats.errors.append(f"cannot open directory {d.path or '/'}: {_msg(e)}")
+        return
+    in_orphans = d.in_orphans
+    index = -1
+    try:
+        for f in directory:
+            index += 1
+            if index < start:
+                continue
+            if limit is not None and index >= start + limit:
+                stats.more = index
+                return
+            info = f.info
+            name_info = info.name
+            name = _name(name_info.name)
+            if name == "." or name == "..":
+                continue
+            e = _Entry(f, name_info, info.meta, f"{d.path}/{name}", in_orphans)
+            if e.meta is None and in_orphans:
+                e.load_orphan_meta(fs)
+            if d.path == "" and name == ORPHAN_DIR and e.meta_type == _VIRT_DIR:
+                if options.include_orphans:
+                    subdirs.append(DirRef(e.meta_addr, e.path, d.ancestors | {e.meta_addr}, True))
+                continue
+            if in_orphans:
+                if stats.orphans >= options.max_orphans:
+                    stats.orphans_truncated = True
+                    return
+                stats.orphans += 1
+            if e.should_recurse():
+                if e.meta_addr in d.ancestors:
+                    stats.loops += 1
+                elif len(d.ancestors) < MAX_DEPTH:
+                    subdirs.append(DirRef(e.meta_addr, e.path, d.ancestors | {e.meta_addr},
+                                          in_orphans))
+            yield from _entry_records(e, vol)
+    except OSError as e:
+        stats.errors.append(f"error while listing {d.path or '/'}: {_msg(e)}")
+
+
+def walk_volume(fs: pytsk3.FS_Info, vol: VolumeContext, options: WalkOptions,
+                stats: WalkStats) -> Iterator[FileRecord]:
+    """The whole volume in one process, depth first (the scan distributes directories instead;
+    this serves tools and tests that want a plain walk)."""
+    stack = [root_dir(fs)]
     while stack:
-        addr, dpath, ancestors, in_orphans = stack.pop()
-        try:
-            directory = fs.open_dir(inode=addr)
-        except OSError as e:
-            stats.errors.append(f"cannot open directory {dpath or '/'}: {_msg(e)}")
-            continue
-        subdirs: list[tuple[int, str, frozenset[int], bool]] = []
-        try:
-            for f in directory:
-                info = f.info
-                name_info = info.name
-                name = _name(name_info.name)
-                if name == "." or name == "..":
-                    continue
-                e = _Entry(f, name_info, info.meta, f"{dpath}/{name}", in_orphans)
-                if e.meta is None and in_orphans:
-                    e.load_orphan_meta(fs)
-                if dpath == "" and name == ORPHAN_DIR and e.meta_type == _VIRT_DIR:
-                    if options.include_orphans:
-                        subdirs.append((e.meta_addr, e.path, ancestors | {e.meta_addr}, True))
-                    continue
-                if in_orphans:
-                    if stats.orphans >= options.max_orphans:
-                        stats.orphans_truncated = True
-                        break
-                    stats.orphans += 1
-                if e.should_recurse():
-                    if e.meta_addr in ancestors:
-                        stats.loops += 1
-                    elif len(ancestors) < MAX_DEPTH:
-                        subdirs.append((e.meta_addr, e.path, ancestors | {e.meta_addr},
-                                        in_orphans))
-                if is_ntfs:
-                    yield from _ntfs_records(e, evidence, volume_offset, fs_type)
-                elif e.meta is None:
-                    if e.name_type == _REG_NAME:
-                        yield e.record(evidence, volume_offset, fs_type, str(e.addr), None, None,
-                                       error=NO_META)
-                elif e.regular:
-                    yield e.record(evidence, volume_offset, fs_type, str(e.addr), e.size,
-                                   ReadTarget(e.addr))
-        except OSError as e:
-            stats.errors.append(f"error while listing {dpath or '/'}: {_msg(e)}")
+        subdirs: list[DirRef] = []
+        yield from list_directory(fs, stack.pop(), vol, options, stats, subdirs)
         stack.extend(reversed(subdirs))
+
+
+def _entry_records(e: "_Entry", vol: VolumeContext) -> Iterator[FileRecord]:
+    if vol.fs_type == "ntfs":
+        yield from _ntfs_records(e, vol)
+    elif e.meta is None:
+        if e.name_type == _REG_NAME:
+            yield e.record(vol, str(e.addr), None, None, error=NO_META)
+    elif e.regular:
+        yield e.record(vol, str(e.addr), e.size, ReadTarget(e.addr))
 
 
 NO_META = "no metadata: name only (deleted entry)"
@@ -160,13 +202,13 @@ class _Entry:
             return False
         return bool(self.name_flags & _NAME_ALLOC) or bool(self.meta_flags & _META_UNALLOC)
 
-    def record(self, evidence: str, volume_offset: int, fs_type: str, inode: str,
-               size: int | None, target: ReadTarget | None, suffix: str = "",
-               error: str | None = None) -> FileRecord:
+    def record(self, vol: VolumeContext, inode: str, size: int | None,
+               target: ReadTarget | None, suffix: str = "", error: str | None = None
+               ) -> FileRecord:
         name_unalloc = bool(self.name_flags & _NAME_UNALLOC)
         meta_unalloc = bool(self.meta_flags & _META_UNALLOC)
         r = FileRecord(
-            evidence, volume_offset, fs_type, self.path + suffix, inode, size,
+            vol.evidence, vol.volume_offset, vol.fs_type, self.path + suffix, inode, size,
             name_unalloc or meta_unalloc, self.orphan,
             name_unalloc and self.meta is not None and not meta_unalloc,
             error=error, target=target,
@@ -180,11 +222,10 @@ class _Entry:
         return r
 
 
-def _ntfs_records(e: _Entry, evidence: str, volume_offset: int, fs_type: str
-                  ) -> Iterator[FileRecord]:
+def _ntfs_records(e: _Entry, vol: VolumeContext) -> Iterator[FileRecord]:
     if e.meta is None:
         if e.name_type == _REG_NAME:
-            yield e.record(evidence, volume_offset, fs_type, str(e.addr), None, None,
+            yield e.record(vol, str(e.addr), None, None,
                            error=NO_META)
         return
     regular = e.regular
@@ -193,7 +234,7 @@ def _ntfs_records(e: _Entry, evidence: str, volume_offset: int, fs_type: str
                  for a in e.file]
     except OSError as err:
         if regular:
-            yield e.record(evidence, volume_offset, fs_type, str(e.addr), None, None,
+            yield e.record(vol, str(e.addr), None, None,
                            error=f"cannot list attributes: {_msg(err)}")
         return
     emitted = False
@@ -213,13 +254,13 @@ def _ntfs_records(e: _Entry, evidence: str, volume_offset: int, fs_type: str
         inode, suffix = f"{e.addr}-{atype}-{aid}", f":{stream}" if stream else ""
         if e.addr == _NTFS_BADCLUS and stream == "$Bad":
             # sized like the whole volume, fully sparse: nothing to read, never hash terabytes
-            yield e.record(evidence, volume_offset, fs_type, inode, asize, None, suffix,
+            yield e.record(vol, inode, asize, None, suffix,
                            error="not read: sparse bad-cluster map")
             continue
-        yield e.record(evidence, volume_offset, fs_type, inode, asize,
+        yield e.record(vol, inode, asize,
                        ReadTarget(e.addr, atype, aid), suffix)
     if regular and not emitted:
-        yield e.record(evidence, volume_offset, fs_type, str(e.addr), None, None,
+        yield e.record(vol, str(e.addr), None, None,
                        error="no data attribute")
 
 

@@ -1,0 +1,158 @@
+"""A process pool that survives its workers: crashes and hangs become task failures.
+
+TSK has a long record of segfaults and infinite loops on corrupt file systems, so every
+directory listing and every content read runs in a worker process. Workers send a heartbeat
+while they make progress; a worker that dies, or is silent for longer than its task's timeout,
+is killed and replaced, and the task is reported failed with the reason. The scheduler decides
+what to retry. ``concurrent.futures`` cannot kill one hung worker, hence this small pool.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+BEAT_INTERVAL = 0.5
+
+
+@dataclass
+class Event:
+    kind: str  # "done" | "failed"
+    task_id: int
+    payload: Any  # the task's result, or the failure reason
+
+
+class Beat:
+    """Handed to task functions: call it while making progress (cheap; throttled)."""
+
+    def __init__(self, conn: Connection, task_id: int) -> None:
+        self._conn, self._id, self._last = conn, task_id, time.monotonic()
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= BEAT_INTERVAL:
+            self._last = now
+            self._conn.send(("beat", self._id, None))
+
+
+def _worker_main(conn: Connection, init: Callable[[Any], Any], init_arg: Any,
+                 tasks: dict[str, Callable[..., Any]]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    state = init(init_arg)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        task_id, name, arg = msg
+        try:
+            result = tasks[name](state, arg, Beat(conn, task_id))
+        except Exception as e:  # noqa: BLE001 - reported to the parent as a task failure
+            conn.send(("fail", task_id, f"{type(e).__name__}: {e}"))
+        else:
+            conn.send(("done", task_id, result))
+
+
+class _Worker:
+    def __init__(self, ctx: Any, target_args: tuple) -> None:
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, *target_args), daemon=True)
+        self.proc.start()
+        child.close()
+        self.task: int | None = None
+        self.deadline = 0.0
+        self.timeout = 0.0
+
+
+class WorkerPool:
+    def __init__(self, workers: int, init: Callable[[Any], Any], init_arg: Any,
+                 tasks: dict[str, Callable[..., Any]]) -> None:
+        self._ctx = multiprocessing.get_context("spawn")
+        self._args = (init, init_arg, tasks)
+        self._workers = [_Worker(self._ctx, self._args) for _ in range(max(1, workers))]
+
+    @property
+    def size(self) -> int:
+        return len(self._workers)
+
+    def idle(self) -> int:
+        return sum(1 for w in self._workers if w.task is None)
+
+    def busy(self) -> int:
+        return self.size - self.idle()
+
+    def submit(self, task_id: int, name: str, arg: Any, timeout: float) -> None:
+        w = next(w for w in self._workers if w.task is None)
+        w.task, w.timeout = task_id, timeout
+        w.deadline = time.monotonic() + timeout
+        w.conn.send((task_id, name, arg))
+
+    def poll(self, timeout: float) -> list[Event]:
+        """Wait up to ``timeout`` seconds for results; report finished, failed, timed-out."""
+        busy = [w for w in self._workers if w.task is not None]
+        if not busy:
+            return []
+        now = time.monotonic()
+        wait_for = max(0.0, min(timeout, min(w.deadline for w in busy) - now))
+        ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], wait_for))
+        events: list[Event] = []
+        for w in busy:
+            if w.conn in ready:
+                events.extend(self._drain(w))
+            elif w.proc.sentinel in ready:
+                events.append(self._replace(w, f"worker process died (exit code {w.proc.exitcode})"))
+        now = time.monotonic()
+        for w in busy:
+            if w.task is not None and now > w.deadline:
+                events.append(self._replace(w, f"no progress for {w.timeout:g} s (killed)"))
+        return events
+
+    def _drain(self, w: _Worker) -> list[Event]:
+        events = []
+        while w.task is not None and w.conn.poll():
+            try:
+                kind, task_id, payload = w.conn.recv()
+            except (EOFError, OSError):
+                w.proc.join(1)
+                events.append(self._replace(w, f"worker process died (exit code {w.proc.exitcode})"))
+                break
+            if kind == "beat":
+                w.deadline = time.monotonic() + w.timeout
+                continue
+            w.task = None
+            events.append(Event("done" if kind == "done" else "failed", task_id, payload))
+        return events
+
+    def _replace(self, w: _Worker, reason: str) -> Event:
+        task_id = w.task
+        if w.proc.is_alive():
+            w.proc.kill()
+        w.proc.join(5)
+        w.conn.close()
+        self._workers[self._workers.index(w)] = _Worker(self._ctx, self._args)
+        return Event("failed", task_id if task_id is not None else -1, reason)
+
+    def close(self) -> None:
+        for w in self._workers:
+            try:
+                w.conn.send(None)
+            except OSError:
+                pass
+        for w in self._workers:
+            w.proc.join(5)
+            if w.proc.is_alive():
+                w.proc.kill()
+
+    def kill(self) -> None:
+        for w in self._workers:
+            if w.proc.is_alive():
+                w.proc.kill()
+        for w in self._workers:
+            w.proc.join(5)

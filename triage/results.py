@@ -1,0 +1,69 @@
+"""Finishing a record: match it, count it, encode it as one files.jsonl line.
+
+Runs inside the workers (so the main process only writes bytes) and, for records a worker could
+not finish, in the main process; both share this one code path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+from triage.categories import is_known_bad
+from triage.matching import HashIndex
+from triage.records import FileRecord
+
+
+@dataclass
+class Tally:
+    """Counters that add up across tasks, volumes and the whole run."""
+
+    files: int = 0
+    bytes_hashed: int = 0
+    deleted: int = 0
+    errors: int = 0  # content could not be read
+    errors_allocated: int = 0  # ... of a file that is not deleted (makes the run incomplete)
+    no_content: int = 0  # names without metadata, sparse maps: nothing there to read
+    known_bad_files: int = 0
+    listed_bytes: int = 0  # content bytes found by the walk (progress total)
+    categories: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: "Tally") -> None:
+        for name in ("files", "bytes_hashed", "deleted", "errors", "errors_allocated",
+                     "no_content", "known_bad_files", "listed_bytes"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.categories.update(other.categories)
+
+    def totals(self) -> dict[str, int]:
+        return {"files": self.files, "bytes_hashed": self.bytes_hashed, "deleted": self.deleted,
+                "errors": self.errors, "no_content": self.no_content,
+                "known_bad_files": self.known_bad_files}
+
+
+def finish_record(record: FileRecord, index: HashIndex, algorithms: tuple[str, ...],
+                  tally: Tally) -> str:
+    """Match, count and encode one record; returns its files.jsonl line (with newline)."""
+    if record.hashes:
+        record.category, record.matches = index.match(record.hashes, record.size)
+        tally.categories[record.category] += 1
+        if is_known_bad(record.category):
+            tally.known_bad_files += 1
+    tally.files += 1
+    if record.deleted:
+        tally.deleted += 1
+    if record.error:
+        if record.target is None:
+            tally.no_content += 1
+        else:
+            tally.errors += 1
+            if not record.deleted:
+                tally.errors_allocated += 1
+    return json.dumps(record.to_dict(algorithms), ensure_ascii=False,
+                      separators=(",", ":")) + "\n"
+
+
+def encode_lines(lines: list[str]) -> bytes:
+    """UTF-8 for the file; names with undecodable bytes carry lone surrogates, which are
+    written as ``\\udcXX`` escapes so the raw bytes stay recoverable."""
+    return "".join(lines).encode("utf-8", "backslashreplace")

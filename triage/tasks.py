@@ -1,0 +1,149 @@
+"""Work units run inside the worker processes: list one directory slice, or hash some files.
+
+A directory task lists its slice, hashes the small files it finds right away and hands large
+ones back as separate file tasks, so no worker is stuck alone with the biggest files at the end.
+Each task returns finished files.jsonl lines: the main process only writes and counts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from triage.evidence import EvidenceSpec, open_image
+from triage.hashing import empty_hashes, hash_content
+from triage.hashsets.model import HashSet
+from triage.matching import HashIndex
+from triage.records import FileRecord
+from triage.results import Tally, encode_lines, finish_record
+from triage.walk import DirRef, VolumeContext, WalkOptions, WalkStats, list_directory
+
+SLICE_ENTRIES = 20_000  # directory entries per task: bounds the memory of one result
+BIG_FILE = 8 << 20  # larger files become their own tasks
+
+
+@dataclass(frozen=True)
+class VolumeRef:
+    evidence: EvidenceSpec
+    offset: int
+    fs_type: str
+    index: int  # position of the volume in the run
+
+
+@dataclass(frozen=True)
+class DirTask:
+    volume: VolumeRef
+    dir: DirRef
+    start: int = 0
+    hash_inline: bool = True  # False on retry after a crash: list only, hash in file tasks
+
+
+@dataclass
+class FileTask:
+    volume: VolumeRef
+    records: list[FileRecord]
+
+
+@dataclass
+class TaskResult:
+    lines: bytes = b""
+    tally: Tally = field(default_factory=Tally)
+    subdirs: list[DirRef] = field(default_factory=list)
+    deferred: list[FileRecord] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    orphans_truncated: bool = False
+    loops: int = 0
+    more: int | None = None
+
+
+@dataclass
+class WorkerInit:
+    algorithms: tuple[str, ...]
+    sets: list[HashSet]
+    options: WalkOptions
+
+
+class WorkerState:
+    def __init__(self, init: WorkerInit) -> None:
+        self.init = init
+        self.index = HashIndex(init.sets)
+        self._images: dict[EvidenceSpec, Any] = {}
+        self._fs: dict[tuple[EvidenceSpec, int], Any] = {}
+
+    def fs(self, v: VolumeRef) -> Any:
+        key = (v.evidence, v.offset)
+        if key not in self._fs:
+            import pytsk3
+
+            if v.evidence not in self._images:
+                self._images[v.evidence] = open_image(v.evidence)
+            self._fs[key] = pytsk3.FS_Info(self._images[v.evidence], offset=v.offset)
+        return self._fs[key]
+
+
+def _fault(record: FileRecord) -> None:
+    """Test hook (TRIAGE_FAULT_INJECT=crash:<path suffix> or hang:<suffix>): lets the tests
+    prove that a worker dying or hanging on one file costs only that file."""
+    spec = os.environ.get("TRIAGE_FAULT_INJECT")
+    if not spec:
+        return
+    kind, _, suffix = spec.partition(":")
+    if record.path.endswith(suffix):
+        if kind == "crash":
+            os._exit(70)
+        if kind == "hang":
+            time.sleep(3600)
+
+
+def _hash_into(state: WorkerState, fs: Any, record: FileRecord, tally: Tally, beat) -> None:
+    _fault(record)
+    hashes, error, nbytes = hash_content(fs, record.target, record.size, state.init.algorithms,
+                                         beat)
+    record.hashes = hashes or {}
+    record.error = error
+    tally.bytes_hashed += nbytes
+
+
+def run_dir_task(state: WorkerState, task: DirTask, beat) -> TaskResult:
+    fs = state.fs(task.volume)
+    v = task.volume
+    vol = VolumeContext(v.evidence.path, v.offset, v.fs_type)
+    stats = WalkStats(orphans=task.start if task.dir.in_orphans else 0)
+    result = TaskResult()
+    lines = []
+    algorithms = state.init.algorithms
+    for record in list_directory(fs, task.dir, vol, state.init.options, stats, result.subdirs,
+                                 task.start, SLICE_ENTRIES):
+        beat()
+        if record.target is not None:
+            if record.size:
+                result.tally.listed_bytes += record.size
+                if not task.hash_inline or record.size > BIG_FILE:
+                    result.deferred.append(record)
+                    continue
+                _hash_into(state, fs, record, result.tally, beat)
+            else:
+                record.hashes = empty_hashes(algorithms)
+        lines.append(finish_record(record, state.index, algorithms, result.tally))
+    result.lines = encode_lines(lines)
+    result.errors = stats.errors
+    result.orphans_truncated = stats.orphans_truncated
+    result.loops = stats.loops
+    result.more = stats.more
+    return result
+
+
+def run_file_task(state: WorkerState, task: FileTask, beat) -> TaskResult:
+    fs = state.fs(task.volume)
+    result = TaskResult()
+    lines = []
+    for record in task.records:
+        _hash_into(state, fs, record, result.tally, beat)
+        lines.append(finish_record(record, state.index, state.init.algorithms, result.tally))
+    result.lines = encode_lines(lines)
+    return result
+
+
+TASKS = {"dir": run_dir_task, "files": run_file_task}
