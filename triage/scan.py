@@ -16,7 +16,7 @@ import socket
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ from triage.pool import WorkerPool
 from triage.records import ALGORITHMS, DEFAULT_ALGORITHMS, SCHEMA_VERSION, FileRecord, utc_now
 from triage.report import OutputError, prepare_out_dir, write_json_atomic
 from triage.results import Tally, encode_lines, finish_record
-from triage.tasks import TASKS, DirTask, FileTask, TaskResult, VolumeRef, WorkerInit, WorkerState
+from triage.backends import VolumeRef, probe
+from triage.tasks import TASKS, DirTask, FileTask, TaskResult, WorkerInit, WorkerState
 from triage.volumes import Volume, find_volumes, open_fs
 from triage.walk import DirRef, WalkOptions, root_dir
 
@@ -161,16 +162,27 @@ class _Scan:
         entry["volume_indexes"] = []
         for volume in volumes:
             fs = open_fs(img, volume)
-            state = _VolumeState(None, volume)
             if fs is not None:
-                state.ref = VolumeRef(spec, volume.offset, volume.fs_type or "", len(self.volumes))
-                state.root = root_dir(fs)
                 volume.status = "scanned"
-            entry["volume_indexes"].append(len(self.volumes))
-            self.volumes.append(state)
+                self.add_volume(entry, VolumeRef(spec, volume.offset, volume.fs_type or "",
+                                                 len(self.volumes)), volume, root_dir(fs))
+                continue
+            found = probe(img, spec, volume)
+            for f in found:
+                v = replace(volume, fs_type=f.fs_type, description=f.description,
+                            status="scanned", error=None, notes=[])
+                self.add_volume(entry, VolumeRef(spec, volume.offset, f.fs_type,
+                                                 len(self.volumes), f.kind, f.sub), v, f.root)
+            if not found:
+                self.add_volume(entry, None, volume, None)
         if vs_name == "none" and volumes[0].status == "no-filesystem":
             entry["error"] = f"{path}: no partition table and {volumes[0].error}"
             self.unopenable = True
+
+    def add_volume(self, entry: dict[str, Any], ref: VolumeRef | None, volume: Volume,
+                   root: DirRef | None) -> None:
+        entry["volume_indexes"].append(len(self.volumes))
+        self.volumes.append(_VolumeState(ref, volume, root))
 
     def roots(self) -> list[tuple[int, DirRef, int]]:
         return [(i, vs.root, 0) for i, vs in enumerate(self.volumes) if vs.root is not None]

@@ -12,24 +12,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from triage.evidence import EvidenceSpec, open_image
-from triage.hashing import empty_hashes, hash_content
+from triage.backends import Backend, VolumeRef, backend
+from triage.hashing import empty_hashes
 from triage.hashsets.model import HashSet
 from triage.matching import HashIndex
 from triage.records import FileRecord
 from triage.results import Tally, encode_lines, finish_record
-from triage.walk import DirRef, VolumeContext, WalkOptions, WalkStats, list_directory
+from triage.walk import DirRef, VolumeContext, WalkOptions, WalkStats
 
 SLICE_ENTRIES = 20_000  # directory entries per task: bounds the memory of one result
 BIG_FILE = 8 << 20  # larger files become their own tasks
-
-
-@dataclass(frozen=True)
-class VolumeRef:
-    evidence: EvidenceSpec
-    offset: int
-    fs_type: str
-    index: int  # position of the volume in the run
 
 
 @dataclass(frozen=True)
@@ -69,18 +61,14 @@ class WorkerState:
     def __init__(self, init: WorkerInit) -> None:
         self.init = init
         self.index = HashIndex(init.sets)
-        self._images: dict[EvidenceSpec, Any] = {}
-        self._fs: dict[tuple[EvidenceSpec, int], Any] = {}
+        self._handles: dict[VolumeRef, Any] = {}
 
-    def fs(self, v: VolumeRef) -> Any:
-        key = (v.evidence, v.offset)
-        if key not in self._fs:
-            import pytsk3
-
-            if v.evidence not in self._images:
-                self._images[v.evidence] = open_image(v.evidence)
-            self._fs[key] = pytsk3.FS_Info(self._images[v.evidence], offset=v.offset)
-        return self._fs[key]
+    def open(self, v: VolumeRef) -> tuple[Backend, Any]:
+        """The volume's backend and its handle, opened once per worker."""
+        b = backend(v.kind)
+        if v not in self._handles:
+            self._handles[v] = b.open(v)
+        return b, self._handles[v]
 
 
 def _fault(record: FileRecord) -> None:
@@ -97,25 +85,26 @@ def _fault(record: FileRecord) -> None:
             time.sleep(3600)
 
 
-def _hash_into(state: WorkerState, fs: Any, record: FileRecord, tally: Tally, beat) -> None:
+def _hash_into(state: WorkerState, b: Backend, handle: Any, record: FileRecord, tally: Tally,
+               beat) -> None:
     _fault(record)
-    hashes, error, nbytes = hash_content(fs, record.target, record.size, state.init.algorithms,
-                                         beat)
+    hashes, error, nbytes = b.hash_content(handle, record.target, record.size,
+                                           state.init.algorithms, beat)
     record.hashes = hashes or {}
     record.error = error
     tally.bytes_hashed += nbytes
 
 
 def run_dir_task(state: WorkerState, task: DirTask, beat) -> TaskResult:
-    fs = state.fs(task.volume)
+    b, handle = state.open(task.volume)
     v = task.volume
     vol = VolumeContext(v.evidence.path, v.offset, v.fs_type)
     stats = WalkStats(orphans=task.start if task.dir.in_orphans else 0)
     result = TaskResult()
     lines = []
     algorithms = state.init.algorithms
-    for record in list_directory(fs, task.dir, vol, state.init.options, stats, result.subdirs,
-                                 task.start, SLICE_ENTRIES):
+    for record in b.list_directory(handle, task.dir, vol, state.init.options, stats,
+                                   result.subdirs, task.start, SLICE_ENTRIES):
         beat()
         if record.target is not None:
             if record.size:
@@ -123,7 +112,7 @@ def run_dir_task(state: WorkerState, task: DirTask, beat) -> TaskResult:
                 if not task.hash_inline or record.size > BIG_FILE:
                     result.deferred.append(record)
                     continue
-                _hash_into(state, fs, record, result.tally, beat)
+                _hash_into(state, b, handle, record, result.tally, beat)
             else:
                 record.hashes = empty_hashes(algorithms)
         lines.append(finish_record(record, state.index, algorithms, result.tally))
@@ -136,11 +125,11 @@ def run_dir_task(state: WorkerState, task: DirTask, beat) -> TaskResult:
 
 
 def run_file_task(state: WorkerState, task: FileTask, beat) -> TaskResult:
-    fs = state.fs(task.volume)
+    b, handle = state.open(task.volume)
     result = TaskResult()
     lines = []
     for record in task.records:
-        _hash_into(state, fs, record, result.tally, beat)
+        _hash_into(state, b, handle, record, result.tally, beat)
         lines.append(finish_record(record, state.index, state.init.algorithms, result.tally))
     result.lines = encode_lines(lines)
     return result

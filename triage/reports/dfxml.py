@@ -17,7 +17,6 @@ import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape as xml_text
 from xml.sax.saxutils import quoteattr
 
 from triage.reports._escape import escape
@@ -33,12 +32,13 @@ DFXML_HASHES = ("md5", "sha1", "sha256")  # the digest types DFXML defines; othe
 
 
 def _t(value: Any) -> str:
-    """Element text: escaped name rules first, then XML escaping."""
-    return xml_text(escape(str(value)))
+    """Element text: name escaping first (no XML-invalid character remains), then XML."""
+    return escape(str(value)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _a(value: Any) -> str:
-    return quoteattr(escape(str(value)))
+    """A double-quoted attribute value."""
+    return '"' + _t(value).replace('"', "&quot;") + '"'
 
 
 def _el(tag: str, value: Any, indent: str = "    ") -> str:
@@ -102,51 +102,59 @@ def partition_numbers(summary: dict[str, Any]) -> dict[tuple[str, int], int]:
     return out
 
 
-def _alloc(r: dict[str, Any]) -> Iterator[str]:
-    if not r.get("deleted"):
-        yield "    <alloc_inode>1</alloc_inode>\n    <alloc_name>1</alloc_name>\n"
-    elif r.get("realloc"):  # deleted name, metadata since given to another file
-        yield "    <alloc_inode>1</alloc_inode>\n    <alloc_name>0</alloc_name>\n"
-    else:
-        yield "    <unalloc>1</unalloc>\n    <alloc_inode>0</alloc_inode>\n"
-    if r.get("orphan"):
-        yield "    <orphan>1</orphan>\n"
+_ALLOC = {  # (deleted, realloc) -> DFXML allocation elements
+    (False, False): "    <alloc_inode>1</alloc_inode>\n    <alloc_name>1</alloc_name>\n",
+    (False, True): "    <alloc_inode>1</alloc_inode>\n    <alloc_name>1</alloc_name>\n",
+    # deleted name whose metadata has since been given to another file
+    (True, True): "    <alloc_inode>1</alloc_inode>\n    <alloc_name>0</alloc_name>\n",
+    (True, False): "    <unalloc>1</unalloc>\n    <alloc_inode>0</alloc_inode>\n",
+}
+_TIMES = ("mtime", "ctime", "atime", "crtime")  # DFXML's order
 
 
-def fileobject(r: dict[str, Any], n: int, partitions: dict[tuple[str, int], int],
-               algs: list[str]) -> str:
+class _Volume:
+    """What every fileobject of one volume repeats, escaped once."""
+
+    def __init__(self, r: dict[str, Any], partition: int | None) -> None:
+        self.partition = f"    <partition>{partition}</partition>\n" if partition else ""
+        self.tail = (_el("triage:evidence", r.get("evidence", ""))
+                     + _el("triage:volume_offset", r.get("volume_offset", 0))
+                     + _el("triage:fs_type", r.get("fs_type", "")))
+
+
+def fileobject(r: dict[str, Any], n: int, volume: _Volume, algs: list[str]) -> str:
+    """One record as a fileobject. Numbers, hashes and times are emitted as they are (the
+    schema guarantees their alphabet); every other text goes through ``_t``/``_a``."""
     path = str(r.get("path") or "")
     inode = str(r.get("inode") or "")
     addr, _, attr = inode.partition("-")
-    parts = ["  <fileobject>\n", _el("filename", path[1:] if path.startswith("/") else path)]
-    part = partitions.get((r.get("evidence", ""), r.get("volume_offset", 0)))
-    if part:
-        parts.append(_el("partition", part))
-    parts += [_el("id", n), "    <name_type>r</name_type>\n"]
+    parts = [f"  <fileobject>\n    <filename>{_t(path[1:] if path[:1] == '/' else path)}"
+             f"</filename>\n{volume.partition}    <id>{n}</id>\n    <name_type>r</name_type>\n"]
     if r.get("size") is not None:
-        parts.append(_el("filesize", r["size"]))
-    parts += list(_alloc(r))
+        parts.append(f"    <filesize>{int(r['size'])}</filesize>\n")
+    parts.append(_ALLOC[(bool(r.get("deleted")), bool(r.get("realloc")))])
+    if r.get("orphan"):
+        parts.append("    <orphan>1</orphan>\n")
     if addr.isdigit():
-        parts.append(_el("inode", addr))
-    for t in ("mtime", "ctime", "atime", "crtime"):
+        parts.append(f"    <inode>{addr}</inode>\n")
+    for t in _TIMES:
         if r.get(t):
-            parts.append(_el(t, r[t]))
+            parts.append(f"    <{t}>{_t(r[t])}</{t}>\n")
     others = []
     for alg in algs:
         if r.get(alg):
-            target = parts if alg in DFXML_HASHES else others
-            ns = "" if alg in DFXML_HASHES else "triage:"
-            target.append(f"    <{ns}hashdigest type={quoteattr(alg)}>{_t(r[alg])}"
-                          f"</{ns}hashdigest>\n")
-    parts += [_el("triage:evidence", r.get("evidence", "")),
-              _el("triage:volume_offset", r.get("volume_offset", 0)),
-              _el("triage:fs_type", r.get("fs_type", ""))]
+            if alg in DFXML_HASHES:
+                parts.append(f'    <hashdigest type="{alg}">{_t(r[alg])}</hashdigest>\n')
+            else:
+                others.append(f'    <triage:hashdigest type="{alg}">{_t(r[alg])}'
+                              "</triage:hashdigest>\n")
+    parts.append(volume.tail)
     if attr or not addr.isdigit():
         parts.append(_el("triage:inode", inode))
     parts += others
-    if r.get("category") is not None:
-        parts.append(f"    <triage:category label={_a(label(r['category']))}>"
-                     f"{_t(r['category'])}</triage:category>\n")
+    cat = r.get("category")
+    if cat is not None:
+        parts.append(f"    <triage:category label={_a(label(cat))}>{_t(cat)}</triage:category>\n")
     for m in r.get("matches") or []:
         parts.append(f"    <triage:match hashset={_a(m.get('hashset', ''))} "
                      f"algorithm={_a(m.get('algorithm', ''))} "
@@ -164,7 +172,13 @@ def write(run_dir: Path, summary: dict[str, Any]) -> Path:
     algs = list(summary.get("options", {}).get("algorithms") or DFXML_HASHES)
     with atomic_text(path) as fh:
         fh.writelines(_head(summary))
+        volumes: dict[tuple[str, int], _Volume] = {}
         for n, record in enumerate(iter_records(run_dir), 1):
-            fh.write(fileobject(record, n, partitions, algs))
+            key = (record.get("evidence", ""), record.get("volume_offset", 0),
+                   record.get("fs_type", ""))
+            volume = volumes.get(key)
+            if volume is None:
+                volume = volumes[key] = _Volume(record, partitions.get(key[:2]))
+            fh.write(fileobject(record, n, volume, algs))
         fh.write("</dfxml>\n")
     return path

@@ -1,0 +1,83 @@
+"""File-system backends: how a volume is listed and how a file's content is read.
+
+Each backend registers under a name carried by ``VolumeRef.kind``; workers look it up here, so
+a new source (APFS through libfsapfs, a logical folder) plugs in without touching the
+scheduler. A backend's handle is opened once per worker process and cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from triage.evidence import EvidenceSpec
+from triage.records import FileRecord, ReadTarget
+from triage.walk import DirRef, VolumeContext, WalkOptions, WalkStats
+
+
+@dataclass(frozen=True)
+class VolumeRef:
+    """Picklable: everything a worker needs to reopen one volume."""
+
+    evidence: EvidenceSpec
+    offset: int
+    fs_type: str
+    index: int  # position of the volume in the run
+    kind: str = "tsk"  # backend name
+    sub: int = 0  # backend-specific, e.g. the volume number inside an APFS container
+
+
+class Backend(Protocol):
+    def open(self, ref: VolumeRef) -> Any: ...
+
+    def root(self, handle: Any) -> DirRef: ...
+
+    def list_directory(self, handle: Any, d: DirRef, vol: VolumeContext, options: WalkOptions,
+                       stats: WalkStats, subdirs: list[DirRef], start: int,
+                       limit: int | None) -> Iterator[FileRecord]: ...
+
+    def hash_content(self, handle: Any, target: ReadTarget, size: int,
+                     algorithms: tuple[str, ...], progress: Callable[[], None]
+                     ) -> tuple[dict[str, str] | None, str | None, int]: ...
+
+
+BACKENDS: dict[str, Backend] = {}
+
+
+@dataclass
+class Found:
+    """A file system a prober found where TSK opened none (e.g. the volumes of an APFS
+    container): the scheduler scans each like a TSK volume, through backend ``kind``."""
+
+    kind: str
+    sub: int
+    fs_type: str
+    root: DirRef
+    description: str
+
+
+# (image, evidence, volume) -> list of file systems found, or [] after setting
+# volume.status/error itself (e.g. "encrypted"). Probers run in the main process, in order,
+# only for volumes TSK could not open; the first that returns a non-empty list wins.
+Prober = Callable[[Any, EvidenceSpec, Any], list[Found]]
+PROBERS: list[Prober] = []
+
+
+def probe(img: Any, spec: EvidenceSpec, volume: Any) -> list[Found]:
+    for prober in PROBERS:
+        found = prober(img, spec, volume)
+        if found:
+            return found
+    return []
+
+
+def register(name: str, backend: Backend) -> None:
+    BACKENDS[name] = backend
+
+
+def backend(name: str) -> Backend:
+    return BACKENDS[name]
+
+
+from triage.backends import tsk  # noqa: E402,F401  (registers itself)
