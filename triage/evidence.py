@@ -341,7 +341,11 @@ def identify(path: str) -> EvidenceSpec:
     except OSError as e:
         raise EvidenceError(f"{path}: cannot access ({e.strerror})") from None
     if stat.S_ISDIR(st.st_mode):
-        raise EvidenceError(f"{path}: is a directory, not a disk image")
+        from triage.backends import BACKENDS
+
+        if "logical" not in BACKENDS:
+            raise EvidenceError(f"{path}: is a directory, not a disk image")
+        return EvidenceSpec(path, "logical", (path,), 0)
     try:
         with open(path, "rb") as fh:
             head = fh.read(HEAD_SIZE)

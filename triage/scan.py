@@ -150,18 +150,21 @@ class _Scan:
         self.evidence.append(entry)
         try:
             spec = identify(path)
-            img = open_image(spec)
+            img = None if spec.format == "logical" else open_image(spec)
         except EvidenceError as e:
             entry["error"] = str(e)
             self.unopenable = True
             return
         entry.update(format=spec.format, segments=list(spec.segments), size=spec.size,
                      parent=spec.parent, stored_hashes=spec.stored_hashes)
-        vs_name, volumes = find_volumes(img)
+        if img is None:  # a folder: no volumes, one logical file system found by its prober
+            vs_name, volumes = "logical", [Volume(0, 0, "logical folder")]
+        else:
+            vs_name, volumes = find_volumes(img)
         entry["volume_system"] = vs_name
         entry["volume_indexes"] = []
         for volume in volumes:
-            fs = open_fs(img, volume)
+            fs = open_fs(img, volume) if img is not None else None
             if fs is not None:
                 volume.status = "scanned"
                 self.add_volume(entry, VolumeRef(spec, volume.offset, volume.fs_type or "",

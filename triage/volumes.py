@@ -40,7 +40,7 @@ class Volume:
     description: str
     slot: str | None = None
     fs_type: str | None = None
-    status: str = "pending"  # scanned | empty | no-filesystem | error | incomplete
+    status: str = "pending"  # scanned | empty | no-filesystem | encrypted | error | incomplete
     error: str | None = None
     files: int = 0
     errors: int = 0
@@ -56,7 +56,7 @@ class Volume:
 
     @property
     def unreadable(self) -> bool:
-        return self.status in ("no-filesystem", "error", "incomplete")
+        return self.status in ("no-filesystem", "encrypted", "error", "incomplete")
 
 
 def fs_type_name(ftype: Any) -> str:

@@ -1,26 +1,36 @@
 """Shared record handling for every hash-set parser.
 
 Parsers only split their format into records; this module owns the rules that must be identical
-across formats: hex validation, dropping empty-input / all-zero digests, de-duplication, category
-conflict resolution and the strict-vs-lenient treatment of malformed records.
+across formats: hex validation, dropping empty-input / all-zero digests, declared sizes and the
+strict-vs-lenient treatment of malformed records. Rows go to an ``EntryStore`` (shared by all
+sources of one index), which de-duplicates and keeps category conflicts.
+
+Two ways in, one set of rules: ``add`` takes one record (the reference path, used for every
+record a fast path cannot vouch for) and ``add_columns`` takes thousands at once with numpy.
 """
 
 from __future__ import annotations
 
 import string
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from collections.abc import Iterable
+from typing import Any
 
-from triage.categories import most_severe
+import numpy as np
+
 from triage.errors import HashSetError
-from triage.hashsets.model import ALGORITHM_HEX_LENGTHS, EMPTY_DIGESTS, HashSet
+from triage.hashsets._hexfast import decode_rows, is_zero
+from triage.hashsets.model import ALGORITHM_HEX_LENGTHS, EMPTY_DIGESTS
+from triage.hashsets.store import EntryStore
 
 ALGORITHM_LABELS = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256"}
 ALGORITHM_BY_HEX_LENGTH = {n: alg for alg, n in ALGORITHM_HEX_LENGTHS.items()}
-_EMPTY = {alg: bytes.fromhex(hx) for alg, hx in EMPTY_DIGESTS.items()}
+EMPTY_KEYS = {alg: bytes.fromhex(hx) for alg, hx in EMPTY_DIGESTS.items()}
 _HEXDIGITS = frozenset(string.hexdigits)
+_SIZE_FLUSH = 65536
 
-Where = int | str  # a line number, or a JSON location such as "value[12]"
+Where = int | str  # a line number, or a location such as "value[12]"
 
 
 def shorten(value: object, limit: int = 80) -> str:
@@ -39,7 +49,7 @@ def parse_size(value: object) -> int | None:
         value = value.strip()
         if not value:
             return None
-        if not (value.isascii() and value.isdigit()):
+        if not (value.isascii() and value.isdigit()) or len(value) > 19:
             raise ValueError(value)
         return int(value)
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
@@ -48,22 +58,23 @@ def parse_size(value: object) -> int | None:
         size = int(value)  # JSON numbers arrive as int or Decimal
     except (ArithmeticError, ValueError):
         raise ValueError(value) from None
-    if size != value or size < 0:
+    if size != value or size < 0 or size >= 2**63:
         raise ValueError(value)
     return size
 
 
 class HashSetBuilder:
-    """Accumulates validated digests into the ``HashSet.table`` layout and keeps the counters."""
+    """Validates one source's records into an ``EntryStore`` and keeps that source's counters."""
 
-    def __init__(self, path: str, *, lenient: bool) -> None:
+    def __init__(self, path: str, *, lenient: bool, store: EntryStore | None = None) -> None:
         self.path = path
         self.lenient = lenient
-        self.table: dict[str, dict[bytes, str | None]] = {alg: {} for alg in ALGORITHM_HEX_LENGTHS}
+        self.store = store if store is not None else EntryStore()
+        self.records = 0  # records accepted (including ones whose digests were all dropped)
         self.skipped = 0
         self.dropped_empty = 0
-        self.conflicts = 0
-        self._categories: dict[str, str] = {}  # interned labels: millions of entries share a few
+        self.info: dict[str, Any] = {}  # format-specific provenance (VICS profile, DB properties)
+        self._sizes = array("q")
 
     def fail(self, where: Where, reason: str) -> HashSetError:
         """The error for a problem no lenient mode can skip (e.g. a bad header)."""
@@ -74,6 +85,8 @@ class HashSetBuilder:
         if not self.lenient:
             raise self.fail(where, reason)
         self.skipped += 1
+
+    # -- one record -------------------------------------------------------------------------
 
     def add(
         self,
@@ -102,42 +115,149 @@ class HashSetBuilder:
         if not digests:
             self.malformed(where, missing)
             return
+        self.records += 1
         if size == 0:
             self.dropped_empty += len(digests)
             return
-        if category is not None:
-            category = self._categories.setdefault(category, category)
+        category_id = self.store.category_id(category)
+        kept = False
         for algorithm, digest in digests:
-            if digest == _EMPTY[algorithm] or not any(digest):
+            if digest == EMPTY_KEYS[algorithm] or not any(digest):
                 self.dropped_empty += 1
                 continue
-            self._merge(self.table[algorithm], digest, category)
+            self.store.add_one(algorithm, digest, category_id)
+            kept = True
+        if kept:
+            self._size(size)
 
-    def _merge(self, table: dict[bytes, str | None], digest: bytes, category: str | None) -> None:
-        if digest not in table:
-            table[digest] = category
+    def _size(self, size: int | None) -> None:
+        if size is None:
+            self.store.sizes.missing += 1
             return
-        old = table[digest]
-        if category is None or old == category:
-            return
-        if old is None:
-            table[digest] = category
-            return
-        self.conflicts += 1
-        table[digest] = most_severe((old, category))
+        self._sizes.append(size)
+        if len(self._sizes) >= _SIZE_FLUSH:
+            self.flush()
 
-    def build(self, *, name: str, kind: str, format: str, sha256: str) -> HashSet:
-        return HashSet(
-            name=name,
-            path=self.path,
-            kind=kind,
-            format=format,
-            sha256=sha256,
-            table={alg: t for alg, t in self.table.items() if t},
-            skipped=self.skipped,
-            dropped_empty=self.dropped_empty,
-            conflicts=self.conflicts,
+    def flush(self) -> None:
+        """Hand buffered sizes to the store; the loader calls this once the parser is done."""
+        if self._sizes:
+            self.store.sizes.add(np.frombuffer(self._sizes.tobytes(), dtype=np.int64))
+            self._sizes = array("q")
+
+    # -- many records -----------------------------------------------------------------------
+
+    def add_columns(
+        self,
+        hashes: dict[str, Sequence[Any]],
+        categories: Sequence[str | None] | None,
+        sizes: Sequence[int | None] | None,
+        slow: Callable[[int], None],
+        *,
+        required: Iterable[str] | None = None,
+    ) -> None:
+        """Add rows given column-wise; the same rules as ``add``, vectorised.
+
+        Row ``i`` has ``hashes[alg][i]`` (hex string, or None/"" for absent), ``categories[i]``
+        and ``sizes[i]`` (already validated ints or None). Every row that is not plainly valid
+        (bad hex, odd type, padding, no hash among ``required``) is handed to ``slow(i)``, the
+        parser's per-record path, which produces the exact error or accepts it.
+        """
+        rows = len(next(iter(hashes.values())))
+        if not rows:
+            return
+        ok = np.ones(rows, dtype=bool)
+        present: dict[str, np.ndarray] = {}
+        keys: dict[str, np.ndarray] = {}
+        for algorithm, column in hashes.items():
+            hex_length = ALGORITHM_HEX_LENGTHS[algorithm]
+            lengths, text = _column_text(column, rows)
+            has = lengths == hex_length
+            ok &= has | (lengths == 0)
+            index = np.flatnonzero(has)
+            starts = np.cumsum(lengths.clip(0)) - lengths.clip(0)
+            data = np.frombuffer(text, dtype=np.uint8)
+            decoded, valid = decode_rows(data[starts[index, None] + np.arange(hex_length)])
+            ok[index[~valid]] = False
+            present[algorithm], keys[algorithm] = has, np.zeros(rows, dtype=decoded.dtype)
+            keys[algorithm][index] = decoded
+        needed = [present[a] for a in (required or hashes) if a in present]
+        ok &= np.logical_or.reduce(needed) if needed else False
+        size_array = _sizes(sizes, rows)
+        if size_array is None:
+            ok[:] = False
+        self._add_rows(ok, present, keys, categories, size_array)
+        for row in np.flatnonzero(~ok).tolist():
+            slow(row)
+
+    def _add_rows(
+        self,
+        ok: np.ndarray,
+        present: dict[str, np.ndarray],
+        keys: dict[str, np.ndarray],
+        categories: Sequence[str | None] | None,
+        size_array: np.ndarray | None,
+    ) -> None:
+        self.records += int(ok.sum())
+        if size_array is not None:
+            zero = ok & (size_array == 0)
+            if zero.any():
+                self.dropped_empty += sum(int((zero & has).sum()) for has in present.values())
+                ok = ok & ~zero
+        if categories is None:
+            ids: np.ndarray | int = 0
+        else:
+            category_id = self.store.category_id
+            ids = np.fromiter(map(category_id, categories), dtype=np.uint16, count=len(ok))
+        kept = np.zeros(len(ok), dtype=bool)
+        for algorithm, has in present.items():
+            take = ok & has
+            column = keys[algorithm][take]
+            trivial = (column == EMPTY_KEYS[algorithm]) | is_zero(column)
+            self.dropped_empty += int(trivial.sum())
+            rows = np.flatnonzero(take)[~trivial]
+            kept[rows] = True
+            self.store.add(algorithm, column[~trivial], ids if isinstance(ids, int) else ids[rows])
+        if size_array is None:
+            self.store.sizes.missing += int(kept.sum())
+        else:
+            declared = size_array[kept]
+            self.store.sizes.missing += int((declared < 0).sum())
+            self.store.sizes.add(declared[declared >= 0])
+
+    def add_keys(self, algorithm: str, keys: np.ndarray) -> None:
+        """Add already-validated binary digests with no category and no size (md5sum fast path)."""
+        self.records += len(keys)
+        trivial = (keys == EMPTY_KEYS[algorithm]) | is_zero(keys)
+        self.dropped_empty += int(trivial.sum())
+        kept = keys[~trivial]
+        self.store.sizes.missing += len(kept)
+        self.store.add(algorithm, kept, 0)
+
+
+def _column_text(column: Sequence[Any], rows: int) -> tuple[np.ndarray, bytes]:
+    """Per-row lengths (0 absent, -1 not a string) and the strings concatenated as ASCII."""
+    if all(value.__class__ is str for value in column):
+        lengths = np.fromiter(map(len, column), dtype=np.int64, count=rows)
+        text = "".join(column)
+    else:
+        lengths = np.fromiter(
+            (len(v) if v.__class__ is str else (0 if v is None else -1) for v in column),
+            dtype=np.int64,
+            count=rows,
         )
+        text = "".join(v if v.__class__ is str else "" for v in column)
+    # one byte per character: non-ASCII becomes '?', which then fails hex validation
+    return lengths, text.encode("ascii", "replace") + b"\0" * 64
+
+
+def _sizes(sizes: Sequence[int | None] | None, rows: int) -> np.ndarray | None:
+    """Sizes as int64 with -1 for "not declared"; None if they do not fit (rows go slow)."""
+    if sizes is None:
+        return np.full(rows, -1, dtype=np.int64)
+    try:
+        return np.fromiter((-1 if s is None else s for s in sizes), dtype=np.int64, count=rows)
+    except (OverflowError, TypeError, ValueError):
+        return None
 
 
 def _digest(algorithm: str | None, text: str) -> tuple[str, bytes] | str:

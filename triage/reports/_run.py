@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from triage.errors import TriageError, UsageError
-from triage.records import DEFAULT_ALGORITHMS, ALGORITHMS
+from triage.records import ALGORITHMS, DEFAULT_ALGORITHMS
 
 FILES = "files.jsonl"
 SUMMARY = "summary.json"

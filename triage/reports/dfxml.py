@@ -128,8 +128,9 @@ def fileobject(r: dict[str, Any], n: int, volume: _Volume, algs: list[str]) -> s
     path = str(r.get("path") or "")
     inode = str(r.get("inode") or "")
     addr, _, attr = inode.partition("-")
-    parts = [f"  <fileobject>\n    <filename>{_t(path[1:] if path[:1] == '/' else path)}"
-             f"</filename>\n{volume.partition}    <id>{n}</id>\n    <name_type>r</name_type>\n"]
+    name = _t(path[1:] if path[:1] == "/" else path)
+    parts = [(f"  <fileobject>\n    <filename>{name}</filename>\n{volume.partition}"
+              f"    <id>{n}</id>\n    <name_type>r</name_type>\n")]
     if r.get("size") is not None:
         parts.append(f"    <filesize>{int(r['size'])}</filesize>\n")
     parts.append(_ALLOC[(bool(r.get("deleted")), bool(r.get("realloc")))])
