@@ -5,13 +5,19 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from test_reports_support import (
+    HOSTILE_NAMES,
+    fake_run,
+    record,
+    records_of,
+    scanned_run,
+    summary_of,
+)
+
 from triage.categories import is_known_bad
 from triage.reports import render_all
 from triage.reports._escape import escape, raw_bytes, unescape
 from triage.reports.hits_csv import FORMULA_START, columns, safe_cell
-
-from test_reports_support import (HOSTILE_NAMES, fake_run, record, records_of, scanned_run,
-                                  summary_of)
 
 __all__ = ["scanned_run"]
 

@@ -7,13 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_reports_support import (
+    HOSTILE_NAMES,
+    fake_run,
+    record,
+    records_of,
+    scanned_run,
+    summary_of,
+)
 
 from triage.reports import render_all
 from triage.reports._escape import unescape
 from triage.reports.dfxml import DFXML_NS, TRIAGE_NS
-
-from test_reports_support import (HOSTILE_NAMES, fake_run, record, records_of, scanned_run,
-                                  summary_of)
 
 __all__ = ["scanned_run"]
 D, T = f"{{{DFXML_NS}}}", f"{{{TRIAGE_NS}}}"

@@ -10,14 +10,19 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from test_reports_support import (
+    HOSTILE_NAMES,
+    fake_run,
+    record,
+    records_of,
+    scanned_run,
+    summary_of,
+)
 
 from triage.categories import is_known_bad
 from triage.reports import render_all
 from triage.reports._escape import escape
 from triage.reports._html_collect import ERROR_CAP, HIT_CAP
-
-from test_reports_support import (HOSTILE_NAMES, fake_run, record, records_of, scanned_run,
-                                  summary_of)
 
 __all__ = ["scanned_run"]
 
@@ -66,7 +71,7 @@ def test_real_report_sections(scanned_run: Path) -> None:
         assert h["sha256"] in text
     for ev in summary["evidence"]:
         assert html.escape(ev["path"]) in text
-        for algo, digest in (ev.get("stored_hashes") or {}).items():
+        for digest in (ev.get("stored_hashes") or {}).values():
             assert digest in text
     # every hit listed (fewer than the cap here), with its hashes
     hits = [r for r in records_of(scanned_run) if is_known_bad(r["category"])]

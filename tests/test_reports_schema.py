@@ -8,18 +8,15 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from conftest import TESTIMAGES
+from test_reports_support import BASE_SUMMARY, SETS, record, records_of, scanned_run, summary_of
 
 from triage import cli
 from triage.cli_report import schema as schema_command
 from triage.errors import UsageError
 from triage.records import FILE_FIELDS, SCHEMA_VERSION
-from triage.reports.schema import (FIELD_TYPES, file_schema, summary_schema,
-                                   version_compatible)
+from triage.reports.schema import FIELD_TYPES, file_schema, summary_schema, version_compatible
 from triage.scan import ScanConfig, run_scan
-
-from conftest import TESTIMAGES
-from test_reports_support import (BASE_SUMMARY, SETS, record, records_of, scanned_run,
-                                  summary_of)
 
 __all__ = ["scanned_run"]
 Validator = jsonschema.Draft202012Validator

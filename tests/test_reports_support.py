@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import TESTIMAGES
 
 from triage.records import SCHEMA_VERSION, FileRecord
 from triage.reports import render_all
 from triage.scan import ScanConfig, run_scan
-
-from conftest import TESTIMAGES
 
 SETS = TESTIMAGES / "hashsets"
 IMAGES = ["mbr.E01", "gpt.img", "ntfs.img", "fat.img", "ext4.img", "iso.iso"]
@@ -123,8 +122,7 @@ def fake_run(run_dir: Path, records: list[FileRecord], **summary: Any) -> Path:
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     with open(run_dir / "files.jsonl", "w", encoding="utf-8", newline="\n") as fh:
-        for r in records:
-            fh.write(jsonl_line(r))
+        fh.writelines(jsonl_line(r) for r in records)
     data = copy.deepcopy(BASE_SUMMARY)
     data.update(summary)
     bad = sum(1 for r in records if r.category not in (None, "unknown", "known-good"))
