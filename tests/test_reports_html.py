@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 import shutil
 import subprocess
@@ -65,7 +66,7 @@ def test_real_report_sections(scanned_run: Path) -> None:
     assert_inert(text)
     assert "@media print" in text and "Content-Security-Policy" in text
     for needle in ("CASE-&lt;1&gt;", "J. O&#x27;Examiner &amp; co", "EX&quot;1&quot;",
-                   "UK CAID Category A", "Project VIC 2", "Hash sets used", "exit code"):
+                   "UK Category A", "Project VIC 2", "Hash sets used", "exit code"):
         assert needle.lower() in text.lower(), needle
     for h in summary["hashsets"]:
         assert h["sha256"] in text
@@ -113,6 +114,20 @@ def test_long_lists_are_capped(tmp_path: Path) -> None:
     assert f"{n_hits:,} file(s)" in text
 
 
+def test_profile_labels_from_summary_win(tmp_path: Path) -> None:
+    base = fake_run(tmp_path / "base", [])
+    sets = json.loads((base / "summary.json").read_text())["hashsets"]
+    sets[0]["profile"] = {"name": "lab", "labels": {"7": "Lab grade <7>", "A": "Lab A"}}
+    run = fake_run(tmp_path / "run", [record("/a", "7", 1), record("/b", "A", 2),
+                                      record("/c", "B", 3)], hashsets=sets)
+    render_all(run, ["html", "csv"])
+    text = page(run)
+    assert "Lab grade &lt;7&gt;" in text and "Lab A" in text and "UK Category B" in text
+    labels = [row.split(",")[1] for row in
+              (run / "hits.csv").read_text(encoding="utf-8-sig").splitlines()[1:]]
+    assert labels == ["Lab grade <7>", "Lab A", "UK Category B"]
+
+
 def test_incomplete_run_is_flagged(tmp_path: Path) -> None:
     run = fake_run(tmp_path / "run", [record("/a", "A", 1)], complete=False, interrupted=True,
                    exit_code=130)
@@ -123,8 +138,6 @@ def test_incomplete_run_is_flagged(tmp_path: Path) -> None:
 
 def test_crashed_run_without_end_keys_still_renders(tmp_path: Path) -> None:
     run = fake_run(tmp_path / "run", [record("/a", "C", 1), record("/b", None, 2)])
-    import json
-
     summary = json.loads((run / "summary.json").read_text())
     for k in ("interrupted", "elapsed_seconds", "evidence", "totals", "categories",
               "first_hit_seconds", "exit_code"):

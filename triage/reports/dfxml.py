@@ -21,7 +21,7 @@ from xml.sax.saxutils import quoteattr
 
 from triage.reports._escape import escape
 from triage.reports._run import atomic_text, iter_records
-from triage.reports.labels import label
+from triage.reports.labels import Labels
 
 NAME = "files.dfxml"
 DFXML_NS = "http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML"
@@ -122,7 +122,8 @@ class _Volume:
                      + _el("triage:fs_type", r.get("fs_type", "")))
 
 
-def fileobject(r: dict[str, Any], n: int, volume: _Volume, algs: list[str]) -> str:
+def fileobject(r: dict[str, Any], n: int, volume: _Volume, algs: list[str],
+               label: Labels) -> str:
     """One record as a fileobject. Numbers, hashes and times are emitted as they are (the
     schema guarantees their alphabet); every other text goes through ``_t``/``_a``."""
     path = str(r.get("path") or "")
@@ -155,7 +156,8 @@ def fileobject(r: dict[str, Any], n: int, volume: _Volume, algs: list[str]) -> s
     parts += others
     cat = r.get("category")
     if cat is not None:
-        parts.append(f"    <triage:category label={_a(label(cat))}>{_t(cat)}</triage:category>\n")
+        parts.append(f"    <triage:category label={_a(label(cat))}>{_t(cat)}"
+                     "</triage:category>\n")
     for m in r.get("matches") or []:
         parts.append(f"    <triage:match hashset={_a(m.get('hashset', ''))} "
                      f"algorithm={_a(m.get('algorithm', ''))} "
@@ -170,6 +172,7 @@ def write(run_dir: Path, summary: dict[str, Any]) -> Path:
     """Stream files.jsonl into one fileobject per record (constant memory)."""
     path = run_dir / NAME
     partitions = partition_numbers(summary)
+    label = Labels(summary)
     algs = list(summary.get("options", {}).get("algorithms") or DFXML_HASHES)
     with atomic_text(path) as fh:
         fh.writelines(_head(summary))
@@ -180,6 +183,6 @@ def write(run_dir: Path, summary: dict[str, Any]) -> Path:
             volume = volumes.get(key)
             if volume is None:
                 volume = volumes[key] = _Volume(record, partitions.get(key[:2]))
-            fh.write(fileobject(record, n, volume, algs))
+            fh.write(fileobject(record, n, volume, algs, label))
         fh.write("</dfxml>\n")
     return path

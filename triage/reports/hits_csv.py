@@ -16,7 +16,7 @@ from typing import Any
 from triage.categories import is_known_bad
 from triage.reports._escape import escape
 from triage.reports._run import algorithms, atomic_text, iter_records
-from triage.reports.labels import label
+from triage.reports.labels import Labels
 
 NAME = "hits.csv"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -46,7 +46,7 @@ def matched_sets(matches: list[dict[str, Any]]) -> str:
     return "; ".join(f"{name} ({cat})" for name, cat in seen)
 
 
-def row(record: dict[str, Any], algs: Iterable[str]) -> list[str]:
+def row(record: dict[str, Any], algs: Iterable[str], label: Labels) -> list[str]:
     cells: list[Any] = [record.get("category"), label(record.get("category")),
                         matched_sets(record.get("matches") or []), record.get("path"),
                         record.get("evidence"), record.get("volume_offset"), record.get("inode"),
@@ -59,11 +59,12 @@ def row(record: dict[str, Any], algs: Iterable[str]) -> list[str]:
 def write(run_dir: Path, summary: dict[str, Any]) -> Path:
     """Stream files.jsonl once; memory does not grow with the number of records."""
     algs = algorithms(summary)
+    label = Labels(summary)
     path = run_dir / NAME
     with atomic_text(path, "utf-8-sig") as fh:
         out = csv.writer(fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
         out.writerow(columns(algs))
         for record in iter_records(run_dir):
             if is_known_bad(record.get("category")):
-                out.writerow(row(record, algs))
+                out.writerow(row(record, algs, label))
     return path

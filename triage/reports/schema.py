@@ -110,7 +110,8 @@ def _obj(props: dict[str, Any], required: list[str] | None = None, *,
 VOLUME = _obj({
     "offset": _COUNT, "length": _COUNT, "description": _STR, "slot": _STR_NULL,
     "fs_type": _STR_NULL,
-    "status": {"enum": ["pending", "scanned", "empty", "no-filesystem", "error", "incomplete"],
+    "status": {"enum": ["pending", "scanned", "empty", "no-filesystem", "encrypted", "error",
+                        "incomplete"],
                "description": "scanned/empty: examined; anything else: NOT (fully) examined"},
     "error": _STR_NULL, "files": _COUNT, "errors": _COUNT,
     "notes": {"type": "array", "items": _STR},
@@ -134,7 +135,12 @@ HASHSET = _obj({
     "format": _STR, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     "entries": _COUNT, "algorithms": {"type": "array", "items": {"enum": list(ALGORITHMS)}},
     "skipped_lines": _COUNT, "dropped_empty": _COUNT, "conflicts": _COUNT,
-})
+    "profile": {"type": ["object", "null"], "required": ["labels"],
+                "properties": {"name": _STR, "description": _STR, "source": _STR,
+                               "labels": {"type": "object", "additionalProperties": _STR}},
+                "description": "category profile naming this set's codes (optional)"},
+}, ["name", "path", "kind", "format", "sha256", "entries", "algorithms", "skipped_lines",
+    "dropped_empty", "conflicts"])
 
 # Written when a scan ends (also when interrupted); absent from the summary of a crashed scan.
 _END_KEYS = ["interrupted", "elapsed_seconds", "evidence", "totals", "categories",
