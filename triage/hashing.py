@@ -20,8 +20,44 @@ HASHERS: dict[str, Callable[[], Any]] = {
 }
 
 
+HEAD = 8192  # bytes kept from the start of each file for content inspection (census)
+
+
 def empty_hashes(algorithms: Iterable[str]) -> dict[str, str]:
     return {a: HASHERS[a]().hexdigest() for a in algorithms}
+
+
+class Digest:
+    """Feeds every algorithm from each buffer of the one read, and keeps what inspectors need:
+    the first ``HEAD`` bytes always, the whole content only when ``keep_all(head)`` says so
+    (pictures for PDQ). Backends hash through this class; the worker reads
+    ``Digest.current`` afterwards (one file at a time per worker process)."""
+
+    current: "Digest | None" = None
+    keep_all: Callable[[bytes], bool] | None = None  # set once per worker from the options
+
+    def __init__(self, algorithms: tuple[str, ...]) -> None:
+        self.algorithms = algorithms
+        self._hashers = [HASHERS[a]() for a in algorithms]
+        self.head = b""
+        self.content: bytearray | None = None
+        self._decided = False
+        Digest.current = self
+
+    def update(self, data: bytes) -> None:
+        for h in self._hashers:
+            h.update(data)
+        if len(self.head) < HEAD:
+            self.head += data[: HEAD - len(self.head)]
+        if self.content is not None:
+            self.content += data
+        elif not self._decided:
+            self._decided = True
+            if Digest.keep_all is not None and Digest.keep_all(self.head):
+                self.content = bytearray(data)
+
+    def hexdigests(self) -> dict[str, str]:
+        return {a: h.hexdigest() for a, h in zip(self.algorithms, self._hashers)}
 
 
 def hash_content(fs: Any, target: ReadTarget, size: int, algorithms: tuple[str, ...],
@@ -29,9 +65,9 @@ def hash_content(fs: Any, target: ReadTarget, size: int, algorithms: tuple[str, 
                  ) -> tuple[dict[str, str] | None, str | None, int]:
     """(hashes, error, bytes read). A read that ends before ``size`` is an error, never a
     shorter file: hashing truncated content would produce a confident wrong answer."""
+    digest = Digest(algorithms)
     try:
         f = fs.open_meta(inode=target.addr)
-        hashers = [HASHERS[a]() for a in algorithms]
         pos = 0
         while pos < size:
             n = min(CHUNK, size - pos)
@@ -41,10 +77,9 @@ def hash_content(fs: Any, target: ReadTarget, size: int, algorithms: tuple[str, 
                 data = f.read_random(pos, n, target.attr_type, target.attr_id)
             if not data:
                 return None, f"short read: got {pos} of {size} bytes", pos
-            for h in hashers:
-                h.update(data)
+            digest.update(data)
             pos += len(data)
             progress()
     except OSError as e:
         return None, "read error: " + " ".join(str(e).split())[:300], 0
-    return {a: h.hexdigest() for a, h in zip(algorithms, hashers)}, None, pos
+    return digest.hexdigests(), None, pos

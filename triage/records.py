@@ -15,7 +15,8 @@ DEFAULT_ALGORITHMS = ("md5", "sha1", "sha256")
 # Output keys of files.jsonl, in order; the per-algorithm keys go where "<hashes>" stands.
 FILE_FIELDS: tuple[str, ...] = (
     "evidence", "volume_offset", "fs_type", "path", "inode", "size", "deleted", "orphan",
-    "realloc", "mtime", "atime", "ctime", "crtime", "<hashes>", "category", "matches", "error",
+    "realloc", "mtime", "atime", "ctime", "crtime", "<hashes>", "kind", "signature",
+    "extension_mismatch", "pdq", "pdq_quality", "category", "matches", "error",
 )
 
 
@@ -44,6 +45,11 @@ class FileRecord:
     ctime: str | None = None
     crtime: str | None = None
     hashes: dict[str, str | None] = field(default_factory=dict)
+    kind: str | None = None  # picture, video, archive, document, executable, other (census)
+    signature: str | None = None  # content type from the first bytes, e.g. "jpeg"
+    extension_mismatch: bool | None = None  # the name's extension disagrees with the content
+    pdq: str | None = None  # perceptual hash of a picture (64 hex), with --pdq
+    pdq_quality: int | None = None
     category: str | None = None
     matches: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from triage.backends import Backend, VolumeRef, backend
-from triage.hashing import empty_hashes
+from triage.hashing import Digest, empty_hashes
+from triage.inspect import INSPECTORS
 from triage.hashsets.model import HashSet
 from triage.matching import HashIndex
 from triage.records import FileRecord
@@ -88,11 +89,17 @@ def _fault(record: FileRecord) -> None:
 def _hash_into(state: WorkerState, b: Backend, handle: Any, record: FileRecord, tally: Tally,
                beat) -> None:
     _fault(record)
+    Digest.current = None
     hashes, error, nbytes = b.hash_content(handle, record.target, record.size,
                                            state.init.algorithms, beat)
     record.hashes = hashes or {}
     record.error = error
     tally.bytes_hashed += nbytes
+    digest = Digest.current
+    if hashes is not None and digest is not None:
+        for inspect in INSPECTORS:
+            inspect(record, digest.head, digest.content)
+        digest.content = None
 
 
 def run_dir_task(state: WorkerState, task: DirTask, beat) -> TaskResult:
