@@ -13,7 +13,7 @@ from triage.scan import ScanConfig, run_scan
 
 from conftest import corpus_index
 
-SUPPORTED = {"scan", "needs-vhd", "needs-vmdk", "needs-qcow"}
+SUPPORTED = {"scan", "scan-apfs", "needs-vhd", "needs-vmdk", "needs-qcow"}
 ENTRIES = corpus_index()
 
 
@@ -57,11 +57,11 @@ def test_matches_tsk_truth(corpus: Path, entry: dict, tmp_path: Path) -> None:
     assert outcome.exit_code == ExitCode.OK, summary["evidence"]
 
 
-@pytest.mark.parametrize("entry", [e for e in ENTRIES if e["status"] in ("reject", "unsupported-fs", "scan-apfs")],
-                         ids=_ids([e for e in ENTRIES if e["status"] in ("reject", "unsupported-fs", "scan-apfs")]))
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e["status"] in ("reject", "unsupported-fs")],
+                         ids=_ids([e for e in ENTRIES if e["status"] in ("reject", "unsupported-fs")]))
 def test_refused_with_reason(corpus: Path, entry: dict, tmp_path: Path) -> None:
-    """Garbage, a differential VHD without its parent, a FAT TSK cannot open, and (until APFS
-    is supported) an APFS container: never a crash, never a silent '0 files, 0 hits'."""
+    """Garbage, a differential VHD without its parent, a FAT TSK cannot open: never a crash,
+    never a silent '0 files, 0 hits'."""
     outcome, records = _scan(corpus, entry, tmp_path)
     assert outcome.exit_code in (ExitCode.EVIDENCE, ExitCode.INCOMPLETE)
     ev = outcome.summary["evidence"][0]
@@ -72,7 +72,7 @@ def test_refused_with_reason(corpus: Path, entry: dict, tmp_path: Path) -> None:
 
 def test_every_truth_file_is_covered() -> None:
     """Each truth file belongs to a status one of the tests above handles."""
-    handled = SUPPORTED | {"reject", "unsupported-fs", "scan-apfs"}
+    handled = SUPPORTED | {"reject", "unsupported-fs"}
     assert all(e["status"] in handled for e in ENTRIES)
 
 

@@ -81,3 +81,4 @@ def backend(name: str) -> Backend:
 
 
 from triage.backends import tsk  # noqa: E402,F401  (registers itself)
+from triage.backends import apfs  # noqa: E402,F401
