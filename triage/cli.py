@@ -33,8 +33,9 @@ from triage.scan import ProgressSink, ScanConfig, resume_config, run_scan
 EXIT_CODES_HELP = (
     "Exit codes: 0 finished, no known-bad match; 1 finished with known-bad matches; "
     "2 usage error or bad input (hash set, option, missing file); 3 evidence could not be "
-    "opened at all; 4 finished but some files or volumes could not be read; "
-    "130 interrupted (outputs valid, summary marked incomplete)."
+    "opened at all; 4 finished but some files or volumes could not be read; 5 the output "
+    "folder could not be written (disk full, permissions); 130 interrupted (outputs valid, "
+    "summary marked incomplete)."
 )
 
 
@@ -117,6 +118,7 @@ def scan(
     lenient: Annotated[bool, typer.Option("--lenient", help="Skip and count malformed hash-set lines instead of failing.")] = False,
     no_orphans: Annotated[bool, typer.Option("--no-orphans", help="Skip TSK's $OrphanFiles.")] = False,
     max_orphans: Annotated[int, typer.Option("--max-orphans", help="Stop listing orphan files of a volume after N.")] = 1_000_000,
+    verify_image: Annotated[bool, typer.Option("--verify-image", help="Also hash the whole media (MD5/SHA-1) and compare with the acquisition hash stored in an E01.")] = False,
     case: Annotated[str | None, typer.Option("--case", help="Case reference (free text).")] = None,
     examiner: Annotated[str | None, typer.Option("--examiner", help="Examiner name (free text).")] = None,
     exhibit: Annotated[str | None, typer.Option("--exhibit", help="Exhibit reference (free text).")] = None,
@@ -133,7 +135,8 @@ def scan(
             evidence=list(evidence), hashsets=list(hashset), known_good=list(known_good),
             out=out, algorithms=tuple(algorithms.split(",")), workers=workers, force=force,
             lenient=lenient, include_orphans=not no_orphans, max_orphans=max_orphans,
-            fs_timeout=fs_timeout, read_timeout=read_timeout, case=case, examiner=examiner,
+            fs_timeout=fs_timeout, read_timeout=read_timeout, verify_image=verify_image,
+            case=case, examiner=examiner,
             exhibit=exhibit, argv=list(sys.argv),
         )
     show = _env.interactive and not quiet and not json_out
@@ -166,6 +169,10 @@ def print_summary(summary: dict[str, Any], out: Path, console: Console) -> None:
     for ev in summary.get("evidence", []):
         if ev.get("error"):
             console.print(f"[red]evidence not scanned:[/] {ev['error']}")
+        ver = ev.get("verification")
+        if ver:
+            style = "green" if ver["status"] == "verified" else "red"
+            console.print(f"[{style}]image verification: {ver['status']}[/] ({ev['path']})")
         for v in ev.get("volumes", []):
             if v["status"] not in ("scanned", "empty"):
                 console.print(f"[yellow]volume at {v['offset']} {v['status']}:[/] "

@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # usage error or bad input (hash set, option, missing file)
     EVIDENCE = 3  # evidence could not be opened at all
     INCOMPLETE = 4  # finished, but some files or volumes could not be read
+    OUTPUT = 5  # the output folder could not be written (disk full, permissions)
     INTERRUPTED = 130  # stopped by Ctrl-C / SIGTERM; outputs are valid but incomplete
 
 

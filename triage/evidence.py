@@ -48,7 +48,11 @@ class StreamImage(pytsk3.Img_Info):
         super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
 
     def read(self, offset: int, length: int) -> bytes:
-        return self._handle.read_buffer_at_offset(length, offset)
+        try:
+            return self._handle.read_buffer_at_offset(length, offset)
+        except Exception as e:  # noqa: BLE001 - libyal raises IOError/RuntimeError/ValueError
+            # TSK turns an OSError from this callback into a read error on that one request
+            raise OSError(f"{type(e).__name__}: {_first_line(e)}") from None
 
     def get_size(self) -> int:
         return self._size

@@ -9,6 +9,7 @@ from typing import Any
 import xxhash
 
 from triage.records import ReadTarget
+from triage.volumes import is_truncated
 
 CHUNK = 1 << 20
 
@@ -68,6 +69,10 @@ def hash_content(fs: Any, target: ReadTarget, size: int, algorithms: tuple[str, 
     digest = Digest(algorithms)
     try:
         f = fs.open_meta(inode=target.addr)
+        if is_truncated(fs):
+            beyond = _blocks_beyond_end(f, target, int(fs.info.last_block_act))
+            if beyond:
+                return None, beyond, 0
         pos = 0
         while pos < size:
             n = min(CHUNK, size - pos)
@@ -83,3 +88,24 @@ def hash_content(fs: Any, target: ReadTarget, size: int, algorithms: tuple[str, 
     except OSError as e:
         return None, "read error: " + " ".join(str(e).split())[:300], 0
     return digest.hexdigests(), None, pos
+
+
+_SPARSE_OR_FILLER = 0x03  # TSK_FS_ATTR_RUN_FLAG_FILLER | TSK_FS_ATTR_RUN_FLAG_SPARSE
+
+
+def _blocks_beyond_end(f: Any, target: ReadTarget, last_block: int) -> str | None:
+    """On a truncated image, name the first data run that lies past the evidence's end."""
+    for attr in f:
+        info = attr.info
+        if target.attr_type is not None and (int(info.type), int(info.id)) != (
+                target.attr_type, target.attr_id):
+            continue
+        for run in attr:
+            if int(run.flags) & _SPARSE_OR_FILLER:
+                continue
+            if int(run.addr) + int(run.len) - 1 > last_block:
+                return (f"content lies past the end of the evidence (block {int(run.addr):,}, "
+                        f"evidence ends at block {last_block:,}): image truncated")
+        if target.attr_type is None:
+            break  # the default attribute is the first one TSK lists
+    return None

@@ -7,15 +7,22 @@ import os
 from pathlib import Path
 from typing import Any
 
-from triage.errors import TriageError, UsageError
+from triage.errors import ExitCode, TriageError, UsageError
 
 
 class OutputError(TriageError):
     """The output folder cannot be written (disk full, permissions)."""
 
+    exit_code = ExitCode.OUTPUT
 
-def prepare_out_dir(out: Path, force: bool) -> None:
-    """Create the output folder; an existing non-empty one is refused unless ``force``."""
+
+def prepare_out_dir(out: Path, force: bool, evidence: list[str] = ()) -> None:
+    """Create the output folder; an existing non-empty one is refused unless ``force``, and
+    one inside a folder given as evidence always (the scan would read its own output)."""
+    resolved = out.resolve()
+    for e in evidence:
+        if os.path.isdir(e) and resolved.is_relative_to(Path(e).resolve()):
+            raise UsageError(f"--out {out}: inside the evidence folder {e}; choose another place")
     if out.exists():
         if not out.is_dir():
             raise UsageError(f"--out {out}: exists and is not a directory")

@@ -33,7 +33,8 @@ from triage.records import ALGORITHMS, DEFAULT_ALGORITHMS, SCHEMA_VERSION, FileR
 from triage.report import OutputError, prepare_out_dir, write_json_atomic
 from triage.results import Tally, encode_lines, finish_record
 from triage.backends import VolumeRef, probe
-from triage.tasks import TASKS, DirTask, FileTask, TaskResult, WorkerInit, WorkerState
+from triage.tasks import (TASKS, DirTask, FileTask, MediaTask, TaskResult, WorkerInit,
+                          WorkerState)
 from triage.volumes import Volume, find_volumes, open_fs
 from triage.walk import DirRef, WalkOptions, root_dir
 
@@ -54,6 +55,7 @@ class ScanConfig:
     lenient: bool = False
     include_orphans: bool = True
     max_orphans: int = 1_000_000
+    verify_image: bool = False  # also hash the whole media and compare with the stored hash
     fs_timeout: float = 300.0  # seconds without progress listing a directory
     read_timeout: float = 120.0  # seconds without progress reading one file
     case: str | None = None  # free-text provenance, recorded in every output
@@ -138,10 +140,12 @@ class _Scan:
         self.first_hit: float | None = None
         self.evidence: list[dict[str, Any]] = []
         self.volumes: list[_VolumeState] = []
+        self.media: deque[MediaTask] = deque()
         self.dirs: deque[DirTask] = deque()
         self.files: deque[FileTask] = deque()
         self.unopenable = False
         self.lost_dirs = 0
+        self.verify_failed = False
 
     # -- evidence and volumes (main process: cheap, and needed for the summary) ---------------
 
@@ -157,6 +161,9 @@ class _Scan:
             return
         entry.update(format=spec.format, segments=list(spec.segments), size=spec.size,
                      parent=spec.parent, stored_hashes=spec.stored_hashes)
+        if self.config.verify_image and spec.format != "logical":
+            entry["verification"] = {"status": "pending"}
+            self.media.append(MediaTask(spec, len(self.evidence) - 1))
         if img is None:  # a folder: no volumes, one logical file system found by its prober
             vs_name, volumes = "logical", [Volume(0, 0, "logical folder")]
         else:
@@ -166,7 +173,6 @@ class _Scan:
         for volume in volumes:
             fs = open_fs(img, volume) if img is not None else None
             if fs is not None:
-                volume.status = "scanned"
                 self.add_volume(entry, VolumeRef(spec, volume.offset, volume.fs_type or "",
                                                  len(self.volumes)), volume, root_dir(fs))
                 continue
@@ -236,6 +242,22 @@ class _Scan:
             lines.append(finish_record(r, self.index, self.algorithms, tally))
         return encode_lines(lines), tally
 
+    def verified(self, task: MediaTask, hashes: dict[str, str] | None, error: str | None) -> None:
+        """Compare the media hash with the acquisition hash stored in the container."""
+        stored = task.evidence.stored_hashes
+        result: dict[str, Any] = {"computed": hashes, "stored": stored, "error": error}
+        if hashes is None:
+            result["status"] = "error"
+        elif not stored:
+            result["status"] = "no stored hash"
+        elif all(hashes.get(a) == v for a, v in stored.items() if a in hashes):
+            result["status"] = "verified"
+        else:
+            result["status"] = "mismatch"
+        if result["status"] in ("error", "mismatch"):
+            self.verify_failed = True
+        self.evidence[task.index]["verification"] = result
+
     # -- summary ------------------------------------------------------------------------------
 
     def total(self) -> Tally:
@@ -249,7 +271,7 @@ class _Scan:
             return ExitCode.HITS
         if self.unopenable:
             return ExitCode.EVIDENCE
-        if total.errors_allocated or self.lost_dirs or any(
+        if total.errors_allocated or self.lost_dirs or self.verify_failed or any(
                 vs.volume.unreadable for vs in self.volumes):
             return ExitCode.INCOMPLETE
         return ExitCode.OK
@@ -279,13 +301,28 @@ class _Writer:
             raise OutputError(f"{path}: cannot write ({e.strerror})") from None
 
     def write(self, data: bytes) -> int:
+        good = self._fh.tell()
         try:
             if data:
                 self._fh.write(data)
                 self._fh.flush()
             return self._fh.tell()
         except OSError as e:
+            self._cut(good)
             raise OutputError(f"{self.path}: write failed ({e.strerror})") from None
+
+    def _cut(self, size: int) -> None:
+        """Drop a partly written blob (disk full): what stays on disk must be whole lines."""
+        try:
+            self._fh.close()
+        except OSError:
+            pass  # its buffer could not be flushed: that is the part being dropped
+        try:
+            self._fh = open(self.path, "r+b")  # the buffered handle is unusable after ENOSPC
+            self._fh.truncate(size)
+            self._fh.seek(size)
+        except OSError:
+            pass
 
     def close(self) -> None:
         try:
@@ -296,20 +333,24 @@ class _Writer:
 
 def _schedule(scan: _Scan, pool: WorkerPool, writer: _Writer, journal: Journal) -> None:
     """Keep every worker busy until the queues are empty; file tasks first (they hold records)."""
-    inflight: dict[int, DirTask | FileTask] = {}
+    inflight: dict[int, MediaTask | DirTask | FileTask] = {}
     next_id = 0
     cfg = scan.config
-    while scan.dirs or scan.files or inflight:
-        while pool.idle() and (scan.files or scan.dirs):
-            task = scan.files.popleft() if scan.files else scan.dirs.popleft()
-            kind = "files" if isinstance(task, FileTask) else "dir"
-            timeout = cfg.read_timeout if kind == "files" else cfg.fs_timeout
+    while scan.media or scan.dirs or scan.files or inflight:
+        while pool.idle() and (scan.media or scan.files or scan.dirs):
+            queue = scan.media or scan.files or scan.dirs
+            task = queue.popleft()
+            kind = {MediaTask: "media", FileTask: "files", DirTask: "dir"}[type(task)]
+            timeout = cfg.fs_timeout if kind == "dir" else cfg.read_timeout
             pool.submit(next_id, kind, task, timeout)
             inflight[next_id] = task
             next_id += 1
         for event in pool.poll(0.5):
             task = inflight.pop(event.task_id)
-            if event.kind == "done":
+            if isinstance(task, MediaTask):
+                scan.verified(task, event.payload if event.kind == "done" else None,
+                              None if event.kind == "done" else str(event.payload))
+            elif event.kind == "done":
                 _done(scan, task, event.payload, writer, journal)
             else:
                 _failed(scan, task, str(event.payload), writer, journal)
@@ -372,6 +413,7 @@ def resume_config(out: Path, **overrides: Any) -> ScanConfig:
             out=out, algorithms=tuple(opts["algorithms"]), workers=opts["workers"],
             resume=True, lenient=opts["lenient"], include_orphans=opts["include_orphans"],
             max_orphans=opts["max_orphans"], fs_timeout=opts["fs_timeout"],
+            verify_image=opts["verify_image"],
             read_timeout=opts["read_timeout"], case=previous["case"]["case"],
             examiner=previous["case"]["examiner"], exhibit=previous["case"]["exhibit"],
         )
@@ -421,7 +463,7 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
         previous = _check_resume(out, config, sets, algorithms)
     else:
         out = config.out or default_out_dir(config.evidence)
-        prepare_out_dir(out, config.force)
+        prepare_out_dir(out, config.force, config.evidence)
         previous = None
 
     summary: dict[str, Any] = {
@@ -434,7 +476,8 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
         "options": {"algorithms": list(algorithms), "workers": config.workers,
                     "include_orphans": config.include_orphans,
                     "max_orphans": config.max_orphans, "lenient": config.lenient,
-                    "fs_timeout": config.fs_timeout, "read_timeout": config.read_timeout},
+                    "fs_timeout": config.fs_timeout, "read_timeout": config.read_timeout,
+                    "verify_image": config.verify_image},
         "hashsets": [_set_summary(s) for s in sets],
     }
     write_json_atomic(out / "summary.json", summary)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from triage.backends import Backend, VolumeRef, backend
+from triage.evidence import EvidenceSpec, open_image
 from triage.hashing import Digest, empty_hashes
 from triage.inspect import INSPECTORS
 from triage.hashsets.model import HashSet
@@ -142,4 +143,29 @@ def run_file_task(state: WorkerState, task: FileTask, beat) -> TaskResult:
     return result
 
 
-TASKS = {"dir": run_dir_task, "files": run_file_task}
+@dataclass(frozen=True)
+class MediaTask:
+    """Hash the whole media stream (``--verify-image``) to compare with the acquisition hash."""
+
+    evidence: EvidenceSpec
+    index: int  # position of the evidence in the run
+
+
+def run_media_task(state: WorkerState, task: MediaTask, beat) -> dict[str, str]:
+    img = open_image(task.evidence)
+    digest = Digest(("md5", "sha1"))
+    size, pos = img.get_size(), 0
+    try:
+        while pos < size:
+            data = img.read(pos, min(4 << 20, size - pos))
+            if not data:
+                raise OSError(f"short read at byte {pos:,} of {size:,}")
+            digest.update(data)
+            pos += len(data)
+            beat()
+    finally:
+        img.close()
+    return digest.hexdigests()
+
+
+TASKS = {"dir": run_dir_task, "files": run_file_task, "media": run_media_task}

@@ -67,7 +67,7 @@ def find_volumes(img: pytsk3.Img_Info) -> tuple[str, list[Volume]]:
     """Return (volume system name, volumes). Without a partition table, one volume at 0."""
     try:
         vs = pytsk3.Volume_Info(img)
-    except OSError:
+    except (OSError, RuntimeError):
         return "none", [Volume(0, img.get_size(), "whole image (no partition table)")]
     block = vs.info.block_size
     vs_name = VS_TYPE_NAMES.get(int(vs.info.vstype), str(vs.info.vstype))
@@ -77,7 +77,11 @@ def find_volumes(img: pytsk3.Img_Info) -> tuple[str, list[Volume]]:
             continue  # unallocated gaps and table entries (extended containers, the MBR itself)
         desc = part.desc.decode("utf-8", "replace") if isinstance(part.desc, bytes) else str(part.desc)
         slot = f"{part.table_num}:{part.slot_num}"
-        volumes.append(Volume(part.start * block, part.len * block, desc, slot))
+        v = Volume(part.start * block, part.len * block, desc, slot)
+        if v.offset + v.length > img.get_size():
+            v.notes.append(f"partition ends at byte {v.offset + v.length:,}, past the end of "
+                           f"the evidence ({img.get_size():,} bytes): evidence truncated?")
+        volumes.append(v)
     return vs_name, volumes
 
 
@@ -85,11 +89,22 @@ def open_fs(img: pytsk3.Img_Info, volume: Volume) -> pytsk3.FS_Info | None:
     """Open the volume's file system and set ``fs_type``; on failure set status and reason."""
     try:
         fs = pytsk3.FS_Info(img, offset=volume.offset)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:
         _classify_unopenable(img, volume, _tsk_message(e))
         return None
     volume.fs_type = fs_type_name(fs.info.ftype)
+    volume.status = "scanned"
+    if is_truncated(fs):
+        volume.status = "incomplete"
+        volume.notes.append(
+            f"file system spans {fs.info.last_block + 1:,} blocks but the evidence holds only "
+            f"{fs.info.last_block_act + 1:,}: files stored past the end are reported unreadable")
     return fs
+
+
+def is_truncated(fs: pytsk3.FS_Info) -> bool:
+    """TSK reads blocks past the end of a truncated image as zeros, silently: we must not."""
+    return int(fs.info.last_block_act) < int(fs.info.last_block)
 
 
 def _classify_unopenable(img: pytsk3.Img_Info, volume: Volume, reason: str) -> None:
