@@ -51,6 +51,13 @@ def as_record(fo: ET.Element, algorithms: list[str]) -> dict[str, Any]:
                                                                      T + "hashdigest")}
     for a in algorithms:
         r[a] = digests.get(a)
+    mismatch = text(fo, T + "extension_mismatch")
+    pdq = fo.find(T + "pdq")
+    r.update(kind=text(fo, T + "kind"), signature=text(fo, T + "signature"),
+             extension_mismatch=None if mismatch is None else mismatch == "1",
+             pdq=None if pdq is None else pdq.text,
+             pdq_quality=None if pdq is None or pdq.get("quality") is None
+             else int(pdq.get("quality", "0")))
     r["category"] = text(fo, T + "category")
     r["matches"] = [dict(m.attrib) for m in fo.findall(T + "match")]
     r["error"] = text(fo, T + "error")
@@ -86,7 +93,11 @@ def test_hostile_names_stay_well_formed(tmp_path: Path) -> None:
     recs += [record("/deleted", "unknown", 90, deleted=True),
              record("/realloc", "known-good", 91, deleted=True, realloc=True),
              record("/orphan", None, 92, deleted=True, orphan=True, size=None, inode="77"),
-             record("/ads:stream", "C", 93, inode="40-128-4", fs_type="ntfs")]
+             record("/ads:stream", "C", 93, inode="40-128-4", fs_type="ntfs"),
+             record("/pic.txt", "A", 94, kind="picture", signature="jpeg",
+                    extension_mismatch=True, pdq="ab" * 32, pdq_quality=87),
+             record("/doc.pdf", "unknown", 95, kind="document", signature="pdf",
+                    extension_mismatch=False)]
     run = fake_run(tmp_path / "run", recs)
     render_all(run, ["dfxml"])
     objects = parse(run).findall(D + "fileobject")

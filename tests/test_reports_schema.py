@@ -15,7 +15,13 @@ from triage import cli
 from triage.cli_report import schema as schema_command
 from triage.errors import UsageError
 from triage.records import FILE_FIELDS, SCHEMA_VERSION
-from triage.reports.schema import FIELD_TYPES, file_schema, summary_schema, version_compatible
+from triage.reports.schema import (
+    FIELD_TYPES,
+    OPTIONAL_FIELDS,
+    file_schema,
+    summary_schema,
+    version_compatible,
+)
 from triage.scan import ScanConfig, run_scan
 
 __all__ = ["scanned_run"]
@@ -32,7 +38,9 @@ def test_record_schema_derives_from_file_fields() -> None:
     fields = [f for f in FILE_FIELDS if f != "<hashes>"]
     assert sorted(FIELD_TYPES) == sorted(fields)
     s = file_schema(("md5",))
-    assert s["required"][: len(fields)] == fields and "md5" in s["required"]
+    required = [f for f in fields if f not in OPTIONAL_FIELDS]
+    assert s["required"][: len(required)] == required and "md5" in s["required"]
+    assert set(s["properties"]) >= set(fields)
     assert "sha1" in s["properties"] and "sha1" not in s["required"]
 
 

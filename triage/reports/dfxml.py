@@ -3,7 +3,7 @@
 Core elements follow the DFXML schema's order (fileobject: filename, partition, id, name_type,
 filesize, unalloc, alloc_inode/alloc_name, orphan, inode, mtime, ctime, atime, crtime,
 hashdigest); what DFXML has no element for (evidence, volume offset, NTFS attribute, category,
-matches, errors, xxh128, case) are extension elements in the ``triage`` namespace at the end
+matches, errors, xxh128, content census and PDQ, case) are extension elements in the ``triage`` namespace at the end
 of their parent. Fileobjects sit directly under ``<dfxml>`` in files.jsonl order (the scan
 finishes files of different volumes interleaved); each names its volume by ``<partition>``
 and ``triage:volume_offset``. The ``<volume>`` elements up front describe every volume,
@@ -154,6 +154,16 @@ def fileobject(r: dict[str, Any], n: int, volume: _Volume, algs: list[str],
     if attr or not addr.isdigit():
         parts.append(_el("triage:inode", inode))
     parts += others
+    for key in ("kind", "signature"):
+        if r.get(key) is not None:
+            parts.append(_el(f"triage:{key}", r[key]))
+    if r.get("extension_mismatch") is not None:
+        parts.append(f"    <triage:extension_mismatch>{int(bool(r['extension_mismatch']))}"
+                     "</triage:extension_mismatch>\n")
+    if r.get("pdq") is not None:
+        quality = r.get("pdq_quality")
+        attr = f' quality="{int(quality)}"' if quality is not None else ""
+        parts.append(f"    <triage:pdq{attr}>{_t(r['pdq'])}</triage:pdq>\n")
     cat = r.get("category")
     if cat is not None:
         parts.append(f"    <triage:category label={_a(label(cat))}>{_t(cat)}"

@@ -59,11 +59,23 @@ FIELD_TYPES: dict[str, dict[str, Any]] = {
     "atime": _TIME_NULL,
     "ctime": _TIME_NULL,
     "crtime": _TIME_NULL,
+    "kind": {**_STR_NULL, "description": "census class from the content: picture, video, "
+             "archive, document, executable, other; null when not inspected"},
+    "signature": {**_STR_NULL, "description": "content type from the first bytes, e.g. jpeg"},
+    "extension_mismatch": {"type": ["boolean", "null"],
+                           "description": "the name's extension disagrees with the content"},
+    "pdq": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$",
+            "description": "PDQ perceptual hash of a picture (with --pdq)"},
+    "pdq_quality": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
     "category": {**_STR_NULL, "description": "most severe category of all matches, 'known-good'"
                  ", 'unknown'; null when the content was not hashed"},
     "matches": {"type": "array", "items": MATCH},
     "error": {**_STR_NULL, "description": "why the content was not hashed, else null"},
 }
+
+
+# Keys added by a minor version: optional, so that records of older 1.x runs still validate.
+OPTIONAL_FIELDS = frozenset({"kind", "signature", "extension_mismatch", "pdq", "pdq_quality"})
 
 
 class SchemaDefinitionError(RuntimeError):
@@ -86,7 +98,8 @@ def file_schema(algorithms: tuple[str, ...] | list[str] | None = None) -> dict[s
                                     f"types for no field: {unused}")
     props: dict[str, Any] = {f: FIELD_TYPES[f] for f in fields}
     props.update({a: _hash_property(a) for a in ALGORITHMS})
-    required = fields + [a for a in ALGORITHMS if algorithms and a in algorithms]
+    required = [f for f in fields if f not in OPTIONAL_FIELDS]
+    required += [a for a in ALGORITHMS if algorithms and a in algorithms]
     return {
         "$schema": DRAFT,
         "$id": f"{NS}/files.schema.json",
