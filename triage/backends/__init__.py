@@ -82,3 +82,5 @@ def backend(name: str) -> Backend:
 
 from triage.backends import tsk  # noqa: E402,F401  (registers itself)
 from triage.backends import apfs  # noqa: E402,F401
+from triage.backends import logical  # noqa: E402,F401
+from triage.backends import encrypted  # noqa: E402,F401

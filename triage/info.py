@@ -1,0 +1,272 @@
+"""``triage info``: what an examiner checks before a scan (img_stat + mmls + fsstat in one).
+
+Format, size, segments, stored acquisition hashes, the partition table as TSK reads it, and per
+volume the file system, label, size and encryption. Reads only metadata and a few sampled MiB
+(the same checks the scan makes to call a volume empty or encrypted); hashes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import Any
+
+import pytsk3
+
+from triage.backends.apfs import describe_container, is_container
+from triage.backends.encrypted import BITLOCKER_GUID, detect, is_corestorage
+from triage.errors import EvidenceError
+from triage.evidence import EvidenceSpec, identify, open_image
+from triage.volumes import VS_TYPE_NAMES, Volume, find_volumes, open_fs
+
+EXTENDED_TYPES = (0x05, 0x0F, 0x85)
+
+
+def evidence_info(path: str) -> dict[str, Any]:
+    """Describe one piece of evidence; raises EvidenceError when it cannot be opened."""
+    spec = identify(path)
+    out: dict[str, Any] = {
+        "path": path, "format": spec.format, "size": spec.size,
+        "segments": [{"path": s, "size": _file_size(s)} for s in spec.segments],
+        "parent": spec.parent, "stored_hashes": dict(spec.stored_hashes), "warnings": [],
+    }
+    if spec.format == "logical":
+        out.update(volume_system="logical", sector_size=None, partitions=[],
+                   volumes=[_logical_volume(path)], size=None)
+        return out
+    img = open_image(spec)
+    try:
+        out.update(_partition_table(img))
+        hint = sector_size_hint(img)
+        if hint and hint != out["sector_size"]:
+            out["warnings"].append(
+                f"the partition table looks like it uses {hint}-byte sectors; pytsk3 reads it "
+                f"with {out['sector_size'] or 512}-byte sectors, so partition offsets are wrong "
+                "and the scan will not find their file systems (see docs/evidence.md)")
+        _, volumes = find_volumes(img)
+        out["volumes"] = [d for v in volumes for d in describe_volume(img, spec, v)]
+    finally:
+        img.close()
+    return out
+
+
+def _file_size(path: str) -> int | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.seek(0, os.SEEK_END)
+    except OSError:
+        return None
+
+
+def _logical_volume(path: str) -> dict[str, Any]:
+    """A folder: no partitions, one "file system"; say whether it is mounted read-only."""
+    try:
+        read_only: bool | None = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = None
+    return {"offset": 0, "length": None, "slot": None, "description": f"logical folder {path}",
+            "fs_type": "logical", "label": None, "fs_size": None, "block_size": None,
+            "status": "readable", "encryption": None, "error": None,
+            "notes": [] if read_only is None else
+            [f"mounted {'read-only' if read_only else 'read-write'}"]}
+
+
+def _partition_table(img: Any) -> dict[str, Any]:
+    """Every entry TSK lists (like mmls): allocated partitions, meta entries, unallocated gaps."""
+    try:
+        vs = pytsk3.Volume_Info(img)
+    except OSError:
+        return {"volume_system": "none", "sector_size": None, "partitions": []}
+    block = int(vs.info.block_size)
+    parts = []
+    for p in vs:
+        flags = int(p.flags)
+        kind = ("allocated" if flags & pytsk3.TSK_VS_PART_FLAG_ALLOC else
+                "meta" if flags & pytsk3.TSK_VS_PART_FLAG_META else "unallocated")
+        desc = p.desc.decode("utf-8", "replace") if isinstance(p.desc, bytes) else str(p.desc)
+        parts.append({"slot": f"{p.table_num}:{p.slot_num}" if kind == "allocated" else None,
+                      "kind": kind, "start_sector": int(p.start), "sectors": int(p.len),
+                      "offset": int(p.start) * block, "length": int(p.len) * block,
+                      "description": desc})
+    name = VS_TYPE_NAMES.get(int(vs.info.vstype), str(vs.info.vstype))
+    return {"volume_system": name, "sector_size": block, "partitions": parts}
+
+
+def sector_size_hint(img: Any) -> int | None:
+    """4096 when the table only makes sense with 4096-byte sectors (GPT header at LBA 1 of a
+    4096-byte disk; an MBR extended partition whose EBR is found at start*4096 only)."""
+    head = _read(img, 0, 8192)
+    if head[4096:4104] == b"EFI PART" and head[512:520] != b"EFI PART":
+        return 4096
+    if head[512:520] == b"EFI PART" or head[510:512] != b"\x55\xaa":
+        return None
+    for i in range(4):
+        entry = head[446 + 16 * i: 462 + 16 * i]
+        ptype, start = entry[4], struct.unpack("<I", entry[8:12])[0]
+        if ptype in EXTENDED_TYPES and start:
+            at512 = _read(img, start * 512 + 510, 2) == b"\x55\xaa"
+            at4k = _read(img, start * 4096 + 510, 2) == b"\x55\xaa"
+            if at4k and not at512:
+                return 4096
+    return None
+
+
+def describe_volume(img: Any, spec: EvidenceSpec, volume: Volume) -> list[dict[str, Any]]:
+    """One entry per file system: a TSK volume, or each volume of an APFS container."""
+    base = {"offset": volume.offset, "length": volume.length, "slot": volume.slot,
+            "description": volume.description, "fs_type": None, "label": None,
+            "fs_size": None, "block_size": None, "status": None, "encryption": None,
+            "error": None, "notes": []}
+    fs = open_fs(img, volume)
+    if fs is not None:
+        base.update(fs_type=volume.fs_type, status="readable",
+                    block_size=int(fs.info.block_size),
+                    fs_size=int(fs.info.block_count) * int(fs.info.block_size),
+                    label=fs_label(img, fs, volume.offset, volume.fs_type or ""))
+        head = _read(img, volume.offset, 512)
+        if head[3:11] == b"MSWIN4.1" and _guid_at(head, 424):
+            base.update(encryption="BitLocker To Go", notes=[
+                "BitLocker To Go: the readable FAT is only the discovery volume; the data "
+                "is encrypted and not scanned"])
+        return [base]
+    if volume.status == "empty":
+        base.update(status="empty", notes=list(volume.notes))
+        return [base]
+    if is_container(img, volume.offset):
+        return _apfs_volumes(img, volume, base)
+    enc = detect(img, volume.offset, volume.length)
+    if enc is not None:
+        base.update(status="encrypted", encryption=enc.scheme, error=enc.error, notes=enc.notes)
+    else:
+        base.update(status="no-filesystem", error=volume.error)
+        if is_corestorage(_read(img, volume.offset, 512)):
+            base["error"] = "Apple CoreStorage volume (Fusion Drive or unencrypted): not supported"
+    return [base]
+
+
+def _apfs_volumes(img: Any, volume: Volume, base: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        infos = describe_container(img, volume.offset, volume.length or None)
+    except (OSError, ImportError) as e:
+        return [dict(base, fs_type="apfs", status="error",
+                     error=f"APFS container that libfsapfs cannot read: {e}")]
+    out = []
+    for v in infos:
+        d = dict(base, fs_type="apfs", label=v.name, fs_size=v.size, apfs_volume=v.index,
+                 description=f"APFS volume {v.index + 1} of {len(infos)}",
+                 notes=[f"UUID {v.identifier}"] if v.identifier else [])
+        if v.error:
+            d.update(status="error", error=v.error)
+        elif v.locked:
+            d.update(status="encrypted", encryption="APFS (locked)",
+                     error="encrypted (APFS), not scanned")
+        else:
+            d.update(status="readable")
+        out.append(d)
+    return out
+
+
+def _guid_at(head: bytes, at: int) -> bool:
+    import uuid
+
+    return len(head) >= at + 16 and uuid.UUID(bytes_le=head[at:at + 16]) == BITLOCKER_GUID
+
+
+def _read(img: Any, offset: int, length: int) -> bytes:
+    try:
+        length = max(0, min(length, img.get_size() - offset))
+        return img.read(offset, length) if length else b""
+    except OSError:
+        return b""
+
+
+# --- labels: read from each file system's own structures ------------------------------------
+
+
+def fs_label(img: Any, fs: Any, offset: int, fs_type: str) -> str | None:
+    """The volume label, or None when the type has none we read (HFS+ keeps it in the
+    catalog B-tree, which pytsk3 does not expose)."""
+    try:
+        if fs_type.startswith("ext"):
+            sb = _read(img, offset + 1024, 1024)
+            return _clean(sb[120:136]) if sb[56:58] == b"\x53\xef" else None
+        if fs_type.startswith("fat"):
+            return _fat_label(img, offset, fs_type)
+        if fs_type == "ntfs":
+            return _ntfs_label(fs)
+        if fs_type == "exfat":
+            return _exfat_label(img, offset)
+        if fs_type == "iso9660":
+            pvd = _read(img, offset + 16 * 2048, 2048)
+            return _clean(pvd[40:72]) if pvd[1:6] == b"CD001" else None
+    except (OSError, struct.error, UnicodeError):
+        return None
+    return None
+
+
+def _clean(raw: bytes, encoding: str = "utf-8") -> str | None:
+    text = raw.split(b"\0", 1)[0].decode(encoding, "replace").strip()
+    return text or None
+
+
+def _fat_label(img: Any, offset: int, fs_type: str) -> str | None:
+    """The root directory's volume-label entry (what Windows shows), else the boot sector's."""
+    bs = _read(img, offset, 512)
+    bps, spc, reserved, nfats, root_entries = struct.unpack("<HBHBH", bs[11:19])
+    fat32 = fs_type == "fat32"
+    boot_label = _clean(bs[71:82] if fat32 else bs[43:54], "cp437")
+    fat_size = struct.unpack("<I", bs[36:40])[0] if fat32 else struct.unpack("<H", bs[22:24])[0]
+    first = reserved + nfats * fat_size
+    if fat32:
+        root_cluster = struct.unpack("<I", bs[44:48])[0]
+        start, length = (first + (root_cluster - 2) * spc) * bps, spc * bps
+    else:
+        start, length = first * bps, root_entries * 32
+    root = _read(img, offset + start, min(length, 1 << 16))
+    for i in range(0, len(root) - 31, 32):
+        e = root[i:i + 32]
+        if e[0] == 0:
+            break
+        if e[0] != 0xE5 and e[11] & 0x08 and e[11] != 0x0F:
+            return _clean(e[:11], "cp437")
+    return None if boot_label == "NO NAME" else boot_label
+
+
+def _ntfs_label(fs: Any) -> str | None:
+    """$VOLUME_NAME (0x60) of $Volume (MFT entry 3), UTF-16LE."""
+    f = fs.open_meta(inode=3)
+    for attr in f:
+        if int(attr.info.type) == 0x60:
+            size = int(attr.info.size)
+            raw = f.read_random(0, size, 0x60, int(attr.info.id)) if size else b""
+            return raw.decode("utf-16-le", "replace") or None
+    return None
+
+
+def _exfat_label(img: Any, offset: int) -> str | None:
+    """Volume-label entry (type 0x83) in the first cluster of the root directory."""
+    bs = _read(img, offset, 512)
+    heap, root_cluster = struct.unpack("<I", bs[88:92])[0], struct.unpack("<I", bs[96:100])[0]
+    bps_shift, spc_shift = bs[108], bs[109]
+    cluster = 1 << (bps_shift + spc_shift)
+    root = _read(img, offset + (heap << bps_shift) + (root_cluster - 2) * cluster,
+                 min(cluster, 1 << 16))
+    for i in range(0, len(root) - 31, 32):
+        if root[i] == 0:
+            break
+        if root[i] == 0x83:
+            n = min(root[i + 1], 11)
+            return root[i + 2:i + 2 + 2 * n].decode("utf-16-le", "replace") or None
+    return None
+
+
+def info_many(paths: list[str]) -> tuple[list[dict[str, Any]], bool]:
+    """(one entry per path, whether every one could be opened); errors become entries."""
+    out, ok = [], True
+    for p in paths:
+        try:
+            out.append(evidence_info(p))
+        except EvidenceError as e:
+            ok = False
+            out.append({"path": p, "error": str(e)})
+    return out, ok
