@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 from test_reports_support import (
     HOSTILE_NAMES,
     fake_run,
@@ -24,6 +25,7 @@ from triage.categories import is_known_bad
 from triage.reports import render_all
 from triage.reports._escape import escape
 from triage.reports._html_collect import ERROR_CAP, HIT_CAP
+from triage.reports.schema import summary_schema
 
 __all__ = ["scanned_run"]
 
@@ -126,6 +128,20 @@ def test_profile_labels_from_summary_win(tmp_path: Path) -> None:
     labels = [row.split(",")[1] for row in
               (run / "hits.csv").read_text(encoding="utf-8-sig").splitlines()[1:]]
     assert labels == ["Lab grade <7>", "Lab A", "UK Category B"]
+
+
+def test_image_verification_shown_and_mismatch_flagged(tmp_path: Path) -> None:
+    base = fake_run(tmp_path / "base", [])
+    evidence = json.loads((base / "summary.json").read_text())["evidence"]
+    evidence[0]["stored_hashes"] = {"md5": "a" * 32}
+    evidence[0]["verification"] = {"status": "mismatch", "computed": {"md5": "b" * 32},
+                                   "stored": {"md5": "a" * 32}, "error": None}
+    run = fake_run(tmp_path / "run", [record("/a", "A", 1)], evidence=evidence)
+    Draft202012Validator(summary_schema()).validate(summary_of(run))
+    render_all(run, ["html"])
+    top = page(run).split("<h2>Evidence</h2>")[0]
+    assert "image verification <b>mismatch</b>" in top
+    assert "b" * 32 in page(run) and "a" * 32 in page(run)
 
 
 def test_incomplete_run_is_flagged(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ table.kv th { width: 190px; }
 .wrap { word-break: break-all; overflow-wrap: anywhere; }
 .bad { color: var(--bad); font-weight: 700; }
 tr.bad td { background: #fdecee; }
-.good { color: var(--good); }
+.good { color: var(--good); font-weight: 700; }
+span.bad { color: var(--bad); font-weight: 700; }
 span.warn, b.warn, p.warn { color: var(--warn); font-weight: 700; }
 tr.warn td { background: #fff6e0; }
 .banner { border: 2px solid var(--warn); background: #fff6e0; padding: 8px 12px; margin: 12px 0; }

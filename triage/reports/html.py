@@ -26,6 +26,7 @@ EXIT_MEANING = {
     0: "finished, no known-bad match", 1: "finished with known-bad matches",
     2: "usage error or bad input", 3: "evidence could not be opened",
     4: "finished, but some files or volumes could not be read",
+    5: "the output folder could not be written: reports may be partial",
     130: "interrupted: results are partial",
 }
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; form-action 'none'"
@@ -85,6 +86,10 @@ def warnings(s: dict[str, Any]) -> list[str]:
     for ev in s.get("evidence") or []:
         if ev.get("error"):
             out.append(f"Evidence {e(ev.get('path'))} not examined: {e(ev['error'])}")
+        ver = ev.get("verification") or {}
+        if ver.get("status") in ("mismatch", "error", "pending"):
+            out.append(f"Evidence {e(ev.get('path'))}: image verification "
+                       f"<b>{e(ver['status'])}</b>{': ' + e(ver['error']) if ver.get('error') else ''}")
         for v in ev.get("volumes") or []:
             if v.get("status") not in EXAMINED:
                 out.append(f"Volume at offset {num(v.get('offset'))} of {e(ev.get('path'))} "
@@ -126,6 +131,7 @@ def evidence(s: dict[str, Any]) -> Iterator[str]:
                 ("Acquisition hashes stored in the image",
                  "<br>".join(f'{e(k)}: <span class="mono">{e(v)}</span>'
                              for k, v in stored.items()) or "none stored"),
+                ("Verification (--verify-image)", verification(ev.get("verification"))),
                 ("Volume system", e(ev.get("volume_system")))]
         if ev.get("parent"):
             rows.append(("Parent image", e(ev["parent"])))
@@ -138,6 +144,20 @@ def evidence(s: dict[str, Any]) -> Iterator[str]:
                          "Files", "Errors", "Reason / notes"], (_volume_row(v) for v in vols),
                         numeric=(1, 2, 6, 7))
     yield "</section>"
+
+
+def verification(v: dict[str, Any] | None) -> str:
+    """Whole-media hash against the stored acquisition hash, or why there is none."""
+    if not v:
+        return "not requested"
+    status = str(v.get("status"))
+    cls = {"verified": "good", "mismatch": "bad", "error": "bad"}.get(status, "warn")
+    lines = [f'<span class="{cls}">{e(status)}</span>']
+    lines += [f'computed {e(k)}: <span class="mono">{e(h)}</span>'
+              for k, h in (v.get("computed") or {}).items()]
+    if v.get("error"):
+        lines.append(e(v["error"]))
+    return "<br>".join(lines)
 
 
 def _volume_row(v: dict[str, Any]) -> str:

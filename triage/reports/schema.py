@@ -141,6 +141,16 @@ EVIDENCE = _obj({
                       "description": "acquisition hashes stored in the container (E01)"},
     "volume_system": _STR,
     "volumes": {"type": "array", "items": VOLUME},
+    "verification": {
+        "type": "object", "required": ["status"], "additionalProperties": False,
+        "description": "--verify-image: whole-media hash compared with stored_hashes",
+        "properties": {
+            "status": {"enum": ["pending", "verified", "mismatch", "no stored hash", "error"]},
+            "computed": {"type": ["object", "null"], "additionalProperties": _STR},
+            "stored": {"type": "object", "additionalProperties": _STR},
+            "error": _STR_NULL,
+        },
+    },
 }, ["path"])
 
 HASHSET = _obj({
