@@ -59,8 +59,14 @@ def test_icse_like_header(tmp_path: Path) -> None:
         "Series name;Investigation name;Agency;Number of submissions;File Available;Media Type;Baseline"
     )
     line = f"{md5(1)};{sha1(1)};;;;IMG-0001;Y;N;N;example-series;;;3;True;Image;Yes"
-    hs = load_hashset(write_text(tmp_path / "icse.csv", f"{header}\n{line}\n"))
-    assert hs.table == {"md5": {raw(md5(1)): None}, "sha1": {raw(sha1(1)): None}}
+    other = f"{md5(2)};{sha1(2)};;;;IMG-0002;N;N;N;;;;1;False;Video;No"
+    short = f"{md5(3)};{sha1(3)}"  # IPED tolerates rows with fewer columns; so do we
+    hs = load_hashset(write_text(tmp_path / "icse.csv", f"{header}\n{line}\n{other}\n{short}\n"))
+    assert hs.format == "icse" and hs.kind == "known-bad"
+    assert hs.table == {
+        "md5": {raw(md5(1)): "baseline", raw(md5(2)): None, raw(md5(3)): None},
+        "sha1": {raw(sha1(1)): "baseline", raw(sha1(2)): None, raw(sha1(3)): None},
+    }
 
 
 def test_duplicates_conflicts_and_none_vs_label(tmp_path: Path) -> None:
@@ -78,7 +84,9 @@ def test_duplicates_conflicts_and_none_vs_label(tmp_path: Path) -> None:
     ]
     hs = load_hashset(write_text(tmp_path / "c.csv", _csv(rows)))
     assert hs.table == {"md5": {raw(md5(1)): "A", raw(md5(2)): "B", raw(md5(3)): "B"}}
-    assert hs.conflicts == 2
+    assert hs.conflicts == 1  # one digest carries several categories; every pair is kept
+    assert sorted(hs.lookup("md5", raw(md5(1)))) == ["A", "B", "C"]
+    assert hs.lookup("md5", raw(md5(2))) == ["B"]
     assert hs.dropped_empty == 1
 
 

@@ -14,7 +14,10 @@ from ._factory import VICS_2_MEDIA, file_sha256, md5, raw, sha1, vics, write_tex
 
 
 def test_registry_ids_and_detection_order() -> None:
-    assert list(FORMATS) == ["vics", "hashdeep", "nsrl-rds2", "csv", "md5sum"]
+    assert list(FORMATS) == [
+        "vics", "nsrl-caid", "nsrl-rds3", "tsk-kdb", "hashdeep", "tsk-idx", "nsrl-rds2",
+        "hashkeeper", "icse", "csv", "md5sum",
+    ]
     for format_id, parser in FORMATS.items():
         assert parser.id == format_id
         assert parser.description
@@ -53,7 +56,7 @@ def test_options_name_kind_format(tmp_path: Path) -> None:
 def test_unknown_format_lists_valid_ids(tmp_path: Path) -> None:
     path = write_text(tmp_path / "a.txt", f"{md5(1)}\n")
     with pytest.raises(HashSetError) as info:
-        load_hashset(path, format="hashkeeper")
+        load_hashset(path, format="encase")
     for format_id in FORMATS:
         assert format_id in str(info.value)
     assert info.value.exit_code == ExitCode.USAGE

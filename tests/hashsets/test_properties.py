@@ -37,19 +37,25 @@ def _entry(algorithms: list[str], categories: st.SearchStrategy[str | None]) -> 
 
 
 def _expected(entries: list[tuple[str, bytes, str | None]]) -> tuple[dict, int, int]:
-    """The documented merge rules, written out independently of the builder."""
-    table: dict[str, dict[bytes, str | None]] = {}
-    dropped = conflicts = 0
+    """The documented merge rules, written out independently of the builder.
+
+    A digest keeps every category it was given (a conflict when there are two or more); a
+    digest given none and some category keeps the category; the table shows the most severe.
+    """
+    given: dict[str, dict[bytes, set[str | None]]] = {}
+    dropped = 0
     for alg, digest, category in entries:
         if digest in EMPTY or not any(digest):
             dropped += 1
             continue
-        current = table.setdefault(alg, {})
-        if digest not in current or current[digest] is None:
-            current[digest] = category
-        elif category is not None and category != current[digest]:
-            conflicts += 1
-            current[digest] = most_severe([current[digest], category])
+        given.setdefault(alg, {}).setdefault(digest, set()).add(category)
+    table: dict[str, dict[bytes, str | None]] = {}
+    conflicts = 0
+    for alg, digests in given.items():
+        for digest, categories in digests.items():
+            named = [c for c in categories if c is not None]
+            conflicts += len(named) > 1
+            table.setdefault(alg, {})[digest] = most_severe(named) if named else None
     return table, dropped, conflicts
 
 

@@ -96,8 +96,11 @@ def test_nist_caid_shape(tmp_path: Path) -> None:
               "MediaFiles": [{"MD5": md5(1), "FileName": "tex01.png", "FilePath": "Game/Content"}],
               "MediaID": 0, "MD5": md5(1), "SHA1": sha1(1), "Category": 8, "MediaSize": "488"}]
     ctx = "http://github.com/ICMEC/ProjectVic/DataModels/1.2.xml#Media"
-    hs = load_hashset(write_text(tmp_path / "NSRL-CAID-X.json", vics(ctx, media)), kind="known-good")
-    assert hs.table == {"md5": {raw(md5(1)): "8"}, "sha1": {raw(sha1(1)): "8"}}
+    hs = load_hashset(write_text(tmp_path / "NSRL-CAID-X.json", vics(ctx, media)))
+    # Category 8 marks known non-CSAM media: the set is known-good and its categories are ignored
+    assert (hs.format, hs.kind) == ("nsrl-caid", "known-good")
+    assert hs.table == {"md5": {raw(md5(1)): None}, "sha1": {raw(sha1(1)): None}}
+    assert hs.sizes is not None and list(hs.sizes) == [488]
 
 
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be"])

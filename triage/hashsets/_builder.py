@@ -158,7 +158,7 @@ class HashSetBuilder:
         """Add rows given column-wise; the same rules as ``add``, vectorised.
 
         Row ``i`` has ``hashes[alg][i]`` (hex string, or None/"" for absent), ``categories[i]``
-        and ``sizes[i]`` (already validated ints or None). Every row that is not plainly valid
+        and ``sizes[i]`` (int, None, or negative for "invalid"). Every row that is not plainly valid
         (bad hex, odd type, padding, no hash among ``required``) is handed to ``slow(i)``, the
         parser's per-record path, which produces the exact error or accepts it.
         """
@@ -182,10 +182,9 @@ class HashSetBuilder:
             keys[algorithm][index] = decoded
         needed = [present[a] for a in (required or hashes) if a in present]
         ok &= np.logical_or.reduce(needed) if needed else False
-        size_array = _sizes(sizes, rows)
-        if size_array is None:
-            ok[:] = False
-        self._add_rows(ok, present, keys, categories, size_array)
+        size_array, declared = _sizes(sizes, rows)
+        ok &= ~declared | (size_array >= 0)  # a negative size asks for the slow path
+        self._add_rows(ok, present, keys, categories, size_array, declared)
         for row in np.flatnonzero(~ok).tolist():
             slow(row)
 
@@ -195,14 +194,14 @@ class HashSetBuilder:
         present: dict[str, np.ndarray],
         keys: dict[str, np.ndarray],
         categories: Sequence[str | None] | None,
-        size_array: np.ndarray | None,
+        size_array: np.ndarray,
+        declared: np.ndarray,
     ) -> None:
         self.records += int(ok.sum())
-        if size_array is not None:
-            zero = ok & (size_array == 0)
-            if zero.any():
-                self.dropped_empty += sum(int((zero & has).sum()) for has in present.values())
-                ok = ok & ~zero
+        zero = ok & declared & (size_array == 0)
+        if zero.any():
+            self.dropped_empty += sum(int((zero & has).sum()) for has in present.values())
+            ok = ok & ~zero
         if categories is None:
             ids: np.ndarray | int = 0
         else:
@@ -217,12 +216,8 @@ class HashSetBuilder:
             rows = np.flatnonzero(take)[~trivial]
             kept[rows] = True
             self.store.add(algorithm, column[~trivial], ids if isinstance(ids, int) else ids[rows])
-        if size_array is None:
-            self.store.sizes.missing += int(kept.sum())
-        else:
-            declared = size_array[kept]
-            self.store.sizes.missing += int((declared < 0).sum())
-            self.store.sizes.add(declared[declared >= 0])
+        self.store.sizes.missing += int((kept & ~declared).sum())
+        self.store.sizes.add(size_array[kept & declared])
 
     def add_keys(self, algorithm: str, keys: np.ndarray) -> None:
         """Add already-validated binary digests with no category and no size (md5sum fast path)."""
@@ -250,14 +245,18 @@ def _column_text(column: Sequence[Any], rows: int) -> tuple[np.ndarray, bytes]:
     return lengths, text.encode("ascii", "replace") + b"\0" * 64
 
 
-def _sizes(sizes: Sequence[int | None] | None, rows: int) -> np.ndarray | None:
-    """Sizes as int64 with -1 for "not declared"; None if they do not fit (rows go slow)."""
+def _sizes(sizes: Sequence[int | None] | None, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sizes as int64, declared mask); values that do not fit become -1 (slow path)."""
     if sizes is None:
-        return np.full(rows, -1, dtype=np.int64)
+        return np.full(rows, -1, dtype=np.int64), np.zeros(rows, dtype=bool)
+    declared = np.fromiter((s is not None for s in sizes), dtype=bool, count=rows)
     try:
-        return np.fromiter((-1 if s is None else s for s in sizes), dtype=np.int64, count=rows)
+        values = np.fromiter((-1 if s is None else s for s in sizes), dtype=np.int64, count=rows)
     except (OverflowError, TypeError, ValueError):
-        return None
+        values = np.fromiter(
+            (s if s.__class__ is int and 0 <= s < 2**63 else -1 for s in sizes), dtype=np.int64, count=rows
+        )
+    return values, declared
 
 
 def _digest(algorithm: str | None, text: str) -> tuple[str, bytes] | str:

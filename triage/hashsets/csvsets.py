@@ -1,11 +1,15 @@
-"""Delimited hash sets read by header names: generic CSV/TSV and legacy NSRL ``NSRLFile.txt``."""
+"""Delimited hash sets read by header names: generic CSV/TSV, NSRL RDS 2.x ``NSRLFile.txt``
+(plain or zipped), HashKeeper ``.hsh`` and the Interpol ICSE export.
+
+All four share the reader: header -> column map -> rows, added to the builder in batches.
+"""
 
 from __future__ import annotations
 
 import csv
 import string
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -15,6 +19,8 @@ from triage.hashsets._builder import HashSetBuilder, parse_size, shorten
 
 _DELIMITERS = (",", ";", "\t")
 _HASH_COLUMNS = {"md5": "md5", "sha1": "sha1", "sha256": "sha256"}
+_SIZE_COLUMNS = ("size", "filesize", "mediasize")
+_BATCH = 20_000
 
 
 def _normalise(name: str) -> str:
@@ -87,11 +93,74 @@ def _cell(row: list[str], index: int | None) -> str | None:
     return row[index] if index is not None and index < len(row) else None
 
 
+class _Columns:
+    """Where a format's values sit in a row, and how one row becomes a record."""
+
+    def __init__(
+        self,
+        hashes: dict[str, int],
+        *,
+        size: int | None = None,
+        size_name: str = "size",
+        category: Callable[[list[str]], str | None] | None = None,
+        missing: str = "no hash value",
+    ) -> None:
+        self.hashes = hashes
+        self.size = size
+        self.size_name = size_name
+        self.category = category
+        self.missing = missing
+
+    def add_one(self, builder: HashSetBuilder, lineno: int, row: list[str]) -> None:
+        """The per-record path: exact messages for every kind of bad row."""
+        try:
+            size = parse_size(_cell(row, self.size))
+        except ValueError:
+            builder.malformed(lineno, f"{self.size_name} {shorten(_cell(row, self.size))} is not a number")
+            return
+        label = self.category(row) if self.category else None
+        hashes = [(alg, _cell(row, index)) for alg, index in self.hashes.items()]
+        builder.add(lineno, hashes, label, size, missing=self.missing)
+
+    def add_all(self, builder: HashSetBuilder, rows: Iterator[tuple[int, list[str]]]) -> None:
+        """Every row, in vectorised batches; odd rows fall back to ``add_one``."""
+        batch: list[tuple[int, list[str]]] = []
+        for item in rows:
+            batch.append(item)
+            if len(batch) >= _BATCH:
+                self._flush(builder, batch)
+                batch = []
+        self._flush(builder, batch)
+
+    def _flush(self, builder: HashSetBuilder, batch: list[tuple[int, list[str]]]) -> None:
+        if not batch:
+            return
+        hashes = {alg: [_cell(row, index) for _, row in batch] for alg, index in self.hashes.items()}
+        categories = [self.category(row) for _, row in batch] if self.category else None
+        sizes = None
+        if self.size is not None:
+            sizes = [_size_or_invalid(_cell(row, self.size)) for _, row in batch]
+        builder.add_columns(hashes, categories, sizes, lambda i: self.add_one(builder, *batch[i]))
+
+
+def _size_or_invalid(cell: str | None) -> int | None:
+    try:
+        return parse_size(cell)
+    except ValueError:
+        return -1  # add_columns sends the row to add_one, which reports it
+
+
+def _label(index: int | None) -> Callable[[list[str]], str | None] | None:
+    if index is None:
+        return None
+    return lambda row: (_cell(row, index) or "").strip() or None
+
+
 class CsvParser:
-    """CSV/TSV with a header row naming md5/sha1/sha256 columns and an optional category column."""
+    """CSV/TSV with a header row naming md5/sha1/sha256 columns, optional category and size."""
 
     id = "csv"
-    description = "CSV/TSV with a header naming a md5, sha1 or sha256 column"
+    description = "CSV/TSV with a header naming md5, sha1 or sha256 columns (plus category, size)"
 
     def detect(self, head: bytes, path: Path) -> bool:
         text = head_text(head)
@@ -105,16 +174,19 @@ class CsvParser:
                 raise builder.fail(1, f"header names no md5, sha1 or sha256 column: {shorten(header)}")
             delimiter, cells = sniffed
             keys = [_normalise(cell) for cell in cells]
-            columns: dict[str, int] = {}
+            hashes: dict[str, int] = {}
             for index, key in enumerate(keys):
                 if key in _HASH_COLUMNS:
-                    columns.setdefault(_HASH_COLUMNS[key], index)
-            category = keys.index("category") if "category" in keys else None
-            missing = "no value in column(s) " + ", ".join(cells[i].strip() for i in columns.values())
-            for lineno, row in _rows(lines, delimiter, builder):
-                label = (_cell(row, category) or "").strip() or None
-                hashes = [(alg, _cell(row, index)) for alg, index in columns.items()]
-                builder.add(lineno, hashes, label, missing=missing)
+                    hashes.setdefault(_HASH_COLUMNS[key], index)
+            size = next((keys.index(k) for k in _SIZE_COLUMNS if k in keys), None)
+            columns = _Columns(
+                hashes,
+                size=size,
+                size_name=cells[size].strip() if size is not None else "size",
+                category=_label(keys.index("category") if "category" in keys else None),
+                missing="no value in column(s) " + ", ".join(cells[i].strip() for i in hashes.values()),
+            )
+            columns.add_all(builder, _rows(lines, delimiter, builder))
 
 
 _NSRL_ENTRY = "nsrlfile.txt"
@@ -138,6 +210,7 @@ class NsrlRds2Parser:
 
     id = "nsrl-rds2"
     description = 'NSRL RDS 2.x NSRLFile.txt (header "SHA-1","MD5",...), optionally zipped'
+    default_kind = "known-good"
 
     def detect(self, head: bytes, path: Path) -> bool:
         if head.startswith(_ZIP_MAGIC):
@@ -166,6 +239,7 @@ class NsrlRds2Parser:
             info = _zip_entry(zf)
             if info is None:
                 raise HashSetError(f"hash set {path}: zip archive has no NSRLFile.txt entry")
+            builder.info["zip_entry"] = info.filename
             with zf.open(info) as raw_entry, text_stream(raw_entry, newline="") as stream:
                 self._parse(stream, builder)
 
@@ -175,13 +249,73 @@ class NsrlRds2Parser:
         keys = [_normalise(cell) for cell in _split(header, ",")]
         if not keys or keys[0] != "sha1":
             raise builder.fail(1, f"not an NSRLFile.txt header: {shorten(header)}")
-        columns = {alg: keys.index(alg) for alg in ("sha1", "md5", "sha256") if alg in keys}
-        size_column = keys.index("filesize") if "filesize" in keys else None
-        for lineno, row in _rows(lines, ",", builder):
-            try:
-                size = parse_size(_cell(row, size_column))
-            except ValueError:
-                builder.malformed(lineno, f"FileSize {shorten(_cell(row, size_column))} is not a number")
-                continue
-            hashes = [(alg, _cell(row, index)) for alg, index in columns.items()]
-            builder.add(lineno, hashes, None, size, missing="no SHA-1 or MD5 value")
+        columns = _Columns(
+            {alg: keys.index(alg) for alg in ("sha1", "md5", "sha256") if alg in keys},
+            size=keys.index("filesize") if "filesize" in keys else None,
+            size_name="FileSize",
+            missing="no SHA-1 or MD5 value",
+        )
+        columns.add_all(builder, _rows(lines, ",", builder))
+
+
+_HASHKEEPER = ["fileid", "hashsetid", "filename", "directory", "hash"]
+
+
+class HashKeeperParser:
+    """HashKeeper ``.hsh`` CSV: quoted header ``"file_id","hashset_id","file_name",...``; ``hash`` is MD5."""
+
+    id = "hashkeeper"
+    description = 'HashKeeper CSV (header "file_id","hashset_id","file_name","directory","hash",...)'
+
+    def detect(self, head: bytes, path: Path) -> bool:
+        text = head_text(head)
+        if text is None:
+            return False
+        cells = [_normalise(c) for c in _split(first_line(text), ",")]
+        return cells[:5] == _HASHKEEPER
+
+    def parse(self, path: Path, builder: HashSetBuilder) -> None:
+        with open_text(path, newline="") as stream:
+            header, lines = _header(stream, builder)
+            keys = [_normalise(c) for c in _split(header, ",")]
+            if keys[:5] != _HASHKEEPER:
+                raise builder.fail(1, f"not a HashKeeper header: {shorten(header)}")
+            size = keys.index("filesize") if "filesize" in keys else None
+            columns = _Columns({"md5": 4}, size=size, size_name="file_size", missing="empty hash field")
+            columns.add_all(builder, _rows(lines, ",", builder))
+
+
+_ICSE_COLUMNS = {"md5", "sha1", "imageid", "baseline"}
+_YES = {"y", "yes", "t", "true", "1"}
+
+
+class IcseParser:
+    """Interpol ICSE hash export: ``;``-separated, columns found by name (MD5, SHA1, Baseline...).
+
+    ICSE carries no category: every row is known-bad. Rows whose ``Baseline`` is yes (Interpol's
+    "worst of" baseline) get the category ``baseline``, so that stays visible in matches.
+    """
+
+    id = "icse"
+    description = "Interpol ICSE CSV export (';'-separated: MD5;SHA1;...;Image ID;...;Baseline)"
+
+    def detect(self, head: bytes, path: Path) -> bool:
+        text = head_text(head)
+        if text is None:
+            return False
+        return _ICSE_COLUMNS <= {_normalise(c) for c in _split(first_line(text), ";")}
+
+    def parse(self, path: Path, builder: HashSetBuilder) -> None:
+        with open_text(path, newline="") as stream:
+            header, lines = _header(stream, builder)
+            keys = [_normalise(c) for c in _split(header, ";")]
+            if not _ICSE_COLUMNS <= set(keys):
+                raise builder.fail(1, f"not an ICSE header (needs MD5, SHA1, Image ID, Baseline): {shorten(header)}")
+            baseline = keys.index("baseline")
+
+            def category(row: list[str]) -> str | None:
+                return "baseline" if (_cell(row, baseline) or "").strip().lower() in _YES else None
+
+            columns = _Columns({"md5": keys.index("md5"), "sha1": keys.index("sha1")}, category=category,
+                               missing="no MD5 or SHA1 value")
+            columns.add_all(builder, _rows(lines, ";", builder))

@@ -209,6 +209,11 @@ class EntryStore:
     def spilled(self) -> bool:
         return bool(self._runs)
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of rows held in memory (after ``finish``: all of them, when nothing spilled)."""
+        return sum(k.nbytes + c.nbytes for chunks in self._buffers.values() for k, c in chunks)
+
     def tmp_folder(self) -> Path:
         if self._tmp is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="triage-hashset-", dir=self._tmp_parent))

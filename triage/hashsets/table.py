@@ -12,7 +12,7 @@ kept, never silently resolved); rows are unique per (digest, category).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,10 +56,18 @@ class DigestTable:
     buckets: np.ndarray  # uint32/uint64, 2**bits + 1 offsets
     bits: int
     unique: int  # distinct digests (rows minus the extra rows of conflicting digests)
-    _raw: memoryview = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._raw = memoryview(self.keys.view(np.uint8)) if len(self.keys) else memoryview(b"")
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop("_raw", None)  # a view, rebuilt on unpickling
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
 
     @property
     def width(self) -> int:

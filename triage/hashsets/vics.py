@@ -1,7 +1,9 @@
-"""Project VIC VICS JSON (1.x ``odata.metadata`` and 2.0 ``@odata.context``), ``#Media`` and ``#Cases``.
+"""Project VIC VICS JSON (1.x ``odata.metadata`` and 2.0 ``@odata.context``), ``#Media`` and ``#Cases``,
+and NIST's "NSRL CAID" JSON (VICS 1.2 ``#Media`` of known non-CSAM media).
 
 Sets run to millions of media, so the file is streamed with ijson: a ``#Media`` set is read one
-media object at a time, anything else is walked event by event so even a huge case stays small.
+media object at a time (and handed to the builder in vectorised batches), anything else is
+walked event by event so even a huge case stays small.
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ import ijson
 
 from triage.errors import HashSetError
 from triage.hashsets._base import head_text
+from triage.categories import KNOWN_GOOD
 from triage.hashsets._builder import HashSetBuilder, parse_size, shorten
 
 _CONTEXT = re.compile(r'"(?:odata\.metadata|@odata\.context)"\s*:\s*"[^"]*#(?:Media|Cases)\b', re.I)
 _VALUE_OF_OBJECTS = re.compile(r'"value"\s*:\s*\[\s*\{')
 _CONTEXT_KEYS = ("odata.metadata", "@odata.context")
+_CAID_CONTEXT = re.compile(r'"odata\.metadata"\s*:\s*"[^"]*/DataModels/1\.2\.xml#Media"', re.I)
+_VERSION = re.compile(r"/DataModels/(\d+(?:\.\d+)*)\.xml", re.I)
+_REGION = re.compile(r"/DataModels/2\.0\.xml/([^/$#]+)/", re.I)
+_BATCH = 20_000  # media objects per vectorised batch
 _FIELDS = frozenset({"MD5", "SHA1", "SHA256", "Category", "MediaSize"})
 _SCALARS = frozenset({"string", "number", "boolean", "null"})
 _NOT_SCALAR = object()  # a field whose value was an object or array
@@ -73,7 +80,7 @@ def _category(value: object) -> str | None:
     return str(number)
 
 
-def _add_media(builder: HashSetBuilder, where: str, media: dict[str, object]) -> None:
+def _add_media(builder: HashSetBuilder, where: str, media: dict[str, object], use_category: bool = True) -> None:
     hashes: list[tuple[str, str | None]] = []
     for field, algorithm in (("MD5", "md5"), ("SHA1", "sha1"), ("SHA256", "sha256")):
         value = media.get(field)
@@ -85,7 +92,7 @@ def _add_media(builder: HashSetBuilder, where: str, media: dict[str, object]) ->
         builder.malformed(where, "media has neither MD5 nor SHA1")
         return
     try:
-        category = _category(media.get("Category"))
+        category = _category(media.get("Category")) if use_category else None
     except ValueError:
         builder.malformed(where, f"Category {_show(media.get('Category'))} is not an integer")
         return
@@ -116,41 +123,112 @@ class _Cursor:
         return f"value[{self.index}].Media[{self.nested}]"
 
 
-def _check_shape(events: Iterator[tuple[str, str, Any]], path: str) -> bool:
-    """Read up to the start of ``value``; True when a ``#Media`` context came before it.
+def _check_shape(events: Iterator[tuple[str, str, Any]], path: str) -> tuple[bool, str | None]:
+    """Read up to the start of ``value``: (a ``#Media`` context came first, that context).
 
     Also rejects documents that cannot be VICS (top level not an object, no ``value`` array), so
     the parsers below only deal with the inside of ``value``.
     """
-    media = False
+    media, context = False, None
     for prefix, event, value in events:
         if prefix in _CONTEXT_KEYS and event == "string":
-            media = "#media" in value.lower()
+            media, context = "#media" in value.lower(), value
         elif prefix == "value":
             if event != "start_array":
                 raise HashSetError(f'hash set {path}: not VICS JSON: "value" is not an array')
-            return media
+            return media, context
         elif prefix == "" and (event in _SCALARS or event == "start_array"):
             raise HashSetError(f"hash set {path}: not VICS JSON: the top level is not an object")
     raise HashSetError(f'hash set {path}: not VICS JSON: there is no "value" array')
 
 
-def _add_items(builder: HashSetBuilder, items: Iterator[Any], cursor: _Cursor) -> None:
+_CATEGORY_TEXT = {n: str(n) for n in range(256)}
+
+
+class _Batch:
+    """Plain media objects, collected column-wise and added with ``add_columns``.
+
+    Anything unusual (a case, a non-string hash, an odd category or size) is not batched: the
+    caller sends it through ``_add_media`` so messages and rules stay those of the slow path.
+    """
+
+    def __init__(self, builder: HashSetBuilder, use_category: bool) -> None:
+        self.builder = builder
+        self.use_category = use_category
+        self._clear()
+
+    def _clear(self) -> None:
+        self.md5: list[Any] = []
+        self.sha1: list[Any] = []
+        self.sha256: list[Any] = []
+        self.categories: list[str | None] = []
+        self.sizes: list[int | None] = []
+        self.items: list[tuple[int, dict[str, Any]]] = []
+
+    def push(self, where: _Cursor, item: dict[str, Any]) -> bool:
+        """Queue ``item``; False when it needs the per-record path instead."""
+        get = item.get
+        category = get("Category") if self.use_category else None
+        if category is not None:
+            if category.__class__ is str and category.isascii() and category.isdigit():
+                category = int(category)
+            if category.__class__ is not int or (category := _CATEGORY_TEXT.get(category)) is None:
+                return False
+        size = get("MediaSize")
+        if size is not None:
+            if size.__class__ is str and size.isascii() and size.isdigit() and len(size) < 19:
+                size = int(size)  # NIST writes sizes as strings
+            if size.__class__ is not int or size < 0 or size >= 2**63:
+                return False
+        if isinstance(get("Media"), list):
+            return False
+        self.md5.append(get("MD5"))
+        self.sha1.append(get("SHA1"))
+        self.sha256.append(get("SHA256"))
+        self.categories.append(category)
+        self.sizes.append(size)
+        self.items.append((where.index, item))
+        if len(self.items) >= _BATCH:
+            self.flush()
+        return True
+
+    def flush(self) -> None:
+        if not self.items:
+            return
+        items, use_category = self.items, self.use_category
+        hashes = {"md5": self.md5, "sha1": self.sha1}
+        if any(v is not None for v in self.sha256):
+            hashes["sha256"] = self.sha256
+        builder = self.builder
+        builder.add_columns(
+            hashes, self.categories, self.sizes,
+            lambda i: _add_media(builder, f"value[{items[i][0]}]", items[i][1], use_category),
+            required=("md5", "sha1"),
+        )
+        self._clear()
+
+
+def _add_items(builder: HashSetBuilder, items: Iterator[Any], cursor: _Cursor, use_category: bool) -> None:
     """``#Media`` fast path: ijson's C backend builds each (small) media object, ~10x faster."""
+    batch = _Batch(builder, use_category)
     for item in items:
         cursor.index += 1
         cursor.nested = -1
+        if isinstance(item, dict) and batch.push(cursor, item):
+            continue
+        batch.flush()  # keep file order, so a strict load reports the first bad record
         if not isinstance(item, dict):
             builder.malformed(str(cursor), "expected a Media or Case object")
         elif isinstance(item.get("Media"), list):  # a Case after all
             for media in item["Media"]:
                 cursor.nested += 1
                 if isinstance(media, dict):
-                    _add_media(builder, str(cursor), media)
+                    _add_media(builder, str(cursor), media, use_category)
                 else:
                     builder.malformed(str(cursor), "expected a Media object")
         else:
-            _add_media(builder, str(cursor), item)
+            _add_media(builder, str(cursor), item, use_category)
+    batch.flush()
 
 
 class _Walker:
@@ -160,9 +238,10 @@ class _Walker:
     never built. A ``Media`` array marks a ``value[]`` object as a case.
     """
 
-    def __init__(self, builder: HashSetBuilder, cursor: _Cursor) -> None:
+    def __init__(self, builder: HashSetBuilder, cursor: _Cursor, use_category: bool) -> None:
         self.builder = builder
         self.cursor = cursor
+        self.use_category = use_category
         self.cases = False  # from a #Cases context
         self.item: dict[str, object] | None = None  # fields of the current value[] object
         self.item_is_case = False
@@ -186,7 +265,7 @@ class _Walker:
         elif event == "end_map":
             item, self.item = self.item, None
             if not self.item_is_case:
-                _add_media(self.builder, str(self.cursor), item or {})
+                _add_media(self.builder, str(self.cursor), item or {}, self.use_category)
         elif event in _SCALARS or event == "start_array":
             self.cursor.index += 1
             self.cursor.nested = -1
@@ -213,7 +292,7 @@ class _Walker:
             self.media = {}
         elif event == "end_map":
             media, self.media = self.media, None
-            _add_media(self.builder, str(self.cursor), media or {})
+            _add_media(self.builder, str(self.cursor), media or {}, self.use_category)
         elif event in _SCALARS or event == "start_array":
             self.cursor.nested += 1
             self.builder.malformed(str(self.cursor), "expected a Media object")
@@ -230,11 +309,12 @@ class VicsParser:
     """Project VIC / CAID VICS JSON, streamed with ijson (never loaded whole)."""
 
     id = "vics"
-    description = "Project VIC VICS JSON (odata.metadata / @odata.context, #Media or #Cases)"
+    description = "Project VIC / CAID VICS JSON 1.x and 2.0 (odata.metadata / @odata.context, #Media or #Cases)"
+    use_category = True
 
     def detect(self, head: bytes, path: Path) -> bool:
         text = head_text(head)
-        if text is None or not text.lstrip().startswith("{"):
+        if text is None or not text.lstrip().startswith("{") or _CAID_CONTEXT.search(text):
             return False
         return bool(_CONTEXT.search(text)) or (
             bool(_VALUE_OF_OBJECTS.search(text)) and '"MD5"' in text
@@ -244,19 +324,54 @@ class VicsParser:
         cursor = _Cursor()
         try:
             with open(path, "rb") as raw:
-                media_first = _check_shape(ijson.parse(_json_source(raw)), builder.path)
+                media_first, context = _check_shape(ijson.parse(_json_source(raw)), builder.path)
+            builder.info.update(_describe(context))
             with open(path, "rb") as raw:
                 source = _json_source(raw)
                 if media_first:
-                    _add_items(builder, ijson.items(source, _MEDIA, use_float=False), cursor)
+                    items = ijson.items(source, _MEDIA, use_float=False)
+                    _add_items(builder, items, cursor, self.use_category)
                 else:
-                    _Walker(builder, cursor).run(ijson.parse(source, use_float=False))
+                    _Walker(builder, cursor, self.use_category).run(ijson.parse(source, use_float=False))
         except ijson.JSONError as exc:
             raise HashSetError(
                 f"hash set {path}: invalid or truncated JSON after {cursor}: {_first_line(exc)}"
             ) from exc
         except UnicodeError as exc:
             raise HashSetError(f"hash set {path}: JSON is not valid UTF-8 near {cursor}") from exc
+        except RecursionError as exc:
+            raise HashSetError(f"hash set {path}: JSON nested too deeply near {cursor}") from exc
+
+
+class NsrlCaidParser(VicsParser):
+    """NIST "NSRL CAID" non-RDS JSON: VICS 1.2 ``#Media`` of known, non-CSAM media.
+
+    Its ``Category`` (8 in NIST's sample) is not an alert category: like IPED, ignore it and
+    treat the whole set as known-good reference data by default.
+    """
+
+    id = "nsrl-caid"
+    description = "NIST NSRL CAID non-RDS JSON (VICS 1.2 #Media; known non-CSAM media)"
+    use_category = False
+    default_kind = KNOWN_GOOD
+
+    def detect(self, head: bytes, path: Path) -> bool:
+        text = head_text(head)
+        return text is not None and text.lstrip().startswith("{") and bool(_CAID_CONTEXT.search(text))
+
+
+def _describe(context: str | None) -> dict[str, str]:
+    """Provenance from the context URL: data-model version, region profile, shape."""
+    if not context:
+        return {}
+    info = {"vics_context": context}
+    if match := _VERSION.search(context):
+        info["vics_version"] = match.group(1)
+    if match := _REGION.search(context):
+        info["vics_profile"] = match.group(1)
+    if "#" in context:
+        info["vics_shape"] = context.rsplit("#", 1)[1]
+    return info
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,0 +1,277 @@
+"""Turning source files into a ``HashSet``: detect, parse, then keep in RAM or compile.
+
+``load_hashset`` is what ``scan`` calls: a ``.tdb`` is mapped; a raw source is parsed and held in
+RAM when it is small, or compiled to a temporary index (deleted once mapped) when it outgrew the
+memory budget. ``import_hashsets`` compiles one or more sources into a named ``.tdb``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import sqlite3
+import stat
+import tempfile
+import threading
+import time
+import weakref
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import ijson
+
+import triage
+from triage.categories import KINDS, KNOWN_BAD
+from triage.errors import HashSetError
+from triage.hashsets import tdb
+from triage.hashsets._base import HEAD_SIZE, Parser
+from triage.hashsets._builder import HashSetBuilder
+from triage.hashsets.model import HashSet
+from triage.hashsets.profiles import Profile, guess_profile, load_profile
+from triage.hashsets.registry import FORMATS
+from triage.hashsets.store import EntryStore
+
+# Raw sources whose rows exceed this stay in a temporary mapped index, not in process memory
+# (scan workers then share the page cache instead of each holding a pickled copy).
+IN_MEMORY_LIMIT = 32 * 1024 * 1024
+
+# What a damaged or hostile file can make the parsing machinery raise; all become HashSetError.
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,  # includes UnicodeError
+    csv.Error,
+    ijson.JSONError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    sqlite3.Error,
+    RecursionError,  # a JSON nesting bomb
+    RuntimeError,  # encrypted zip entry; NotImplementedError: unsupported zip compression
+)
+
+
+def load_hashset(
+    path: str | os.PathLike[str],
+    *,
+    kind: str | None = None,
+    lenient: bool = False,
+    format: str | None = None,
+    name: str | None = None,
+    profile: str | None = None,
+) -> HashSet:
+    """Load one hash-set file, raw or compiled (``.tdb``, recognised by content).
+
+    ``kind`` None means: the index's own kind, or the format's default (known-good for NSRL
+    and NIST CAID, known-bad otherwise). An index compiled as one kind refuses to be used as the
+    other: a known-bad set silently used as known-good would hide hits. Malformed records raise
+    ``HashSetError`` naming file and line, or are skipped and counted when ``lenient``.
+    """
+    _check_kind(kind)
+    file = Path(path)
+    head = _read_head(file)
+    if tdb.is_index(head) and format in (None, "tdb"):
+        hs = tdb.open_index(file)
+        if kind is not None and kind != hs.kind:
+            raise HashSetError(
+                f"index {file} was compiled as {hs.kind}; it cannot be used as {kind} "
+                f"(re-import with --kind {kind} if that is really meant)"
+            )
+        if name:
+            hs.name = name
+        if profile:
+            hs.profile = load_profile(profile)
+        return hs
+    store = EntryStore()
+    try:
+        parser, builder, source = _parse(file, head, format, lenient, store)
+        finished = store.finish()
+        chosen = load_profile(profile) if profile else _guess([source], store)
+        common: dict[str, Any] = dict(
+            name=name or file.stem, path=os.fspath(path), format=parser.id,
+            kind=kind or getattr(parser, "default_kind", KNOWN_BAD), sha256=source["sha256"],
+        )
+        if not store.spilled and store.buffered_bytes <= IN_MEMORY_LIMIT:
+            tables, conflicts = tdb.memory_tables(finished)
+            return HashSet(
+                **common, tables=tables, categories=tuple(store.categories),
+                skipped=builder.skipped, dropped_empty=builder.dropped_empty, conflicts=conflicts,
+                sizes=store.sizes.result(), profile=chosen, sources=[source],
+            )
+        # Large: compile to a temporary index and map it. It stays on disk while the set is
+        # alive, so scan workers can map the same file instead of receiving a copy.
+        handle, temp = tempfile.mkstemp(prefix="triage-set-", suffix=".tdb", dir=os.environ.get("TRIAGE_TMPDIR"))
+        os.close(handle)
+        try:
+            tdb.write_index(Path(temp), finished, _meta(common["name"], common["kind"], chosen, [source]))
+            hs = tdb.open_index(temp)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        weakref.finalize(hs, _remove, temp)
+        for key, value in common.items():
+            setattr(hs, key, value)
+        hs.profile = chosen
+        return hs
+    finally:
+        store.close()
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def import_hashsets(
+    sources: list[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    kind: str | None = None,
+    profile: str | None = None,
+    format: str | None = None,
+    lenient: bool = False,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Compile ``sources`` into one index at ``out``; returns its header."""
+    _check_kind(kind)
+    if not sources:
+        raise HashSetError("no source hash set given")
+    target = Path(out)
+    if target.exists() and not force:
+        raise HashSetError(f"{target} exists; pass --force to replace it")
+    if target.is_dir():
+        raise HashSetError(f"{target} is a directory")
+    chosen = load_profile(profile) if profile else None
+    store = EntryStore(tmpdir=target.parent if target.parent.is_dir() else None)
+    try:
+        infos, kinds = [], set()
+        for source in sources:
+            file = Path(source)
+            parser, _, info = _parse(file, _read_head(file), format, lenient, store)
+            infos.append(info)
+            kinds.add(getattr(parser, "default_kind", KNOWN_BAD))
+        finished = store.finish()
+        chosen = chosen or _guess(infos, store)
+        resolved = kind or (kinds.pop() if len(kinds) == 1 else KNOWN_BAD)
+        meta = _meta(name or target.stem, resolved, chosen, infos)
+        return tdb.write_index(target, finished, meta)
+    finally:
+        store.close()
+
+
+def _check_kind(kind: str | None) -> None:
+    if kind is not None and kind not in KINDS:
+        raise HashSetError(f"unknown hash-set kind {kind!r} (expected one of: {', '.join(KINDS)})")
+
+
+def _guess(infos: list[dict[str, Any]], store: EntryStore) -> Profile | None:
+    regions = [i["vics_profile"] for i in infos if i.get("vics_profile")]
+    return guess_profile(regions, store.categories)
+
+
+def _meta(name: str, kind: str, profile: Profile | None, sources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": kind,
+        "profile": profile.to_json() if profile else None,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "tool": {"name": "triage", "version": triage.__version__},
+        "sources": sources,
+        "records": sum(s["records"] for s in sources),
+    }
+
+
+class _FileDigest(threading.Thread):
+    """SHA-256 of a source, computed on the other core while the parser reads the same file."""
+
+    def __init__(self, file: Path) -> None:
+        super().__init__(daemon=True)
+        self.file = file
+        self.result: str | None = None
+        self.error: OSError | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            with open(self.file, "rb") as stream:
+                self.result = hashlib.file_digest(stream, "sha256").hexdigest()
+        except OSError as exc:
+            self.error = exc
+
+    def value(self) -> str:
+        self.join()
+        if self.error is not None or self.result is None:
+            raise HashSetError(f"hash set {self.file}: cannot read: {self.error}")
+        return self.result
+
+
+def _parse(
+    file: Path, head: bytes, format: str | None, lenient: bool, store: EntryStore
+) -> tuple[Parser, HashSetBuilder, dict[str, Any]]:
+    parser = _choose(file, head, format)
+    builder = HashSetBuilder(os.fspath(file), lenient=lenient, store=store)
+    digest = _FileDigest(file)
+    try:
+        parser.parse(file, builder)
+        builder.flush()
+    except HashSetError:
+        raise
+    except _READ_ERRORS as exc:
+        raise HashSetError(f"hash set {file}: cannot read as {parser.id}: {_one_line(exc)}") from exc
+    finally:
+        digest.join()
+    info = {
+        "path": os.fspath(file), "name": file.name, "format": parser.id, "sha256": digest.value(),
+        "bytes": file.stat().st_size, "records": builder.records, "skipped": builder.skipped,
+        "dropped_empty": builder.dropped_empty, **builder.info,
+    }
+    return parser, builder, info
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _read_head(file: Path) -> bytes:
+    """The first bytes for detection; every 'cannot use this path' case becomes one clear line."""
+    try:
+        info = file.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise HashSetError(f"hash set {file}: is a directory, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise HashSetError(f"hash set {file}: not a regular file")
+        with open(file, "rb") as stream:
+            head = stream.read(HEAD_SIZE)
+    except FileNotFoundError:
+        raise HashSetError(f"hash set {file}: no such file") from None
+    except PermissionError:
+        raise HashSetError(f"hash set {file}: permission denied") from None
+    except (OSError, ValueError) as exc:
+        raise HashSetError(f"hash set {file}: cannot read: {exc}") from None
+    if not head:
+        raise HashSetError(f"hash set {file}: file is empty")
+    return head
+
+
+def _choose(file: Path, head: bytes, format: str | None) -> Parser:
+    if format is not None:
+        try:
+            return FORMATS[format]
+        except KeyError:
+            valid = ", ".join([*FORMATS, "tdb"])
+            raise HashSetError(f"unknown hash-set format {format!r} (valid: {valid})") from None
+    for parser in FORMATS.values():
+        if parser.detect(head, file):
+            return parser
+    raise HashSetError(
+        f"hash set {file}: not a recognised hash-set format (expected VICS JSON, NSRL RDS, "
+        "hashdeep, md5sum lines, HashKeeper, ICSE or header CSV, TSK .kdb/.idx, or a .tdb index; "
+        f"force one with format: {', '.join(FORMATS)})"
+    )

@@ -1,0 +1,331 @@
+"""The compiled index file (``.tdb``): written once, opened in microseconds, read via mmap.
+
+Layout (all integers little-endian)::
+
+    0    preamble, 64 bytes: b"TRIAGEDB", u32 format version, u32 0, u64 header offset,
+         u64 header length, 32 zero bytes
+    64   data sections, each 64-byte aligned, per algorithm:
+           digests     n x w bytes, sorted (memcmp order); a digest repeats once per category
+           categories  n x uint8/uint16 category ids (absent when every row has the same id)
+           buckets     2**bits + 1 x uint32/uint64: first row whose top ``bits`` bits >= b
+         then ``sizes``: sorted distinct declared file sizes (uint32/uint64), if complete
+    end  header: UTF-8 JSON (name, kind, profile, sources + SHA-256, categories, per-algorithm
+         counts and section offsets, conflicts, creation time, SHA-256 of the data sections)
+
+The header sits at the end so the data can be streamed out before its totals are known.
+Opening reads the preamble and the header and maps the file: no work proportional to its size,
+and pages are only read when a lookup touches them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from triage.errors import HashSetError
+from triage.hashsets.model import ALGORITHM_HEX_LENGTHS, HashSet
+from triage.hashsets.profiles import Profile
+from triage.hashsets.store import Finished
+from triage.hashsets.table import DigestTable, bucket_bits, build_buckets, offsets_from_counts, top_bits
+
+MAGIC = b"TRIAGEDB"
+FORMAT_VERSION = 1
+PREAMBLE = struct.Struct("<8sIIQQ32x")
+ALIGN = 64
+MAX_HEADER = 64 * 1024 * 1024
+MAX_EXAMPLES = 100  # conflicting digests listed in the header; `info --conflicts` finds all
+
+
+def is_index(head: bytes) -> bool:
+    return head.startswith(MAGIC)
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+class _Out:
+    """Sequential writer that aligns sections and hashes everything after the preamble."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.pos = PREAMBLE.size
+        self.sha = hashlib.sha256()
+        stream.write(bytes(PREAMBLE.size))
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.stream.write(data)
+        self.sha.update(data)
+        self.pos += len(data)
+
+    def align(self) -> int:
+        pad = -self.pos % ALIGN
+        if pad:
+            self.write(bytes(pad))
+        return self.pos
+
+
+def _category_dtype(ids: set[int]) -> np.dtype | None:
+    if len(ids) <= 1:
+        return None
+    return np.dtype(np.uint8) if max(ids) < 256 else np.dtype("<u2")
+
+
+def write_index(path: Path, finished: Finished, meta: dict[str, Any]) -> dict[str, Any]:
+    """Stream ``finished`` into ``path`` (atomically: a temp file renamed); returns the header."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as stream:
+            out = _Out(stream)
+            header = dict(meta)
+            header.update(format="triage-hashset-index", format_version=FORMAT_VERSION)
+            header["algorithms"] = {}
+            examples: list[dict[str, Any]] = []
+            categories = finished.store.categories
+            for algorithm in finished.algorithms:
+                header["algorithms"][algorithm] = _write_table(
+                    out, finished, algorithm, categories, examples, Path(tmp).parent
+                )
+            sizes = finished.store.sizes.result()
+            header["sizes"] = _write_sizes(out, sizes, finished.store.sizes)
+            header["categories"] = list(categories)
+            header["conflicts"] = {
+                "total": sum(t["conflicts"] for t in header["algorithms"].values()),
+                "examples": examples,
+            }
+            header["sections_sha256"] = out.sha.hexdigest()
+            data = json.dumps(header, ensure_ascii=False, sort_keys=True).encode("utf-8")
+            offset = out.align()
+            stream.write(data)
+            stream.seek(0)
+            stream.write(PREAMBLE.pack(MAGIC, FORMAT_VERSION, 0, offset, len(data)))
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise HashSetError(f"cannot write index {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return header
+
+
+def _write_table(
+    out: _Out,
+    finished: Finished,
+    algorithm: str,
+    categories: list[str | None],
+    examples: list[dict[str, Any]],
+    tmpdir: Path,
+) -> dict[str, Any]:
+    bits = bucket_bits(finished.rows_added(algorithm))
+    cat_dtype = _category_dtype(finished.category_ids(algorithm))
+    counts = np.zeros(1 << bits, dtype=np.int64)
+    per_category = np.zeros(len(categories), dtype=np.int64)
+    rows = unique = conflicts = 0
+    width = ALGORITHM_HEX_LENGTHS[algorithm] // 2
+    start = out.align()
+    with tempfile.TemporaryFile(dir=tmpdir) as cat_file:
+        for block in finished.blocks(algorithm):
+            out.write(memoryview(block.keys.view(np.uint8)))
+            if cat_dtype is not None:
+                block.cats.astype(cat_dtype).tofile(cat_file)
+            counts += np.bincount(top_bits(block.keys, bits), minlength=1 << bits)
+            per_category += np.bincount(block.cats, minlength=len(categories))
+            for row in block.conflict_rows[: max(0, MAX_EXAMPLES - len(examples))].tolist():
+                examples.append(_example(algorithm, block, row, categories))
+            rows += len(block.keys)
+            unique += block.unique
+            conflicts += block.conflicts
+        table: dict[str, Any] = {
+            "rows": rows, "unique": unique, "conflicts": conflicts, "digest_bytes": width,
+            "digests": {"offset": start, "length": rows * width},
+        }
+        if cat_dtype is None:
+            ids = finished.category_ids(algorithm)
+            table["categories"] = {"constant": next(iter(ids)) if ids else 0}
+        else:
+            offset = out.align()
+            cat_file.seek(0)
+            while chunk := cat_file.read(1 << 24):
+                out.write(chunk)
+            table["categories"] = {"offset": offset, "length": out.pos - offset, "dtype": cat_dtype.str}
+    buckets = offsets_from_counts(counts, rows)
+    offset = out.align()
+    out.write(memoryview(buckets.astype(buckets.dtype.newbyteorder("<"))))
+    table["buckets"] = {"offset": offset, "length": buckets.nbytes, "bits": bits, "dtype": buckets.dtype.newbyteorder("<").str}
+    table["counts"] = {_code(categories[i]): int(n) for i, n in enumerate(per_category.tolist()) if n}
+    return table
+
+
+def _example(algorithm: str, block: Any, row: int, categories: list[str | None]) -> dict[str, Any]:
+    key = block.keys[row : row + 1].view(np.uint8).tobytes()
+    names = []
+    end = row
+    while end < len(block.keys) and block.keys[end] == block.keys[row]:
+        names.append(categories[int(block.cats[end])])
+        end += 1
+    return {"algorithm": algorithm, "digest": key.hex(), "categories": names}
+
+
+def _write_sizes(out: _Out, sizes: np.ndarray | None, source: Any) -> dict[str, Any]:
+    if sizes is None:
+        reason = "too many distinct sizes" if source.overflow else "not every record declares a size"
+        return {"complete": False, "reason": reason}
+    dtype = np.dtype("<u4") if int(sizes[-1]) < 2**32 else np.dtype("<u8")
+    offset = out.align()
+    out.write(memoryview(sizes.astype(dtype)))
+    return {"complete": True, "count": len(sizes), "offset": offset, "length": len(sizes) * dtype.itemsize, "dtype": dtype.str}
+
+
+def _code(category: str | None) -> str:
+    return "null" if category is None else category
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def read_header(path: Path) -> tuple[dict[str, Any], int, int]:
+    """(header, header offset, file size); any damage is a one-line ``HashSetError``."""
+    try:
+        with open(path, "rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            pre = stream.read(PREAMBLE.size)
+            if len(pre) < PREAMBLE.size or not pre.startswith(MAGIC):
+                raise HashSetError(f"index {path}: not a triage index (bad magic)")
+            _, version, _, offset, length = PREAMBLE.unpack(pre)
+            if version != FORMAT_VERSION:
+                raise HashSetError(f"index {path}: format version {version} (this triage reads {FORMAT_VERSION}); re-import the sources")
+            if offset < PREAMBLE.size or length > MAX_HEADER or offset + length != size:
+                raise HashSetError(f"index {path}: truncated or damaged (header at {offset}+{length}, file {size} bytes)")
+            stream.seek(offset)
+            header = json.loads(stream.read(length).decode("utf-8"))
+    except OSError as exc:
+        raise HashSetError(f"index {path}: cannot read: {exc.strerror or exc}") from None
+    except (UnicodeError, ValueError) as exc:
+        raise HashSetError(f"index {path}: damaged header ({exc})") from None
+    if not isinstance(header, dict) or header.get("format") != "triage-hashset-index":
+        raise HashSetError(f"index {path}: damaged header")
+    return header, offset, size
+
+
+def open_index(path: str | os.PathLike[str], *, unlink: bool = False) -> HashSet:
+    """Map a ``.tdb``; ``unlink`` removes the file once mapped (temporary indexes)."""
+    file = Path(path)
+    header, data_end, size = read_header(file)
+    try:
+        with open(file, "rb") as stream:
+            mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as exc:
+        raise HashSetError(f"index {file}: cannot map: {exc}") from None
+    if hasattr(mapped, "madvise"):
+        mapped.madvise(mmap.MADV_RANDOM)  # lookups are random: no read-ahead to inflate RSS
+    if unlink:
+        file.unlink()
+    try:
+        hs = _hashset(file, header, mapped, data_end)
+        hs.index_file = None if unlink else str(file.absolute())
+        return hs
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise HashSetError(f"index {file}: damaged header ({type(exc).__name__}: {exc})") from None
+
+
+def _section(mapped: mmap.mmap, spec: dict[str, Any], dtype: np.dtype, limit: int) -> np.ndarray:
+    offset, length = int(spec["offset"]), int(spec["length"])
+    if offset < PREAMBLE.size or length < 0 or offset + length > limit or length % dtype.itemsize:
+        raise ValueError(f"section {offset}+{length} outside the data area")
+    return np.frombuffer(mapped, dtype=dtype, count=length // dtype.itemsize, offset=offset)
+
+
+def _hashset(file: Path, header: dict[str, Any], mapped: mmap.mmap, limit: int) -> HashSet:
+    categories = header["categories"]
+    if not isinstance(categories, list) or not categories:
+        raise ValueError("no category list")
+    tables = {}
+    for algorithm, spec in header["algorithms"].items():
+        width = ALGORITHM_HEX_LENGTHS[algorithm] // 2
+        if int(spec["digest_bytes"]) != width:
+            raise ValueError(f"{algorithm} digests of {spec['digest_bytes']} bytes")
+        keys = _section(mapped, spec["digests"], np.dtype(f"S{width}"), limit)
+        cat_spec = spec["categories"]
+        cats = None
+        constant = 0
+        if "constant" in cat_spec:
+            constant = int(cat_spec["constant"])
+            if not 0 <= constant < len(categories):
+                raise ValueError("category id out of range")
+        else:
+            cats = _section(mapped, cat_spec, np.dtype(cat_spec["dtype"]), limit)
+        bits = int(spec["buckets"]["bits"])
+        buckets = _section(mapped, spec["buckets"], np.dtype(spec["buckets"]["dtype"]), limit)
+        if len(buckets) != (1 << bits) + 1 or (cats is not None and len(cats) != len(keys)):
+            raise ValueError(f"{algorithm} sections disagree in length")
+        tables[algorithm] = DigestTable(keys, cats, constant, buckets, bits, int(spec["unique"]))
+    sizes = None
+    if header["sizes"].get("complete"):
+        sizes = _section(mapped, header["sizes"], np.dtype(header["sizes"]["dtype"]), limit)
+    sources = header.get("sources", [])
+    return HashSet(
+        name=str(header["name"]),
+        path=str(file),
+        kind=str(header["kind"]),
+        format="tdb",
+        sha256=str(header["sections_sha256"]),
+        tables=tables,
+        categories=tuple(categories),
+        skipped=sum(int(s.get("skipped", 0)) for s in sources),
+        dropped_empty=sum(int(s.get("dropped_empty", 0)) for s in sources),
+        conflicts=int(header["conflicts"]["total"]),
+        sizes=sizes,
+        profile=Profile.from_json(header.get("profile")),
+        sources=sources,
+        header=header,
+    )
+
+
+def reopen(index_file: str, overrides: dict[str, Any]) -> HashSet:
+    """Unpickling: map the same index again (in a scan worker) and restore what the caller set."""
+    hs = open_index(index_file)
+    for key, value in overrides.items():
+        setattr(hs, key, value)
+    return hs
+
+
+def verify(path: Path) -> bool:
+    """Re-hash the data sections and compare with the header (integrity of the reference set)."""
+    header, offset, _ = read_header(path)
+    sha = hashlib.sha256()
+    with open(path, "rb") as stream:
+        stream.seek(PREAMBLE.size)
+        remaining = offset - PREAMBLE.size
+        while remaining:
+            chunk = stream.read(min(remaining, 1 << 24))
+            if not chunk:
+                return False
+            sha.update(chunk)
+            remaining -= len(chunk)
+    return sha.hexdigest() == header.get("sections_sha256")
+
+
+def memory_tables(finished: Finished) -> tuple[dict[str, DigestTable], int]:
+    """The in-memory equivalent of ``write_index`` for small sets: (tables, conflicts)."""
+    tables = {}
+    conflicts = 0
+    for algorithm in finished.algorithms:
+        blocks = list(finished.blocks(algorithm))
+        keys = np.concatenate([b.keys for b in blocks])
+        cats = np.concatenate([b.cats for b in blocks])
+        bits = bucket_bits(len(keys))
+        unique = sum(b.unique for b in blocks)
+        conflicts += sum(b.conflicts for b in blocks)
+        tables[algorithm] = DigestTable(keys, cats, 0, build_buckets(keys, bits), bits, unique)
+    return tables, conflicts
+
