@@ -118,6 +118,8 @@ def scan(
     lenient: Annotated[bool, typer.Option("--lenient", help="Skip and count malformed hash-set lines instead of failing.")] = False,
     no_orphans: Annotated[bool, typer.Option("--no-orphans", help="Skip TSK's $OrphanFiles.")] = False,
     max_orphans: Annotated[int, typer.Option("--max-orphans", help="Stop listing orphan files of a volume after N.")] = 1_000_000,
+    order: Annotated[str, typer.Option("--order", help="Hashing order: walk (directory by directory, fastest on SSD), smallest, physical (disk order, for spinning disks), pictures-first. Orders other than walk list everything first.")] = "walk",
+    stop_on_first_hit: Annotated[bool, typer.Option("--stop-on-first-hit", help="Stop at the first known-bad match (exit 1; the report says it stopped early).")] = False,
     verify_image: Annotated[bool, typer.Option("--verify-image", help="Also hash the whole media (MD5/SHA-1) and compare with the acquisition hash stored in an E01.")] = False,
     case: Annotated[str | None, typer.Option("--case", help="Case reference (free text).")] = None,
     examiner: Annotated[str | None, typer.Option("--examiner", help="Examiner name (free text).")] = None,
@@ -136,6 +138,7 @@ def scan(
             out=out, algorithms=tuple(algorithms.split(",")), workers=workers, force=force,
             lenient=lenient, include_orphans=not no_orphans, max_orphans=max_orphans,
             fs_timeout=fs_timeout, read_timeout=read_timeout, verify_image=verify_image,
+            order=order, stop_on_first_hit=stop_on_first_hit,
             case=case, examiner=examiner,
             exhibit=exhibit, argv=list(sys.argv),
         )

@@ -52,7 +52,7 @@ class Journal:
         self._fh = open(out / JOURNAL, "a" if append else "w", encoding="utf-8")
 
     def _write(self, entry: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._fh.write(json.dumps(entry, separators=(",", ":")) + "\n")  # ASCII-safe
         self._fh.flush()
 
     def dir_done(self, volume: int, d: DirRef, start: int, end: int, subdirs: list[DirRef],

@@ -54,6 +54,7 @@ class FileRecord:
     matches: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     target: ReadTarget | None = None  # not written; None when there is no content to read
+    location: int | None = None  # not written: byte offset of the first data run (--order physical)
 
     def to_dict(self, algorithms: tuple[str, ...]) -> dict[str, Any]:
         out: dict[str, Any] = {}

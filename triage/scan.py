@@ -16,6 +16,7 @@ import socket
 import sys
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from triage.matching import HashIndex
 from triage.pool import WorkerPool
 from triage.records import ALGORITHMS, DEFAULT_ALGORITHMS, SCHEMA_VERSION, FileRecord, utc_now
 from triage.report import OutputError, prepare_out_dir, write_json_atomic
+from triage.spool import SortedSpool
 from triage.results import Tally, encode_lines, finish_record
 from triage.backends import VolumeRef, probe
 from triage.tasks import (TASKS, DirTask, FileTask, MediaTask, TaskResult, WorkerInit,
@@ -38,6 +40,7 @@ from triage.tasks import (TASKS, DirTask, FileTask, MediaTask, TaskResult, Worke
 from triage.volumes import Volume, find_volumes, open_fs
 from triage.walk import DirRef, WalkOptions, root_dir
 
+ORDERS = ("walk", "smallest", "physical", "pictures-first")
 FILE_TASK_FILES = 256
 FILE_TASK_BYTES = 32 << 20
 
@@ -56,6 +59,8 @@ class ScanConfig:
     include_orphans: bool = True
     max_orphans: int = 1_000_000
     verify_image: bool = False  # also hash the whole media and compare with the stored hash
+    order: str = "walk"  # walk | smallest | physical | pictures-first
+    stop_on_first_hit: bool = False
     fs_timeout: float = 300.0  # seconds without progress listing a directory
     read_timeout: float = 120.0  # seconds without progress reading one file
     case: str | None = None  # free-text provenance, recorded in every output
@@ -140,6 +145,8 @@ class _Scan:
         self.first_hit: float | None = None
         self.evidence: list[dict[str, Any]] = []
         self.volumes: list[_VolumeState] = []
+        self.spool = SortedSpool(out, config.order) if config.order != "walk" else None
+        self._sorted: Iterator[tuple[int, FileRecord]] | None = None
         self.media: deque[MediaTask] = deque()
         self.dirs: deque[DirTask] = deque()
         self.files: deque[FileTask] = deque()
@@ -197,7 +204,41 @@ class _Scan:
         return [(i, vs.root, 0) for i, vs in enumerate(self.volumes) if vs.root is not None]
 
     def queue_dir(self, volume: int, d: DirRef, start: int = 0, inline: bool = True) -> None:
-        self.dirs.append(DirTask(self.volumes[volume].ref, d, start, inline))
+        """In an ordered run directories are only listed; their files are hashed afterwards,
+        in the requested order."""
+        self.dirs.append(DirTask(self.volumes[volume].ref, d, start, inline and self.spool is None,
+                                 self.config.order == "physical"))
+
+    def defer(self, volume: int, records: list[FileRecord]) -> None:
+        if self.spool is None or self._sorted is not None:  # unordered, or already draining
+            self.queue_files(volume, records)
+            return
+        for r in records:
+            self.spool.add(volume, r)
+
+    def refill(self, listing_done: bool, want: int) -> bool:
+        """Ordered run: once every directory is listed, feed file tasks in sorted order, a few
+        at a time. Returns True while sorted records remain."""
+        if self.spool is None or not listing_done:
+            return self.spool is not None and self.spool.count > 0
+        if self._sorted is None:
+            self._sorted = iter(self.spool)
+        while len(self.files) < want:
+            batch: list[FileRecord] = []
+            volume = -1
+            for v, record in self._sorted:
+                if batch and (v != volume or len(batch) >= FILE_TASK_FILES):
+                    self.queue_files(volume, batch)
+                    batch = []
+                volume = v
+                batch.append(record)
+                if len(batch) >= FILE_TASK_FILES:
+                    break
+            if not batch:
+                self.spool.count = 0
+                return False
+            self.queue_files(volume, batch)
+        return True
 
     def queue_files(self, volume: int, records: list[FileRecord]) -> None:
         """Group handed-on files into tasks: one per large file, small ones together."""
@@ -226,6 +267,8 @@ class _Scan:
         self.progress.advance(tally.bytes_hashed, tally.files)
         if tally.known_bad_files and self.first_hit is None:
             self.first_hit = time.monotonic() - self.t0
+        if tally.known_bad_files and self.config.stop_on_first_hit:
+            raise _StopEarly
 
     def notes(self, volume: int, notes: list[str]) -> None:
         v = self.volumes[volume].volume
@@ -290,6 +333,10 @@ class _Scan:
         return out
 
 
+class _StopEarly(Exception):
+    """--stop-on-first-hit: a known-bad file was found; the answer is yes."""
+
+
 class _Writer:
     """files.jsonl in binary append mode: whole task blobs, so no half line survives a stop."""
 
@@ -336,7 +383,11 @@ def _schedule(scan: _Scan, pool: WorkerPool, writer: _Writer, journal: Journal) 
     inflight: dict[int, MediaTask | DirTask | FileTask] = {}
     next_id = 0
     cfg = scan.config
-    while scan.media or scan.dirs or scan.files or inflight:
+    while True:
+        listing = any(isinstance(t, DirTask) for t in inflight.values()) or bool(scan.dirs)
+        more_sorted = scan.refill(not listing, 2 * pool.size)
+        if not (scan.media or scan.dirs or scan.files or inflight or more_sorted):
+            break
         while pool.idle() and (scan.media or scan.files or scan.dirs):
             queue = scan.media or scan.files or scan.dirs
             task = queue.popleft()
@@ -375,7 +426,7 @@ def _done(scan: _Scan, task: DirTask | FileTask, result: TaskResult, writer: _Wr
         scan.queue_dir(v, d, 0, task.hash_inline)
     if result.more is not None:
         scan.queue_dir(v, task.dir, result.more, task.hash_inline)
-    scan.queue_files(v, result.deferred)
+    scan.defer(v, result.deferred)
 
 
 def _failed(scan: _Scan, task: DirTask | FileTask, reason: str, writer: _Writer,
@@ -413,7 +464,8 @@ def resume_config(out: Path, **overrides: Any) -> ScanConfig:
             out=out, algorithms=tuple(opts["algorithms"]), workers=opts["workers"],
             resume=True, lenient=opts["lenient"], include_orphans=opts["include_orphans"],
             max_orphans=opts["max_orphans"], fs_timeout=opts["fs_timeout"],
-            verify_image=opts["verify_image"],
+            verify_image=opts["verify_image"], order=opts["order"],
+            stop_on_first_hit=opts["stop_on_first_hit"],
             read_timeout=opts["read_timeout"], case=previous["case"]["case"],
             examiner=previous["case"]["examiner"], exhibit=previous["case"]["exhibit"],
         )
@@ -448,6 +500,8 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
         raise UsageError("no evidence given")
     if config.workers < 1:
         raise UsageError("--workers must be at least 1")
+    if config.order not in ORDERS:
+        raise UsageError(f"--order must be one of {', '.join(ORDERS)}")
     missing = [p for p in config.evidence if not os.path.lexists(p)]
     if missing:
         raise UsageError(f"evidence {missing[0]}: no such file or device")
@@ -477,7 +531,8 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
                     "include_orphans": config.include_orphans,
                     "max_orphans": config.max_orphans, "lenient": config.lenient,
                     "fs_timeout": config.fs_timeout, "read_timeout": config.read_timeout,
-                    "verify_image": config.verify_image},
+                    "verify_image": config.verify_image, "order": config.order,
+                    "stop_on_first_hit": config.stop_on_first_hit},
         "hashsets": [_set_summary(s) for s in sets],
     }
     write_json_atomic(out / "summary.json", summary)
@@ -503,13 +558,13 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
             if dir_key(v, d, start) not in done.done_dirs:
                 scan.queue_dir(v, d, start)
         for v, record in done.pending_files():
-            scan.queue_files(v, [record])
+            scan.defer(v, [record])
 
     writer = _Writer(out / "files.jsonl")
     journal = Journal(out, append=config.resume)
     init = WorkerInit(algorithms, sets, WalkOptions(config.include_orphans, config.max_orphans))
     pool = WorkerPool(config.workers, WorkerState, init, TASKS)
-    interrupted = False
+    interrupted = stopped_early = False
     progress.status("scanning")
     try:
         _schedule(scan, pool, writer, journal)
@@ -517,17 +572,23 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
     except KeyboardInterrupt:
         interrupted = True
         pool.kill()
+    except _StopEarly:
+        stopped_early = True
+        pool.kill()
     except BaseException:
         pool.kill()
         raise
     finally:
         writer.close()
         journal.close()
+        if scan.spool is not None:
+            scan.spool.close()
         total = scan.total()
         code = ExitCode.INTERRUPTED if interrupted else scan.exit_code(total)
         summary.update(
-            complete=not interrupted,
+            complete=not (interrupted or stopped_early),
             interrupted=interrupted,
+            stopped_early=stopped_early,
             finished=utc_now(),
             elapsed_seconds=round(time.monotonic() - scan.t0, 3),
             evidence=scan.evidence_summary(),

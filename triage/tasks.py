@@ -32,6 +32,7 @@ class DirTask:
     dir: DirRef
     start: int = 0
     hash_inline: bool = True  # False on retry after a crash: list only, hash in file tasks
+    locate: bool = False  # find each file's first data run (--order physical)
 
 
 @dataclass
@@ -118,6 +119,10 @@ def run_dir_task(state: WorkerState, task: DirTask, beat) -> TaskResult:
             if record.size:
                 result.tally.listed_bytes += record.size
                 if not task.hash_inline or record.size > BIG_FILE:
+                    if task.locate and hasattr(b, "location"):
+                        record.location = b.location(handle, record.target)
+                        if record.location is not None:
+                            record.location += v.offset
                     result.deferred.append(record)
                     continue
                 _hash_into(state, b, handle, record, result.tally, beat)

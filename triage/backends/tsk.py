@@ -8,6 +8,7 @@ import pytsk3
 
 from triage.backends import VolumeRef, register
 from triage.evidence import open_image
+from triage.records import ReadTarget
 from triage.hashing import hash_content
 from triage.walk import list_directory, root_dir
 
@@ -15,6 +16,24 @@ from triage.walk import list_directory, root_dir
 class TskBackend:
     def open(self, ref: VolumeRef) -> Any:
         return pytsk3.FS_Info(open_image(ref.evidence), offset=ref.offset)
+
+    @staticmethod
+    def location(fs: Any, target: ReadTarget) -> int | None:
+        """Byte offset (within the volume) of the file's first data run, for physical order."""
+        try:
+            f = fs.open_meta(inode=target.addr)
+            for attr in f:
+                info = attr.info
+                if target.attr_type is not None and (int(info.type), int(info.id)) != (
+                        target.attr_type, target.attr_id):
+                    continue
+                for run in attr:
+                    if not int(run.flags) & 0x03:  # not sparse or filler
+                        return int(run.addr) * int(fs.info.block_size)
+                return None
+        except OSError:
+            return None
+        return None
 
     root = staticmethod(root_dir)
     list_directory = staticmethod(list_directory)
