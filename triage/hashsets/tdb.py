@@ -61,9 +61,10 @@ class _Out:
         stream.write(bytes(PREAMBLE.size))
 
     def write(self, data: bytes | memoryview) -> None:
-        self.stream.write(data)
-        self.sha.update(data)
-        self.pos += len(data)
+        view = memoryview(data).cast("B")  # count bytes, not array items
+        self.stream.write(view)
+        self.sha.update(view)
+        self.pos += view.nbytes
 
     def align(self) -> int:
         pad = -self.pos % ALIGN
@@ -101,9 +102,9 @@ def write_index(path: Path, finished: Finished, meta: dict[str, Any]) -> dict[st
                 "total": sum(t["conflicts"] for t in header["algorithms"].values()),
                 "examples": examples,
             }
+            offset = out.align()
             header["sections_sha256"] = out.sha.hexdigest()
             data = json.dumps(header, ensure_ascii=False, sort_keys=True).encode("utf-8")
-            offset = out.align()
             stream.write(data)
             stream.seek(0)
             stream.write(PREAMBLE.pack(MAGIC, FORMAT_VERSION, 0, offset, len(data)))
