@@ -261,6 +261,18 @@ class ApfsBackend:
         if end < count:
             stats.more = end
 
+    def location(self, h: ApfsHandle, target: ReadTarget) -> int | None:
+        """Offset of the first extent within the container (for --order physical)."""
+        try:
+            stream = h.volume.get_file_entry_by_identifier(target.addr)
+            if target.attr_type == XATTR:
+                stream = stream.get_extended_attribute(target.attr_id)
+            if stream.get_number_of_extents():
+                return int(stream.get_extent(0)[0])
+        except OSError:
+            return None
+        return None
+
     def hash_content(self, h: ApfsHandle, target: ReadTarget, size: int,
                      algorithms: tuple[str, ...], progress: Callable[[], None] = lambda: None
                      ) -> tuple[dict[str, str] | None, str | None, int]:
