@@ -57,13 +57,25 @@ def _open_dir(h: LogicalHandle, path: str) -> int:
     fd = os.dup(h.fd)
     try:
         for part in _components(path):
-            nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            try:
+                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as e:
+                if e.errno == errno.ENOTDIR and _is_link(part, fd):
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP)) from None
+                raise
             os.close(fd)
             fd = nxt
         return fd
     except BaseException:
         os.close(fd)
         raise
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def _open_file(h: LogicalHandle, path: str) -> int:
