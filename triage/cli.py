@@ -28,6 +28,7 @@ from rich.table import Table
 import triage
 from triage.categories import KNOWN_GOOD, is_known_bad, severity_key
 from triage.errors import ExitCode, TriageError, UsageError
+from triage.cli_report import report, schema
 from triage.scan import ProgressSink, ScanConfig, resume_config, run_scan
 
 EXIT_CODES_HELP = (
@@ -124,6 +125,7 @@ def scan(
     case: Annotated[str | None, typer.Option("--case", help="Case reference (free text).")] = None,
     examiner: Annotated[str | None, typer.Option("--examiner", help="Examiner name (free text).")] = None,
     exhibit: Annotated[str | None, typer.Option("--exhibit", help="Exhibit reference (free text).")] = None,
+    formats: Annotated[str | None, typer.Option("--formats", help="Reports to write besides files.jsonl and summary.json: comma list of csv,html,dfxml (default: all).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary table.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout instead of the table.")] = False,
 ) -> int:
@@ -138,7 +140,7 @@ def scan(
             out=out, algorithms=tuple(algorithms.split(",")), workers=workers, force=force,
             lenient=lenient, include_orphans=not no_orphans, max_orphans=max_orphans,
             fs_timeout=fs_timeout, read_timeout=read_timeout, verify_image=verify_image,
-            order=order, stop_on_first_hit=stop_on_first_hit,
+            order=order, stop_on_first_hit=stop_on_first_hit, formats=formats,
             case=case, examiner=examiner,
             exhibit=exhibit, argv=list(sys.argv),
         )
@@ -151,6 +153,10 @@ def scan(
     elif not quiet:
         print_summary(outcome.summary, outcome.out, Console(file=_env.stdout))
     return int(outcome.exit_code)
+
+
+app.command("report")(report)
+app.command("schema")(schema)
 
 
 def print_summary(summary: dict[str, Any], out: Path, console: Console) -> None:
@@ -180,7 +186,8 @@ def print_summary(summary: dict[str, Any], out: Path, console: Console) -> None:
             if v["status"] not in ("scanned", "empty"):
                 console.print(f"[yellow]volume at {v['offset']} {v['status']}:[/] "
                               f"{v['error'] or '; '.join(v['notes'])}")
-    console.print(f"report: {out}/files.jsonl, {out}/summary.json  exit code {summary['exit_code']}")
+    written = [f"{out}/files.jsonl", f"{out}/summary.json"] + summary.get("reports", [])
+    console.print(f"report: {', '.join(written)}  exit code {summary['exit_code']}")
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

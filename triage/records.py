@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 
 ALGORITHMS = ("md5", "sha1", "sha256", "xxh128")
 DEFAULT_ALGORITHMS = ("md5", "sha1", "sha256")

@@ -38,7 +38,8 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write via a temporary file and rename, so a reader never sees half a summary."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        # names from the evidence or argv may carry undecodable bytes (lone surrogates)
+        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:
             json.dump(data, fh, indent=2, ensure_ascii=False)
             fh.write("\n")
             fh.flush()

@@ -33,6 +33,7 @@ from triage.pool import WorkerPool
 from triage.records import ALGORITHMS, DEFAULT_ALGORITHMS, SCHEMA_VERSION, FileRecord, utc_now
 from triage.report import OutputError, prepare_out_dir, write_json_atomic
 from triage.spool import SortedSpool
+from triage.reports import FORMAT_FILES, parse_formats, render_all
 from triage.results import Tally, encode_lines, finish_record
 from triage.backends import VolumeRef, probe
 from triage.tasks import (TASKS, DirTask, FileTask, MediaTask, TaskResult, WorkerInit,
@@ -60,6 +61,7 @@ class ScanConfig:
     max_orphans: int = 1_000_000
     verify_image: bool = False  # also hash the whole media and compare with the stored hash
     order: str = "walk"  # walk | smallest | physical | pictures-first
+    formats: str | None = None  # derived reports (csv, html, dfxml); None = all
     stop_on_first_hit: bool = False
     fs_timeout: float = 300.0  # seconds without progress listing a directory
     read_timeout: float = 120.0  # seconds without progress reading one file
@@ -465,7 +467,7 @@ def resume_config(out: Path, **overrides: Any) -> ScanConfig:
             resume=True, lenient=opts["lenient"], include_orphans=opts["include_orphans"],
             max_orphans=opts["max_orphans"], fs_timeout=opts["fs_timeout"],
             verify_image=opts["verify_image"], order=opts["order"],
-            stop_on_first_hit=opts["stop_on_first_hit"],
+            stop_on_first_hit=opts["stop_on_first_hit"], formats=opts["formats"],
             read_timeout=opts["read_timeout"], case=previous["case"]["case"],
             examiner=previous["case"]["examiner"], exhibit=previous["case"]["exhibit"],
         )
@@ -502,6 +504,7 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
         raise UsageError("--workers must be at least 1")
     if config.order not in ORDERS:
         raise UsageError(f"--order must be one of {', '.join(ORDERS)}")
+    formats = parse_formats(config.formats)
     missing = [p for p in config.evidence if not os.path.lexists(p)]
     if missing:
         raise UsageError(f"evidence {missing[0]}: no such file or device")
@@ -532,7 +535,7 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
                     "max_orphans": config.max_orphans, "lenient": config.lenient,
                     "fs_timeout": config.fs_timeout, "read_timeout": config.read_timeout,
                     "verify_image": config.verify_image, "order": config.order,
-                    "stop_on_first_hit": config.stop_on_first_hit},
+                    "stop_on_first_hit": config.stop_on_first_hit, "formats": config.formats},
         "hashsets": [_set_summary(s) for s in sets],
     }
     write_json_atomic(out / "summary.json", summary)
@@ -586,6 +589,7 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
         total = scan.total()
         code = ExitCode.INTERRUPTED if interrupted else scan.exit_code(total)
         summary.update(
+            reports=[str(out / FORMAT_FILES[f]) for f in formats],
             complete=not (interrupted or stopped_early),
             interrupted=interrupted,
             stopped_early=stopped_early,
@@ -598,6 +602,7 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
             exit_code=int(code),
         )
         write_json_atomic(out / "summary.json", summary)
+        render_all(out, formats)  # partial runs get reports too, marked as such
     if interrupted:
         raise KeyboardInterrupt
     return ScanOutcome(out, summary, code)

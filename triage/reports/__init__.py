@@ -15,7 +15,7 @@ from triage.errors import UsageError
 from triage.reports import dfxml, hits_csv, html
 from triage.reports._run import ReportError, load_summary
 
-__all__ = ["FORMATS", "SCAN_FORMATS", "ReportError", "parse_formats", "render_all"]
+__all__ = ["FORMATS", "FORMAT_FILES", "SCAN_FORMATS", "ReportError", "parse_formats", "render_all"]
 
 Writer = Callable[[Path, dict[str, Any]], Path]
 
@@ -24,6 +24,7 @@ FORMATS: dict[str, Writer] = {
     "html": html.write,
     "dfxml": dfxml.write,
 }
+FORMAT_FILES = {"csv": hits_csv.NAME, "html": html.NAME, "dfxml": dfxml.NAME}
 # Written by the scan itself, always; accepted in --formats so a list can name every output.
 SCAN_FORMATS = ("jsonl", "json")
 # Also accepted: the output file names.

@@ -171,7 +171,7 @@ _END_KEYS = ["interrupted", "elapsed_seconds", "evidence", "totals", "categories
 
 
 # Keys a newer scan writes that older runs lack: documented, not required.
-_NEWER_KEYS = ["resumed", "evidence_given"]
+_NEWER_KEYS = ["resumed", "evidence_given", "stopped_early", "reports"]
 
 
 def summary_schema() -> dict[str, Any]:
@@ -198,6 +198,8 @@ def summary_schema() -> dict[str, Any]:
         }, ["algorithms"], extra=True),
         "hashsets": {"type": "array", "items": HASHSET},
         "interrupted": _BOOL,
+        "stopped_early": _BOOL,
+        "reports": {"type": "array", "items": {"type": "string"}},
         "elapsed_seconds": {"type": "number", "minimum": 0},
         "evidence": {"type": "array", "items": EVIDENCE},
         "totals": _obj({k: _COUNT for k in ("files", "bytes_hashed", "deleted", "errors",
