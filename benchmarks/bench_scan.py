@@ -93,13 +93,14 @@ def build(workdir: Path, only: set[str]) -> dict[str, dict]:
 
 
 def hash_rate() -> float:
-    """Single-core MD5+SHA-1 throughput in bytes/s (the hash-bound reference)."""
-    rng = random.Random(1)
-    buf = b"".join(rng.randbytes(MiB) for _ in range(256))
-    t = time.perf_counter()
-    hashlib.md5(buf).digest()
-    hashlib.sha1(buf).digest()
-    return len(buf) / (time.perf_counter() - t)
+    """Single-core MD5+SHA-1 throughput in bytes/s (the hash-bound reference), measured in a
+    child process so this process stays small (children inherit its peak RSS at fork)."""
+    code = ("import hashlib,random,time\n"
+            "r=random.Random(1); b=b''.join(r.randbytes(1<<20) for _ in range(256))\n"
+            "t=time.perf_counter(); hashlib.md5(b).digest(); hashlib.sha1(b).digest()\n"
+            "print(len(b)/(time.perf_counter()-t))")
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout)
 
 
 def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
