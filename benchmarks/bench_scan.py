@@ -10,7 +10,6 @@ same run. Not part of CI: the workloads take minutes and gigabytes to build.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import random
 import shutil
