@@ -1,0 +1,138 @@
+"""``triage info``: checked against ``testimages/manifest.json`` (offsets, file systems and
+labels build.py gave mkfs) and the public corpus (index.json, made with TSK's mmls/fsstat)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import typer
+
+import triage.cli
+import triage.hashing
+from triage.cli import Environment
+from triage.cli_info import info
+from triage.info import evidence_info, info_many
+
+from conftest import TESTIMAGES, corpus_index
+
+MANIFEST = json.loads((TESTIMAGES / "manifest.json").read_text())
+VS_NAMES = {None: "none", "dos": "dos", "gpt": "gpt"}
+
+
+@pytest.fixture(autouse=True)
+def no_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """info must not hash anything: every hasher raises."""
+    def refuse():
+        raise AssertionError("triage info hashed something")
+
+    monkeypatch.setattr(triage.hashing, "HASHERS", {a: refuse for a in triage.hashing.HASHERS})
+
+
+@pytest.mark.parametrize("image", MANIFEST["images"], ids=lambda im: im["image"])
+def test_testimages(image: dict) -> None:
+    d = evidence_info(str(TESTIMAGES / image["image"]))
+    assert d["format"] == image["format"]
+    assert d["size"] == image["media_size"]
+    assert [Path(s["path"]).name for s in d["segments"]] == image["segments"]
+    assert [s["size"] for s in d["segments"]] == image["segment_sizes"]
+    assert d["volume_system"] == VS_NAMES[image["partition_table"]]
+    got = {v["offset"]: v for v in d["volumes"]}
+    for vol in image["volumes"]:
+        v = got[vol["offset"]]
+        assert v["length"] == vol["length"]
+        if vol["fs_type"] == "none":
+            assert v["fs_type"] is None and v["status"] == "no-filesystem" and v["error"]
+        else:
+            assert (v["fs_type"], v["label"], v["status"]) == (vol["fs_type"], vol["label"],
+                                                               "readable")
+            assert 0 < v["fs_size"] <= vol["length"]
+        assert v["encryption"] is None
+    if image["partition_table"]:
+        allocated = [p for p in d["partitions"] if p["kind"] == "allocated"]
+        assert {p["offset"] for p in allocated} == {v["offset"] for v in image["volumes"]}
+    if image["format"] == "ewf":
+        assert d["stored_hashes"]["md5"] == image["media_md5"]
+    assert d["warnings"] == []
+
+
+CORPUS = [e for e in corpus_index() if e["status"] not in ("reject",)]
+
+
+@pytest.mark.parametrize("entry", CORPUS, ids=[e["file"] for e in CORPUS])
+def test_corpus(corpus: Path, entry: dict) -> None:
+    d = evidence_info(str(corpus / entry.get("unpacked_file", entry["file"])))
+    if "media_size" in entry:
+        assert d["size"] == entry["media_size"]
+    readable = {(v["offset"], v["fs_type"]) for v in d["volumes"] if v["status"] == "readable"}
+    if entry["sector_size"] == 512:
+        assert readable == {(v["volume_offset"], v["fs_type"]) for v in entry.get("volumes", [])}
+    if entry["format"] == "ewf":
+        assert d["stored_hashes"]["md5"] == entry["media_md5"]
+
+
+def test_apfs_volume_name(corpus: Path) -> None:
+    [v] = evidence_info(str(corpus / "dfvfs/apfs.raw"))["volumes"]
+    assert (v["fs_type"], v["label"], v["apfs_volume"], v["encryption"]) == ("apfs", "apfs_test", 0, None)
+
+
+def test_4096_byte_sectors_are_flagged(corpus: Path) -> None:
+    """pytsk3 cannot be told the sector size: info says so instead of showing a wrong layout
+    as if it were right (docs/evidence.md)."""
+    d = evidence_info(str(corpus / "dfir_ntfs/mbr-4096-p1e0.bin"))
+    assert d["sector_size"] == 512
+    assert any("4096-byte sectors" in w for w in d["warnings"])
+    plain = evidence_info(str(corpus / "dfir_ntfs/gpt-512-3p.raw"))
+    assert plain["warnings"] == [] and plain["volume_system"] == "gpt"
+
+
+def test_refused_evidence_is_an_entry_not_a_crash(corpus: Path) -> None:
+    entries, ok = info_many([str(corpus / "dfvfs/fat-differential.vhd"),
+                             str(TESTIMAGES / "fat.img")])
+    assert ok is False
+    assert "parent" in entries[0]["error"] and entries[1]["format"] == "raw"
+
+
+def test_encrypted_volumes(tmp_path: Path) -> None:
+    from test_backends_encrypted import SECTOR, build_disk
+
+    d = evidence_info(str(build_disk(tmp_path)))
+    got = {v["offset"] // SECTOR: (v["status"], v["encryption"]) for v in d["volumes"]}
+    assert got == {2048: ("encrypted", "LUKS1"), 10240: ("encrypted", "BitLocker"),
+                   14336: ("encrypted", "VeraCrypt-like: no header, high entropy"),
+                   22528: ("empty", None)}
+
+
+def test_logical_folder(tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("x")
+    d = evidence_info(str(tmp_path))
+    assert d["format"] == "logical" and d["volumes"][0]["fs_type"] == "logical"
+
+
+def _run(args: list[str]) -> tuple[int, str]:
+    app = typer.Typer()
+    app.command("info")(info)
+    app.command("other")(lambda: None)  # two commands: typer keeps "info" as a subcommand
+    out = io.StringIO()
+    saved = triage.cli._env
+    triage.cli._env = Environment(stdout=out, stderr=io.StringIO(), interactive=False)
+    try:
+        rv = app(args=["info", *args], standalone_mode=False)
+    finally:
+        triage.cli._env = saved
+    return rv, out.getvalue()
+
+
+def test_cli_json_and_table(corpus: Path) -> None:
+    rv, text = _run([str(TESTIMAGES / "mbr.E01"), "--json"])
+    assert rv == 0
+    [entry] = json.loads(text)["evidence"]
+    assert entry["format"] == "ewf" and entry["volume_system"] == "dos"
+    rv, text = _run([str(TESTIMAGES / "gpt.img"), str(corpus / "dfvfs/apfs.raw")])
+    assert rv == 0
+    for word in ("gpt", "GPT-P1-EXT4", "GPT P2 FAT", "ext4", "fat16", "apfs_test", "readable"):
+        assert word in text
+    rv, text = _run([str(corpus / "dfvfs/bogus.001"), str(corpus / "dfvfs/fat-differential.vhd")])
+    assert rv == 3 and "missing" in text
