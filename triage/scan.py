@@ -437,7 +437,7 @@ def _failed(scan: _Scan, task: DirTask | FileTask, reason: str, writer: _Writer,
     v = task.volume.index
     if isinstance(task, DirTask):
         if task.hash_inline:
-            scan.dirs.appendleft(DirTask(task.volume, task.dir, task.start, hash_inline=False))
+            scan.dirs.appendleft(replace(task, hash_inline=False))
             return
         scan.lost_dirs += 1
         note = f"directory {task.dir.path or '/'} could not be listed: {reason}"
