@@ -20,6 +20,7 @@ import ijson
 
 from triage.errors import HashSetError
 from triage.hashsets._base import head_text
+from triage.hashsets._jsonguard import JsonGuard
 from triage.categories import KNOWN_GOOD
 from triage.hashsets._builder import HashSetBuilder, parse_size, shorten
 
@@ -324,10 +325,11 @@ class VicsParser:
         cursor = _Cursor()
         try:
             with open(path, "rb") as raw:
-                media_first, context = _check_shape(ijson.parse(_json_source(raw)), builder.path)
+                guarded = JsonGuard(_json_source(raw), builder.path)
+                media_first, context = _check_shape(ijson.parse(guarded), builder.path)
             builder.info.update(_describe(context))
             with open(path, "rb") as raw:
-                source = _json_source(raw)
+                source = JsonGuard(_json_source(raw), builder.path)
                 if media_first:
                     items = ijson.items(source, _MEDIA, use_float=False)
                     _add_items(builder, items, cursor, self.use_category)

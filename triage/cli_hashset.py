@@ -1,0 +1,207 @@
+"""``triage hashset ...``: compile sources into a ``.tdb`` index, describe one, look values up.
+
+Mounted by ``triage.cli`` as ``app.add_typer(hashset_app, name="hashset")``. User errors are
+``TriageError``s, which ``triage.cli.main`` turns into one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from triage.errors import HashSetError, UsageError
+from triage.hashsets import FORMATS, HashSet, import_hashsets, load_hashset
+from triage.hashsets.model import ALGORITHM_HEX_LENGTHS
+from triage.hashsets.profiles import SHIPPED
+from triage.hashsets.tdb import verify
+
+hashset_app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+    help="Compile hash sets into an index (.tdb), describe it, look hashes up.",
+)
+
+_ALGORITHM_BY_LENGTH = {n: a for a, n in ALGORITHM_HEX_LENGTHS.items()}
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+@hashset_app.command("import")
+def import_(
+    sources: Annotated[list[Path], typer.Argument(metavar="SRC...", show_default=False,
+                       help="Hash-set files (any supported format, detected by content).")],
+    out: Annotated[Path, typer.Option("--out", help="The index to write (NAME.tdb).", show_default=False)],
+    name: Annotated[str | None, typer.Option("--name", help="Set name shown in matches (default: --out's stem).")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="known-bad or known-good (default: by format; NSRL and NIST CAID are known-good).")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help=f"Category labels: {'|'.join(SHIPPED)} or a TOML file (default: from the VICS region, or uk for A/B/C).")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="Force a format: " + ", ".join(FORMATS) + ".")] = None,
+    lenient: Annotated[bool, typer.Option("--lenient", help="Skip and count malformed records instead of failing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
+) -> None:
+    """Parse sources once into a compact, memory-mapped index (bounded memory, any size)."""
+    if out.suffix.lower() != ".tdb":
+        raise UsageError(f"--out {out}: the index file name must end in .tdb")
+    started = time.monotonic()
+    header = import_hashsets(sources, out, name=name, kind=kind, profile=profile, format=format,
+                             lenient=lenient, force=force)
+    seconds = time.monotonic() - started
+    tables = header["algorithms"]
+    per_alg = ", ".join(f"{a} {t['unique']:,}" for a, t in tables.items())
+    _out(f"wrote {out}: {header['name']} ({header['kind']}), {per_alg} digests from "
+         f"{header['records']:,} records in {seconds:.1f} s")
+    skipped = sum(s["skipped"] for s in header["sources"])
+    dropped = sum(s["dropped_empty"] for s in header["sources"])
+    _out(f"skipped {skipped:,} malformed, dropped {dropped:,} empty-file digests, "
+         f"{header['conflicts']['total']:,} conflicting digests")
+
+
+@hashset_app.command()
+def info(
+    index: Annotated[Path, typer.Argument(metavar="NAME.tdb", show_default=False, help="An index (or any hash-set file).")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the description as JSON.")] = False,
+    conflicts: Annotated[bool, typer.Option("--conflicts", help="List every conflicting digest.")] = False,
+    check: Annotated[bool, typer.Option("--verify", help="Re-hash the index and compare with its header.")] = False,
+) -> None:
+    """Counts, categories, provenance and conflicts of an index."""
+    hs = load_hashset(index)
+    desc = describe(hs)
+    if check:
+        if hs.index_file is None:
+            raise UsageError(f"--verify: {index} is not a compiled index")
+        desc["verified"] = verify(index)
+    if conflicts:
+        desc["conflict_list"] = [{"algorithm": a, "digest": d.hex(), "categories": c}
+                                 for a, d, c in hs.conflicting()]
+    if json_out:
+        _out(json.dumps(desc, indent=2, ensure_ascii=False))
+    else:
+        _print_info(desc)
+    if check and not desc["verified"]:
+        raise HashSetError(f"index {index}: data does not match the SHA-256 in its header (damaged or altered)")
+
+
+def describe(hs: HashSet) -> dict[str, Any]:
+    """Everything ``info`` shows, as JSON-ready data."""
+    header = hs.header or {}
+    algorithms = {}
+    for alg in hs.algorithms:
+        table = hs.tables[alg]
+        counts = header.get("algorithms", {}).get(alg, {}).get("counts")
+        if counts is None:
+            ids = [table.category_id(r) for r in range(len(table))]
+            counts = {}
+            for i in ids:
+                key = "null" if hs.categories[i] is None else str(hs.categories[i])
+                counts[key] = counts.get(key, 0) + 1
+        algorithms[alg] = {"digests": table.unique, "rows": len(table), "categories": counts}
+    sizes = header.get("sizes") or {"complete": hs.sizes is not None,
+                                     "count": 0 if hs.sizes is None else len(hs.sizes)}
+    file_bytes = os.path.getsize(hs.index_file) if hs.index_file else None
+    records = header.get("records", sum(s.get("records", 0) for s in hs.sources))
+    return {
+        "name": hs.name, "kind": hs.kind, "format": hs.format, "path": hs.path, "sha256": hs.sha256,
+        "format_version": header.get("format_version"), "created": header.get("created"),
+        "tool": header.get("tool"), "records": records, "entries": hs.entries,
+        "algorithms": algorithms,
+        "labels": {c: hs.label(c) for c in hs.categories if c is not None},
+        "profile": None if hs.profile is None else hs.profile.to_json(),
+        "sizes": {k: v for k, v in sizes.items() if k in ("complete", "count", "reason")},
+        "skipped": hs.skipped, "dropped_empty": hs.dropped_empty,
+        "conflicts": header.get("conflicts", {"total": hs.conflicts, "examples": []}),
+        "sources": hs.sources, "file_bytes": file_bytes,
+        "bytes_per_record": round(file_bytes / records, 2) if file_bytes and records else None,
+    }
+
+
+def _print_info(d: dict[str, Any]) -> None:
+    _out(f"{d['name']}  ({d['kind']}, {d['format']}{', format v' + str(d['format_version']) if d['format_version'] else ''})")
+    _out(f"  path      {d['path']}")
+    if d["created"]:
+        _out(f"  created   {d['created']} by triage {d['tool'].get('version', '?') if d['tool'] else '?'}")
+    _out(f"  sha256    {d['sha256']}")
+    if d["file_bytes"]:
+        _out(f"  size      {d['file_bytes']:,} bytes ({d['bytes_per_record']} per record)")
+    _out(f"  records   {d['records']:,} -> {d['entries']:,} distinct digests")
+    if d["profile"]:
+        _out(f"  profile   {d['profile']['name']} ({d['profile']['description'] or d['profile']['source']})")
+    for alg, t in d["algorithms"].items():
+        _out(f"  {alg:<9} {t['digests']:,} digests")
+        for code, n in sorted(t["categories"].items()):
+            label = "(no category)" if code == "null" else code
+            if code in d["labels"] and d["labels"][code] != code:
+                label = f"{code}  {d['labels'][code]}"
+            _out(f"      {n:>12,}  {label}")
+    sizes = d["sizes"]
+    _out("  sizes     " + (f"{sizes.get('count', 0):,} distinct declared sizes (size filter usable)"
+                           if sizes.get("complete") else f"no size filter ({sizes.get('reason', 'sizes not declared')})"))
+    _out(f"  skipped   {d['skipped']:,} malformed records; dropped {d['dropped_empty']:,} empty-file digests")
+    c = d["conflicts"]
+    _out(f"  conflicts {c['total']:,} digests with more than one category")
+    for ex in c.get("examples", [])[:10]:
+        _out(f"      {ex['algorithm']} {ex['digest']}  {', '.join(str(x) for x in ex['categories'])}")
+    for item in d.get("conflict_list", []):
+        _out(f"      {item['algorithm']} {item['digest']}  {', '.join(str(x) for x in item['categories'])}")
+    _out("  sources")
+    for s in d["sources"]:
+        extra = f", VICS {s['vics_version']} {s.get('vics_profile', '')}".rstrip() if s.get("vics_version") else ""
+        _out(f"    {s['path']}  [{s['format']}{extra}]")
+        _out(f"      sha256 {s['sha256']}  {s['records']:,} records, {s['skipped']:,} skipped, "
+             f"{s['dropped_empty']:,} empty dropped")
+    if "verified" in d:
+        _out("  verify    " + ("OK: data matches the header's SHA-256" if d["verified"] else "FAILED"))
+
+
+@hashset_app.command()
+def lookup(
+    index: Annotated[Path, typer.Argument(metavar="NAME.tdb", show_default=False, help="An index (or any hash-set file).")],
+    hashes: Annotated[list[str], typer.Argument(metavar="HASH...", show_default=False, help="MD5, SHA-1 or SHA-256 hex digests.")],
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per hash.")] = False,
+) -> None:
+    """Look digests up. Exit 0 if any is found, 1 if none is (2 on a malformed hash)."""
+    queries = [_parse_hash(h) for h in hashes]
+    hs = load_hashset(index)
+    found_any = False
+    for text, (alg, digest) in zip(hashes, queries):
+        categories = hs.lookup(alg, digest)
+        found_any |= bool(categories)
+        if json_out:
+            _out(json.dumps({"hash": text.strip().lower(), "algorithm": alg, "found": bool(categories),
+                             "categories": categories, "labels": [hs.label(c) for c in categories]}))
+        elif not categories:
+            _out(f"{text.strip().lower()}  not found")
+        else:
+            shown = ", ".join("no category" if c is None else (f"{c} ({hs.label(c)})" if hs.label(c) != c else c)
+                              for c in categories)
+            note = "  (conflicting categories)" if len(categories) > 1 else ""
+            _out(f"{text.strip().lower()}  found in {hs.name} ({hs.kind}): {shown}{note}")
+    if not found_any:
+        raise typer.Exit(1)
+
+
+def _parse_hash(text: str) -> tuple[str, bytes]:
+    value = text.strip()
+    alg = _ALGORITHM_BY_LENGTH.get(len(value))
+    try:
+        digest = bytes.fromhex(value)
+    except ValueError:
+        digest = b""
+    if alg is None or len(digest) * 2 != len(value):
+        raise UsageError(f"{text!r} is not an MD5, SHA-1 or SHA-256 hex digest (32, 40 or 64 hex digits)")
+    return alg, digest
+
+
+@hashset_app.command()
+def formats() -> None:
+    """List the hash-set formats and category profiles this triage reads."""
+    for parser in FORMATS.values():
+        default = getattr(parser, "default_kind", "known-bad")
+        _out(f"{parser.id:<11} {parser.description}  [default kind: {default}]")
+    _out(f"{'tdb':<11} triage compiled index (hashset import)")
+    _out("profiles: " + ", ".join(SHIPPED) + " (or a TOML file; see docs/hashsets.md)")
