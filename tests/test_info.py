@@ -78,14 +78,17 @@ def test_apfs_volume_name(corpus: Path) -> None:
     assert (v["fs_type"], v["label"], v["apfs_volume"], v["encryption"]) == ("apfs", "apfs_test", 0, None)
 
 
-def test_4096_byte_sectors_are_flagged(corpus: Path) -> None:
-    """pytsk3 cannot be told the sector size: info says so instead of showing a wrong layout
-    as if it were right (docs/evidence.md)."""
+def test_4096_byte_sectors_are_detected(corpus: Path) -> None:
+    """The layout ``mmls -b 4096`` prints (index.json notes: without -b 4096 it is wrong)."""
     d = evidence_info(str(corpus / "dfir_ntfs/mbr-4096-p1e0.bin"))
-    assert d["sector_size"] == 512
-    assert any("4096-byte sectors" in w for w in d["warnings"])
+    assert d["sector_size"] == 4096 and any("4096-byte sectors" in w for w in d["warnings"])
+    table = [(p["kind"], p["start_sector"], p["sectors"], p["description"]) for p in d["partitions"]]
+    assert ("allocated", 1, 125, "Linux (0x83)") in table
+    assert ("meta", 126, 1, "Extended Table (#1)") in table
+    assert [(v["offset"], v["length"], v["status"]) for v in d["volumes"]] == [
+        (4096, 125 * 4096, "empty")]
     plain = evidence_info(str(corpus / "dfir_ntfs/gpt-512-3p.raw"))
-    assert plain["warnings"] == [] and plain["volume_system"] == "gpt"
+    assert plain["warnings"] == [] and (plain["volume_system"], plain["sector_size"]) == ("gpt", 512)
 
 
 def test_refused_evidence_is_an_entry_not_a_crash(corpus: Path) -> None:
@@ -136,3 +139,46 @@ def test_cli_json_and_table(corpus: Path) -> None:
         assert word in text
     rv, text = _run([str(corpus / "dfvfs/bogus.001"), str(corpus / "dfvfs/fat-differential.vhd")])
     assert rv == 3 and "missing" in text
+
+
+def _disk_4096(tmp_path: Path, kind: str, fs_image: str) -> tuple[Path, int]:
+    """A 4096-byte-sector disk (as a 4Kn drive writes it) holding one fixture file system at
+    LBA 256: MBR entries or a GPT (header CRCs per UEFI), both in 4096-byte units."""
+    import struct
+    import uuid
+    import zlib
+
+    ss, start = 4096, 256
+    fs = (TESTIMAGES / fs_image).read_bytes()
+    count = len(fs) // ss
+    total = start + count + 16
+    disk = bytearray(total * ss)
+    disk[start * ss:start * ss + len(fs)] = fs
+    mbr_type, mbr_start, mbr_count = (0x83, start, count) if kind == "mbr" else (0xEE, 1, total - 1)
+    disk[446:462] = bytes([0, 0, 0, 0, mbr_type, 0, 0, 0]) + struct.pack("<II", mbr_start, mbr_count)
+    disk[510:512] = b"\x55\xaa"
+    if kind == "gpt":
+        entry = (uuid.UUID("0fc63daf-8483-4772-8e79-3d69d8477de4").bytes_le + uuid.uuid4().bytes_le
+                 + struct.pack("<QQQ", start, start + count - 1, 0) + "data".encode("utf-16-le"))
+        entries = entry.ljust(128, b"\0").ljust(128 * 128, b"\0")
+        disk[2 * ss:2 * ss + len(entries)] = entries
+        header = bytearray(struct.pack(
+            "<8sIIIIQQQQ16sQIII", b"EFI PART", 0x00010000, 92, 0, 0, 1, total - 1, 6,
+            total - 6, uuid.uuid4().bytes_le, 2, 128, 128, zlib.crc32(entries)))
+        header[16:20] = struct.pack("<I", zlib.crc32(bytes(header)))
+        disk[ss:ss + 92] = header
+    path = tmp_path / f"{kind}-4096.img"
+    path.write_bytes(bytes(disk))
+    return path, start * ss
+
+
+@pytest.mark.parametrize("kind,fs_image,fs_type,label", [
+    ("mbr", "fat.img", "fat16", "TRIAGE FAT"), ("gpt", "ext4.img", "ext4", "TRIAGE-EXT4")])
+def test_4096_byte_sector_disk_read_with_the_right_sector_size(tmp_path: Path, kind: str,
+                                                                fs_image: str, fs_type: str,
+                                                                label: str) -> None:
+    disk, offset = _disk_4096(tmp_path, kind, fs_image)
+    d = evidence_info(str(disk))
+    assert (d["volume_system"], d["sector_size"]) == (kind if kind == "gpt" else "dos", 4096)
+    assert [(v["offset"], v["fs_type"], v["label"]) for v in d["volumes"]] == [
+        (offset, fs_type, label)]

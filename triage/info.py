@@ -19,9 +19,6 @@ from triage.errors import EvidenceError
 from triage.evidence import EvidenceSpec, identify, open_image
 from triage.volumes import VS_TYPE_NAMES, Volume, find_volumes, open_fs
 
-EXTENDED_TYPES = (0x05, 0x0F, 0x85)
-
-
 def evidence_info(path: str) -> dict[str, Any]:
     """Describe one piece of evidence; raises EvidenceError when it cannot be opened."""
     spec = identify(path)
@@ -36,14 +33,14 @@ def evidence_info(path: str) -> dict[str, Any]:
         return out
     img = open_image(spec)
     try:
-        out.update(_partition_table(img))
         hint = sector_size_hint(img)
-        if hint and hint != out["sector_size"]:
+        table_img = SectorSized(img, hint) if hint else img
+        out.update(_partition_table(table_img))
+        if hint:
             out["warnings"].append(
-                f"the partition table looks like it uses {hint}-byte sectors; pytsk3 reads it "
-                f"with {out['sector_size'] or 512}-byte sectors, so partition offsets are wrong "
-                "and the scan will not find their file systems (see docs/evidence.md)")
-        _, volumes = find_volumes(img)
+                f"the partition table uses {hint}-byte sectors (detected; TSK's default of 512 "
+                "gives a wrong layout): offsets below are in bytes at that sector size")
+        _, volumes = find_volumes(table_img)
         out["volumes"] = [d for v in volumes for d in describe_volume(img, spec, v)]
     finally:
         img.close()
@@ -92,23 +89,47 @@ def _partition_table(img: Any) -> dict[str, Any]:
     return {"volume_system": name, "sector_size": block, "partitions": parts}
 
 
+class SectorSized(pytsk3.Img_Info):
+    """The same bytes seen by TSK with another sector size. pytsk3 (20260715 and later) takes
+    ``sector_size`` for any image; only the volume system needs it: file systems are opened at
+    byte offsets and read their own sector size from their boot sector."""
+
+    def __init__(self, img: Any, sector_size: int) -> None:
+        self._img = img
+        super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL, sector_size=sector_size)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self._img.read(offset, length)
+
+    def get_size(self) -> int:
+        return self._img.get_size()
+
+
 def sector_size_hint(img: Any) -> int | None:
-    """4096 when the table only makes sense with 4096-byte sectors (GPT header at LBA 1 of a
-    4096-byte disk; an MBR extended partition whose EBR is found at start*4096 only)."""
+    """4096 when the table only makes sense with 4096-byte sectors: the GPT header at LBA 1 of
+    a 4096-byte disk, or an MBR entry whose partition (boot sector, EBR, superblock) starts at
+    start*4096 and not at start*512. None otherwise (512, TSK's default)."""
     head = _read(img, 0, 8192)
     if head[4096:4104] == b"EFI PART" and head[512:520] != b"EFI PART":
         return 4096
     if head[512:520] == b"EFI PART" or head[510:512] != b"\x55\xaa":
         return None
-    for i in range(4):
-        entry = head[446 + 16 * i: 462 + 16 * i]
-        ptype, start = entry[4], struct.unpack("<I", entry[8:12])[0]
-        if ptype in EXTENDED_TYPES and start:
-            at512 = _read(img, start * 512 + 510, 2) == b"\x55\xaa"
-            at4k = _read(img, start * 4096 + 510, 2) == b"\x55\xaa"
-            if at4k and not at512:
-                return 4096
-    return None
+    entries = [struct.unpack("<II", head[454 + 16 * i: 462 + 16 * i]) for i in range(4)
+               if head[450 + 16 * i] not in (0, 0xEE)]  # 0xEE: GPT protective entry
+    entries = [(start, count) for start, count in entries if start and count]
+    if not entries or any((s + n) * 4096 > img.get_size() for s, n in entries):
+        return None  # a 4096-byte layout must fit the media
+    if any(_volume_signature(img, s * 512) for s, _ in entries):
+        return None
+    return 4096 if any(_volume_signature(img, s * 4096) for s, _ in entries) else None
+
+
+def _volume_signature(img: Any, offset: int) -> bool:
+    """Something a partition starts with: boot sector/EBR (0x55AA), LUKS, ext, HFS+, APFS."""
+    head = _read(img, offset, 2048)
+    return (head[510:512] == b"\x55\xaa" or head[:6] == b"LUKS\xba\xbe"
+            or head[1080:1082] == b"\x53\xef" or head[1024:1026] in (b"H+", b"HX")
+            or head[32:36] == b"NXSB")
 
 
 def describe_volume(img: Any, spec: EvidenceSpec, volume: Volume) -> list[dict[str, Any]]:
