@@ -99,3 +99,27 @@ def test_differential_vhd_with_parent_beside_it(corpus: Path, tmp_path: Path) ->
     spec = identify(str(corpus / "dfvfs/image-differential.vhd"))
     assert spec.format == "vhd"
     assert spec.parent is not None and Path(spec.parent).name == "image.vhd"
+
+
+def test_block_device_is_read_like_a_raw_image(tmp_path: Path) -> None:
+    """A read-only loop device over gpt.img: format raw, size from the device, same files."""
+    needs_tool("losetup")
+    copy = tmp_path / "gpt.img"
+    shutil.copyfile(TESTIMAGES / "gpt.img", copy)
+    made = subprocess.run(["losetup", "--find", "--show", "--read-only", str(copy)],
+                          capture_output=True, text=True)
+    if made.returncode != 0 or not made.stdout.strip().startswith("/dev/"):
+        pytest.skip(f"no loop device here: {made.stderr.strip()}")
+    device = made.stdout.strip()
+    try:
+        spec = identify(device)
+        assert (spec.format, spec.size) == ("raw", GPT["media_size"])
+        outcome, records = _scan(Path(device), tmp_path / "out")
+    finally:
+        subprocess.run(["losetup", "--detach", device], check=False)
+    by_key = {(r["volume_offset"], r["path"]): r for r in records}
+    for volume in GPT["volumes"]:
+        for f in volume["files"]:
+            if f["content_expected"]:
+                assert by_key[(volume["offset"], f["path"])]["sha256"] == f["sha256"]
+    assert outcome.exit_code == ExitCode.OK

@@ -175,3 +175,17 @@ def test_mbr_fixture_partition_without_file_system_stays_unclassified(tmp_path: 
                                   workers=1))
     p3 = next(v for v in outcome.summary["evidence"][0]["volumes"] if v["offset"] == 17825792)
     assert p3["status"] == "no-filesystem"
+
+
+def test_bitlocker_to_go_discovery_volume_is_named_by_info(tmp_path: Path) -> None:
+    """TSK opens the FAT discovery volume of BitLocker To Go; info must say what it is."""
+    from conftest import TESTIMAGES
+    from triage.info import evidence_info
+
+    fat = bytearray((TESTIMAGES / "fat.img").read_bytes())
+    fat[3:11] = b"MSWIN4.1"
+    fat[424:440] = BITLOCKER_GUID.bytes_le
+    image = tmp_path / "togo.img"
+    image.write_bytes(bytes(fat))
+    [v] = evidence_info(str(image))["volumes"]
+    assert v["status"] == "readable" and v["encryption"] == "BitLocker To Go"

@@ -14,7 +14,7 @@ from typing import Any
 import pytsk3
 
 from triage.backends.apfs import describe_container, is_container
-from triage.backends.encrypted import BITLOCKER_GUID, detect, is_corestorage
+from triage.backends.encrypted import bitlocker_to_go, detect, is_corestorage
 from triage.errors import EvidenceError
 from triage.evidence import EvidenceSpec, identify, open_image
 from triage.volumes import VS_TYPE_NAMES, Volume, find_volumes, open_fs
@@ -145,7 +145,7 @@ def describe_volume(img: Any, spec: EvidenceSpec, volume: Volume) -> list[dict[s
                     fs_size=int(fs.info.block_count) * int(fs.info.block_size),
                     label=fs_label(img, fs, volume.offset, volume.fs_type or ""))
         head = _read(img, volume.offset, 512)
-        if head[3:11] == b"MSWIN4.1" and _guid_at(head, 424):
+        if bitlocker_to_go(head):
             base.update(encryption="BitLocker To Go", notes=[
                 "BitLocker To Go: the readable FAT is only the discovery volume; the data "
                 "is encrypted and not scanned"])
@@ -185,12 +185,6 @@ def _apfs_volumes(img: Any, volume: Volume, base: dict[str, Any]) -> list[dict[s
             d.update(status="readable")
         out.append(d)
     return out
-
-
-def _guid_at(head: bytes, at: int) -> bool:
-    import uuid
-
-    return len(head) >= at + 16 and uuid.UUID(bytes_le=head[at:at + 16]) == BITLOCKER_GUID
 
 
 def _read(img: Any, offset: int, length: int) -> bytes:

@@ -72,6 +72,13 @@ def from_header(head: bytes) -> Encryption | None:
     return None
 
 
+def bitlocker_to_go(head: bytes) -> bool:
+    """A BitLocker To Go volume: a readable FAT "discovery volume" (OEM MSWIN4.1) that only
+    holds the reader program; TSK opens it, the data behind it stays encrypted."""
+    return (head[3:11] == b"MSWIN4.1" and len(head) >= 440
+            and uuid.UUID(bytes_le=head[424:440]) == BITLOCKER_GUID)
+
+
 def is_corestorage(head: bytes) -> bool:
     """Apple CoreStorage physical volume header: "CS" at 88, version 1, block type 0x10."""
     if len(head) < 512 or head[88:90] != b"CS":
