@@ -15,3 +15,10 @@ from triage.records import FileRecord
 Inspector = Callable[[FileRecord, bytes, "bytearray | None"], None]
 
 INSPECTORS: list[Inspector] = []
+
+# Registration (order matters: PDQ reads the census' kind and signature).
+from triage.census import inspect_census  # noqa: E402
+from triage.pdq import inspect_pdq  # noqa: E402
+
+INSPECTORS.append(inspect_census)
+INSPECTORS.append(inspect_pdq)  # a no-op unless pdq.start_worker() turned --pdq on

@@ -1,0 +1,176 @@
+"""PDQ: Meta's open 256-bit perceptual hash of pictures, computed in the worker (``--pdq``).
+
+For every file whose first bytes say picture (whatever its name), the worker keeps the content of
+the single read (``hashing.Digest.keep_all``), decodes it in memory with Pillow (pillow-heif for
+HEIC), computes PDQ with ``pdqhash`` and records ``pdq`` (64 hex: the 256 bits of
+``pdqhash.compute`` in order, 8 per byte, most significant bit first - python-threatexchange's
+convention) and ``pdq_quality`` (0..100; under 50 the hash is not matched). Then it looks the hash
+up in the PDQ sets (``triage.pdqsets``) for near duplicates.
+
+Bounded, and nothing is ever written:
+
+- pictures are decoded from memory and the pixels dropped at once; never a file, never a cache;
+- the size is read from the header before decoding: more than ``MAX_PIXELS`` (Pillow's
+  decompression-bomb limit) is refused, under 50 x 50 is skipped; JPEGs are decoded at reduced
+  scale (libjpeg's DCT scaling) and every picture is reduced to fit 512 x 512 before hashing, as
+  Meta's reference Python hasher does, so a 50-megapixel photo costs tens of milliseconds;
+- files larger than ``MAX_BYTES`` are not decoded;
+- any failure (truncated JPEG, bomb, unknown codec) leaves ``pdq`` null with a reason, never
+  stops the worker.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from typing import TYPE_CHECKING
+
+from triage.census import PICTURE, signature
+from triage.records import FileRecord
+
+if TYPE_CHECKING:
+    from triage.pdqsets import PdqIndex
+
+DEFAULT_THRESHOLD = 31  # PDQ's reference match threshold (Hamming distance, inclusive)
+MIN_QUALITY = 50  # hashes of lower quality are not matched (flat or featureless pictures)
+
+MIN_SIDE = 50  # pictures smaller than 50 x 50 are skipped (PDQ is meaningless there)
+MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS: a larger picture is a bomb
+MAX_BYTES = 256 << 20  # content kept and decoded for one picture, at most
+HASH_SIDE = 512  # pictures are reduced to fit 512 x 512 before hashing (reference hasher)
+
+# Signatures Pillow (with pillow-heif) decodes; camera raw files are pictures but not decoded
+DECODABLE = frozenset({"jpeg", "png", "gif", "bmp", "webp", "heic", "avif", "tiff", "ico",
+                       "psd", "jp2"})
+
+
+@dataclass(frozen=True)
+class PdqOptions:
+    """What the workers need for ``--pdq`` (small and picklable: it goes to every worker)."""
+
+    threshold: int = DEFAULT_THRESHOLD
+    index_dir: str | None = None  # compiled PDQ sets (``pdqsets.build_index``); None: no sets
+
+
+class _State:
+    options: PdqOptions | None = None
+    index: PdqIndex | None = None
+    heif: bool | None = None  # pillow-heif registered (None: not tried yet)
+
+
+def start_worker(options: PdqOptions | None) -> None:
+    """Called once in each worker (``WorkerState.__init__``): keep picture contents during the
+    read, map the PDQ index. ``None`` turns PDQ off."""
+    from triage.hashing import Digest
+
+    _State.options = options
+    _State.index = None
+    if options is None:
+        Digest.keep_all = None
+        return
+    Digest.keep_all = keep_picture
+    if options.index_dir:
+        from triage.pdqsets import PdqIndex
+
+        _State.index = PdqIndex.open(options.index_dir)
+
+
+def keep_picture(head: bytes) -> bool:
+    """``Digest.keep_all`` policy: the whole content of pictures PDQ can decode."""
+    return signature(head) in DECODABLE
+
+
+def _register_heif() -> None:
+    if _State.heif is None:
+        try:
+            from pillow_heif import register_heif_opener
+
+            register_heif_opener()
+            _State.heif = True
+        except Exception:  # noqa: BLE001 - HEIC is then reported as not decodable
+            _State.heif = False
+
+
+def compute(data: bytes | bytearray | memoryview) -> tuple[str | None, int | None, str | None]:
+    """``(pdq hex, quality, None)`` for a picture's bytes, or ``(None, None, reason)``."""
+    import numpy as np
+    import pdqhash
+    from PIL import Image
+
+    from triage.pdqsets import to_hex
+
+    _register_heif()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's EXIF/bomb warnings: we check ourselves
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+                if width < MIN_SIDE or height < MIN_SIDE:
+                    return None, None, f"skipped: {width}x{height} is under {MIN_SIDE}x{MIN_SIDE}"
+                if getattr(img, "format", None) == "JPEG":
+                    img.draft("RGB", (HASH_SIDE * 2, HASH_SIDE * 2))  # DCT scaling, >= 1024 px
+                    width, height = img.size
+                if width * height > MAX_PIXELS:
+                    return None, None, (f"not decoded: {width}x{height} exceeds the "
+                                        f"decompression-bomb limit of {MAX_PIXELS:,} pixels")
+                img.thumbnail((HASH_SIDE, HASH_SIDE))  # first frame only; decodes here
+                pixels = np.asarray(img.convert("RGB"))
+        bits, quality = pdqhash.compute(pixels)
+        del pixels
+        return to_hex(bits), int(quality), None
+    except Image.DecompressionBombError as e:
+        return None, None, f"not decoded: {e}"[:200]
+    except MemoryError:
+        return None, None, "not decoded: out of memory"
+    except Exception as e:  # noqa: BLE001 - hostile pictures: a reason, never a crash
+        text = " ".join(str(e).split()) or type(e).__name__
+        return None, None, f"not decoded: {text}"[:200]
+
+
+def _note(record: FileRecord, reason: str | None) -> None:
+    """Why a picture has no PDQ, in ``pdq_error`` once the record has that field."""
+    try:
+        record.pdq_error = reason  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+
+
+def inspect_pdq(record: FileRecord, head: bytes, content: "bytearray | None") -> None:
+    """Inspector (after the census): PDQ of a decodable picture, when ``--pdq`` is on."""
+    if _State.options is None or record.kind != PICTURE:
+        return
+    sig = record.signature
+    if sig not in DECODABLE:
+        _note(record, f"not decoded: {sig} pictures are not supported")
+        return
+    if content is None:
+        size = record.size or 0
+        _note(record, f"not decoded: {size:,} bytes is over the {MAX_BYTES >> 20} MiB limit"
+              if size > MAX_BYTES else "not decoded: content not kept")
+        return
+    if len(content) > MAX_BYTES:
+        _note(record, f"not decoded: {len(content):,} bytes is over the "
+                      f"{MAX_BYTES >> 20} MiB limit")
+        return
+    if sig == "heic":
+        _register_heif()
+        if not _State.heif:
+            _note(record, "not decoded: pillow-heif is not installed")
+            return
+    record.pdq, record.pdq_quality, reason = compute(content)
+    _note(record, reason)
+
+
+def near_matches(pdq: str | None, quality: int | None) -> list[dict[str, Any]]:
+    """``matches`` entries for a picture's PDQ: every PDQ set hash within the threshold, the
+    closest per set and category, ``{"hashset", "algorithm": "pdq", "distance", "category"}``.
+    Empty when PDQ is off, no set was given, or the quality is under 50."""
+    index, options = _State.index, _State.options
+    if index is None or options is None or pdq is None or quality is None \
+            or quality < MIN_QUALITY:
+        return []
+    return index.matches(pdq, options.threshold)
+

@@ -1,0 +1,595 @@
+"""PDQ hash sets: loading them, and the near-duplicate index the workers search.
+
+Formats (told apart by their first bytes):
+
+- a plain list: one 64-hex PDQ hash per line (blank lines and ``#`` comments ignored; anything
+  after the hash on a line, such as a quality, is ignored);
+- CSV/TSV with a header naming a ``pdq`` column, and optionally ``category`` and ``quality``
+  (rows with a known quality under 50 are dropped, as PDQ's authors advise);
+- Project VIC VICS JSON: every media whose ``AlternativeHashes`` carry ``HashName`` "PDQ"
+  (``HashValue`` is the hash, the media's ``Category`` its category); streamed with ijson.
+
+Near-duplicate search is multi-index hashing. The 256 bits are cut into ``CHUNKS`` = 11 pieces
+(three of 24 bits, eight of 23). If two hashes differ in at most ``t`` bits, at least one piece
+differs in at most ``r = t // 11`` bits (pigeonhole: were every piece ``r + 1`` bits apart, the
+hashes would be ``11 (r + 1) > t`` apart). So the index keeps, per piece, the set rows sorted by
+that piece's value with a direct-address table of bucket starts, and a query probes in each piece
+its own value and every value within ``r`` bits (for t = 31, r = 2: 301 or 277 probes a piece,
+3,119 in all), then verifies the full 256-bit distance of the few candidates. Every hash within
+the threshold is found - the search is exact, not approximate - and with 10M set hashes a query
+touches about 3k buckets and 3k candidates instead of 10M hashes.
+
+The index is a folder of ``.npy`` arrays the main process writes once and every worker maps
+read-only (``mmap``), so the operating system shares one copy between all workers.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import itertools
+import json
+import math
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from triage.errors import HashSetError
+from triage.pdq import DEFAULT_THRESHOLD, MIN_QUALITY
+
+PDQ_BITS = 256
+MAX_THRESHOLD = 64
+NOTABLE = "notable"  # category of a PDQ entry whose set gives none (as for exact sets)
+
+WIDTHS = (24, 24, 24, 23, 23, 23, 23, 23, 23, 23, 23)
+CHUNKS = len(WIDTHS)
+assert sum(WIDTHS) == PDQ_BITS
+STARTS = tuple(itertools.accumulate((0,) + WIDTHS[:-1]))
+INDEX_VERSION = 1
+
+_HEX64 = re.compile(rb"[0-9a-fA-F]{64}")
+_SPLIT = re.compile(rb"[\s,;|]+")
+
+
+@dataclass
+class PdqSet:
+    """One PDQ hash-set file, parsed: ``hashes[i]`` (32 bytes) has category ``labels[codes[i]]``
+    (None: the set gives none)."""
+
+    name: str
+    path: str
+    format: str  # "pdq-list" | "pdq-csv" | "vics"
+    sha256: str
+    hashes: np.ndarray  # (n, 32) uint8, big-endian bit order (the hex order)
+    codes: np.ndarray  # (n,) uint16
+    labels: list[str | None] = field(default_factory=lambda: [None])
+    skipped: int = 0  # malformed lines skipped under lenient
+    dropped: int = 0  # all-zero hashes, or rows whose quality is under MIN_QUALITY
+
+    @property
+    def entries(self) -> int:
+        return int(len(self.hashes))
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "kind": "known-bad",
+                "format": self.format, "sha256": self.sha256, "entries": self.entries,
+                "algorithms": ["pdq"], "skipped_lines": self.skipped,
+                "dropped": self.dropped}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+class _Builder:
+    def __init__(self, path: str, lenient: bool) -> None:
+        self.path, self.lenient = path, lenient
+        self.blocks: list[np.ndarray] = []
+        self.code_blocks: list[np.ndarray] = []
+        self.pending: list[bytes] = []
+        self.pending_codes: list[int] = []
+        self.labels: list[str | None] = [None]
+        self._codes: dict[str | None, int] = {None: 0}
+        self.skipped = 0
+        self.dropped = 0
+
+    def code(self, category: str | None) -> int:
+        c = self._codes.get(category)
+        if c is None:
+            if len(self.labels) >= 65535:
+                raise HashSetError(f"PDQ set {self.path}: more than 65,535 categories")
+            c = self._codes[category] = len(self.labels)
+            self.labels.append(category)
+        return c
+
+    def malformed(self, where: str, why: str) -> None:
+        if not self.lenient:
+            raise HashSetError(f"PDQ set {self.path}: {where}: {why}")
+        self.skipped += 1
+
+    def add(self, hex_hash: bytes | str, category: str | None = None) -> None:
+        self.pending.append(bytes.fromhex(hex_hash if isinstance(hex_hash, str)
+                                          else hex_hash.decode("ascii")))
+        self.pending_codes.append(self.code(category))
+        if len(self.pending) >= 1 << 16:
+            self.flush()
+
+    def add_block(self, hashes: np.ndarray, code: int = 0) -> None:
+        self.flush()
+        self.blocks.append(hashes)
+        self.code_blocks.append(np.full(len(hashes), code, np.uint16))
+
+    def flush(self) -> None:
+        if self.pending:
+            self.blocks.append(np.frombuffer(b"".join(self.pending), np.uint8).reshape(-1, 32))
+            self.code_blocks.append(np.array(self.pending_codes, np.uint16))
+            self.pending, self.pending_codes = [], []
+
+    def result(self, name: str, fmt: str, sha256: str) -> PdqSet:
+        self.flush()
+        hashes = np.concatenate(self.blocks) if self.blocks else np.zeros((0, 32), np.uint8)
+        codes = np.concatenate(self.code_blocks) if self.code_blocks else np.zeros(0, np.uint16)
+        zero = ~hashes.any(axis=1)
+        if zero.any():
+            self.dropped += int(zero.sum())
+            hashes, codes = hashes[~zero], codes[~zero]
+        return PdqSet(name, self.path, fmt, sha256, hashes, codes, self.labels,
+                      self.skipped, self.dropped)
+
+
+class _HashingReader(io.RawIOBase):
+    """A binary file that hashes what is read through it (the set's sha256, in one pass)."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.sha = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        n = self._fh.readinto(buf)
+        if n:
+            self.sha.update(memoryview(buf)[:n])
+        return n or 0
+
+
+def _sniff(head: bytes) -> tuple[str, str]:
+    """(format, encoding) from the first bytes."""
+    encoding = "utf-8"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+        head = head.decode("utf-16", errors="replace").encode("utf-8")
+    elif head.startswith(codecs.BOM_UTF8):
+        head = head[3:]
+    text = head.lstrip()
+    if text.startswith((b"{", b"[")):
+        return "vics", encoding
+    first = text.split(b"\n", 1)[0]
+    names = [_column(c) for c in re.split(rb"[,;\t]", first)]
+    if "pdq" in names or "pdqhash" in names:
+        return "pdq-csv", encoding
+    return "pdq-list", encoding
+
+
+def _column(raw: bytes | str) -> str:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    return re.sub(r"[^a-z0-9]", "", text.strip().strip('"').lower())
+
+
+def load_pdq_set(path: str | os.PathLike[str], lenient: bool = False,
+                 name: str | None = None) -> PdqSet:
+    """Parse one PDQ set (format sniffed). Malformed entries raise ``HashSetError`` naming the
+    line, or are skipped and counted when ``lenient``."""
+    p = str(path)
+    try:
+        fh = open(p, "rb")
+    except OSError as e:
+        raise HashSetError(f"PDQ set {p}: cannot read ({e.strerror})") from None
+    with fh:
+        head = fh.read(4096)
+        fh.seek(0)
+        fmt, encoding = _sniff(head)
+        reader = _HashingReader(fh)
+        builder = _Builder(p, lenient)
+        try:
+            if fmt == "vics":
+                _load_vics(builder, io.BufferedReader(reader, 1 << 20), encoding)
+            elif encoding != "utf-8":
+                _load_text(builder, fmt, io.TextIOWrapper(io.BufferedReader(reader, 1 << 20),
+                                                          encoding=encoding, newline=""))
+            elif fmt == "pdq-csv":
+                _load_text(builder, fmt, io.TextIOWrapper(io.BufferedReader(reader, 1 << 20),
+                                                          encoding="utf-8-sig",
+                                                          errors="replace", newline=""))
+            else:
+                _load_list(builder, io.BufferedReader(reader, 1 << 20))
+            while reader.readinto(bytearray(1 << 20)):  # the rest, for the sha256
+                pass
+        except OSError as e:
+            raise HashSetError(f"PDQ set {p}: read error ({e})") from None
+    return builder.result(name or os.path.basename(p), fmt, reader.sha.hexdigest())
+
+
+def _load_list(builder: _Builder, fh: BinaryIO) -> None:
+    """Plain list; the fast path decodes a whole block of clean lines with one ``fromhex``."""
+    line_no = 0
+    rest = b""
+    while True:
+        block = fh.read(16 << 20)
+        data = rest + block
+        if not block:
+            rest = b""
+        else:
+            cut = data.rfind(b"\n") + 1
+            data, rest = data[:cut], data[cut:]
+        if data:
+            lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+            tokens = data.split()
+            joined = b"".join(tokens)
+            if (len(joined) == 64 * len(tokens) and len(tokens) == lines
+                    and b"#" not in data):
+                try:
+                    arr = np.frombuffer(bytes.fromhex(joined.decode("ascii")), np.uint8)
+                except (ValueError, UnicodeDecodeError):
+                    arr = None
+                if arr is not None:
+                    if len(arr):
+                        builder.add_block(arr.reshape(-1, 32))
+                    line_no += lines
+                    if not block:
+                        return
+                    continue
+            for line in data.splitlines():
+                line_no += 1
+                _list_line(builder, line, line_no)
+        if not block:
+            return
+
+
+def _list_line(builder: _Builder, line: bytes, line_no: int) -> None:
+    text = line.strip()
+    if not text or text.startswith(b"#"):
+        return
+    first = _SPLIT.split(text, 1)[0]
+    if len(first) != 64 or not _HEX64.fullmatch(first):
+        builder.malformed(f"line {line_no}", f"not a 64-hex PDQ hash: {_show(first)}")
+        return
+    builder.add(first)
+
+
+def _show(value: object) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return repr(text[:40] + ("..." if len(text) > 40 else ""))
+
+
+def _load_text(builder: _Builder, fmt: str, text: io.TextIOBase) -> None:
+    if fmt == "pdq-list":  # UTF-16 plain list (rare): line by line
+        for n, line in enumerate(text, 1):
+            _list_line(builder, line.encode("utf-8", "replace"), n)
+        return
+    header_line = text.readline()
+    delimiter = max((",", ";", "\t"), key=header_line.count)
+    header = next(csv.reader([header_line], delimiter=delimiter))
+    names = [_column(c) for c in header]
+    col = names.index("pdq") if "pdq" in names else names.index("pdqhash")
+    cat = next((names.index(n) for n in ("category", "cat") if n in names), None)
+    qual = next((names.index(n) for n in ("quality", "pdqquality") if n in names), None)
+    for n, row in enumerate(csv.reader(text, delimiter=delimiter), 2):
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        where = f"line {n}"
+        if len(row) <= col:
+            builder.malformed(where, "no pdq column")
+            continue
+        value = row[col].strip()
+        if len(value) != 64 or not _HEX64.fullmatch(value.encode("ascii", "replace")):
+            builder.malformed(where, f"not a 64-hex PDQ hash: {_show(value)}")
+            continue
+        if qual is not None and qual < len(row) and row[qual].strip():
+            try:
+                if float(row[qual]) < MIN_QUALITY:
+                    builder.dropped += 1
+                    continue
+            except ValueError:
+                builder.malformed(where, f"quality is not a number: {_show(row[qual])}")
+                continue
+        category = row[cat].strip() or None if cat is not None and cat < len(row) else None
+        builder.add(value, category)
+
+
+class _Utf8Reader:
+    def __init__(self, text: io.TextIOBase) -> None:
+        self._text = text
+
+    def read(self, size: int = -1) -> bytes:
+        return self._text.read(size).encode("utf-8", "surrogatepass")
+
+
+def _vics_category(value: object) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+        try:
+            return str(int(value))
+        except ValueError:
+            return value
+    if isinstance(value, (int, Decimal, float)) and int(value) == value:
+        return str(int(value))
+    return str(value)
+
+
+def _load_vics(builder: _Builder, raw: io.BufferedReader, encoding: str) -> None:
+    import ijson
+
+    source: Any = raw
+    if encoding == "utf-16":
+        source = _Utf8Reader(io.TextIOWrapper(raw, encoding="utf-16", errors="replace"))
+    elif raw.peek(3)[:3] == codecs.BOM_UTF8:
+        raw.read(3)
+    index = -1
+    try:
+        for item in ijson.items(source, "value.item"):
+            index += 1
+            if not isinstance(item, dict):
+                builder.malformed(f"value[{index}]", "expected a Media or Case object")
+                continue
+            nested = item.get("Media")
+            if isinstance(nested, list):  # a #Cases document: media inside each case
+                for j, media in enumerate(nested):
+                    if isinstance(media, dict):
+                        _vics_media(builder, f"value[{index}].Media[{j}]", media)
+            else:
+                _vics_media(builder, f"value[{index}]", item)
+    except ijson.JSONError as e:
+        raise HashSetError(f"PDQ set {builder.path}: not valid JSON ({e})") from None
+
+
+def _vics_media(builder: _Builder, where: str, media: dict[str, Any]) -> None:
+    alternatives = media.get("AlternativeHashes")
+    if not isinstance(alternatives, list):
+        return
+    for k, alt in enumerate(alternatives):
+        if not isinstance(alt, dict):
+            continue
+        if str(alt.get("HashName") or "").strip().upper() != "PDQ":
+            continue
+        value = alt.get("HashValue")
+        text = value.strip() if isinstance(value, str) else ""
+        if len(text) != 64 or not _HEX64.fullmatch(text.encode("ascii", "replace")):
+            builder.malformed(f"{where}.AlternativeHashes[{k}]",
+                              f"HashValue is not a 64-hex PDQ hash: {_show(value)}")
+            continue
+        builder.add(text, _vics_category(media.get("Category")))
+
+
+# ---------------------------------------------------------------------------------------------
+# Bits
+
+
+def to_hex(bits: np.ndarray) -> str:
+    """``pdqhash.compute``'s 256 bits as 64 hex: in order, 8 per byte, most significant first
+    (python-threatexchange's convention)."""
+    return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()
+
+
+def hamming(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def _words(hashes: np.ndarray) -> np.ndarray:
+    """(n, 32) uint8 -> (n, 4) uint64: word i holds bytes 8i..8i+7, big-endian."""
+    return np.ascontiguousarray(hashes).view(">u8").astype(np.uint64).reshape(-1, 4)
+
+
+def _chunk_values(words: np.ndarray, c: int) -> np.ndarray:
+    """The value of piece ``c`` of every hash (uint32), bits in hex order."""
+    s, w = STARTS[c], WIDTHS[c]
+    a, o = divmod(s, 64)
+    if o + w <= 64:
+        v = (words[:, a] >> np.uint64(64 - o - w)) & np.uint64((1 << w) - 1)
+    else:
+        hi_bits = 64 - o
+        lo_bits = w - hi_bits
+        v = ((words[:, a] & np.uint64((1 << hi_bits) - 1)) << np.uint64(lo_bits)) | \
+            (words[:, a + 1] >> np.uint64(64 - lo_bits))
+    return v.astype(np.uint32)
+
+
+def _distance(words: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Hamming distances between rows of (k, 4) uint64 words and the query word(s)."""
+    c = np.bitwise_count(words ^ query)  # (k, 4) uint8; .sum(axis=1) is 3x slower
+    return c[:, 0].astype(np.int64) + c[:, 1] + c[:, 2] + c[:, 3]
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (``np.unique`` is many times slower on large int64 arrays)."""
+    out = np.sort(values)
+    if len(out) > 1:
+        out = out[np.concatenate(([True], out[1:] != out[:-1]))]
+    return out
+
+
+def _masks(width: int, radius: int) -> np.ndarray:
+    """Every ``width``-bit XOR mask with at most ``radius`` bits set (0 first)."""
+    out = [0]
+    for k in range(1, radius + 1):
+        for bits in itertools.combinations(range(width), k):
+            m = 0
+            for b in bits:
+                m |= 1 << b
+            out.append(m)
+    return np.array(out, np.uint32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Index
+
+
+class PdqIndex:
+    """Every PDQ hash of every set, searchable within a Hamming distance (exactly)."""
+
+    def __init__(self, words: np.ndarray, meta: np.ndarray, ids: np.ndarray, offsets: np.ndarray,
+                 bucket_bits: tuple[int, ...], sets: list[dict[str, Any]]) -> None:
+        self.words = words  # (n, 4) uint64
+        self.meta = meta  # (n,) uint32: set number << 16 | category code
+        self.ids = ids  # (CHUNKS * n,) uint32: rows, piece by piece, sorted by bucket
+        self.offsets = offsets  # bucket starts into ids, all pieces, each + 1 end
+        self.bucket_bits = bucket_bits
+        self.sets = sets  # [{"name", "labels": [...]}]
+        bases = []
+        at = 0
+        for b in bucket_bits:
+            bases.append(at)
+            at += (1 << b) + 1
+        self._bases = tuple(bases)
+        self._probes: dict[int, tuple[np.ndarray, ...]] = {}
+
+    def __len__(self) -> int:
+        return int(len(self.words))
+
+    # -- building -----------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, sets: Iterable[PdqSet]) -> "PdqIndex":
+        sets = list(sets)
+        if len(sets) > 65535:
+            raise HashSetError("too many PDQ sets")
+        hashes = np.concatenate([s.hashes for s in sets]) if sets else np.zeros((0, 32), np.uint8)
+        meta = np.concatenate([(np.uint32(i) << np.uint32(16)) | s.codes.astype(np.uint32)
+                               for i, s in enumerate(sets)]) if sets else np.zeros(0, np.uint32)
+        n = len(hashes)
+        if CHUNKS * n >= 1 << 32:
+            raise HashSetError(f"{n:,} PDQ hashes: too many for one index")
+        words = _words(hashes)
+        # direct-address bucket tables of about n buckets a piece (never more than the piece)
+        bits = max(4, math.ceil(math.log2(max(n, 2))))
+        bucket_bits = tuple(min(w, bits) for w in WIDTHS)
+        ids = np.empty(CHUNKS * n, np.uint32)
+        offsets = np.empty(sum((1 << b) + 1 for b in bucket_bits), np.uint32)
+        at = 0
+        for c, b in enumerate(bucket_bits):
+            key = _chunk_values(words, c) >> np.uint32(WIDTHS[c] - b)
+            counts = np.bincount(key, minlength=1 << b)
+            # sort (key, row) packed in one uint64: several times faster than an argsort
+            packed = (key.astype(np.uint64) << np.uint64(32)) | np.arange(n, dtype=np.uint64)
+            del key
+            packed.sort()
+            ids[c * n:(c + 1) * n] = packed.astype(np.uint32)  # the low 32 bits: the row
+            del packed
+            offsets[at] = c * n
+            offsets[at + 1:at + 1 + (1 << b)] = np.cumsum(counts) + c * n
+            at += (1 << b) + 1
+        info = [{"name": s.name, "labels": s.labels} for s in sets]
+        return cls(words, meta, ids, offsets, bucket_bits, info)
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        for name in ("words", "meta", "ids", "offsets"):
+            np.save(d / f"{name}.npy", getattr(self, name))
+        (d / "index.json").write_text(json.dumps(
+            {"version": INDEX_VERSION, "bucket_bits": list(self.bucket_bits),
+             "sets": self.sets}), encoding="utf-8")
+        return d
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike[str]) -> "PdqIndex":
+        """Map a saved index read-only: workers share the pages, nothing is copied."""
+        d = Path(directory)
+        info = json.loads((d / "index.json").read_text(encoding="utf-8"))
+        if info.get("version") != INDEX_VERSION:
+            raise HashSetError(f"PDQ index {d}: version {info.get('version')} not supported")
+        arrays = [np.load(d / f"{n}.npy", mmap_mode="r")
+                  for n in ("words", "meta", "ids", "offsets")]
+        return cls(*arrays, tuple(info["bucket_bits"]), info["sets"])
+
+    # -- searching ----------------------------------------------------------------------------
+
+    def _probe_plan(self, threshold: int) -> tuple[np.ndarray, ...]:
+        """Per probe: which piece, XOR mask, shift to the bucket, base of that piece's table."""
+        radius = threshold // CHUNKS
+        plan = self._probes.get(radius)
+        if plan is None:
+            pieces, masks, shifts, bases = [], [], [], []
+            for c, w in enumerate(WIDTHS):
+                m = _masks(w, radius)
+                pieces.append(np.full(len(m), c, np.intp))
+                masks.append(m)
+                shifts.append(np.full(len(m), w - self.bucket_bits[c], np.uint32))
+                bases.append(np.full(len(m), self._bases[c], np.int64))
+            plan = (np.concatenate(pieces), np.concatenate(masks), np.concatenate(shifts),
+                    np.concatenate(bases), any(b < w for b, w in zip(self.bucket_bits, WIDTHS)))
+            self._probes[radius] = plan
+        return plan
+
+    def search(self, pdq: str | bytes, threshold: int = DEFAULT_THRESHOLD
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, distances) of every set hash within ``threshold`` bits of ``pdq``."""
+        if not 0 <= threshold <= MAX_THRESHOLD:
+            raise ValueError(f"PDQ threshold must be 0..{MAX_THRESHOLD}")
+        raw = bytes.fromhex(pdq) if isinstance(pdq, str) else bytes(pdq)
+        if len(raw) != 32 or not len(self.words):
+            return np.zeros(0, np.intp), np.zeros(0, np.int64)
+        q = int.from_bytes(raw, "big")
+        values = np.array([(q >> (PDQ_BITS - s - w)) & ((1 << w) - 1)
+                           for s, w in zip(STARTS, WIDTHS)], np.uint32)
+        pieces, masks, shifts, bases, collide = self._probe_plan(threshold)
+        slots = ((values[pieces] ^ masks) >> shifts).astype(np.int64) + bases
+        if collide:  # small index: several probes fall in one bucket
+            slots = _distinct(slots)
+        starts = self.offsets[slots].astype(np.int64)
+        lens = self.offsets[slots + 1].astype(np.int64) - starts
+        hit = np.flatnonzero(lens)
+        if not len(hit):
+            return np.zeros(0, np.intp), np.zeros(0, np.int64)
+        starts, lens = starts[hit], lens[hit]
+        ends = np.cumsum(lens)
+        pos = np.arange(ends[-1], dtype=np.int64) + np.repeat(starts - (ends - lens), lens)
+        rows = self.ids[pos]  # a row found through two pieces comes twice: deduplicated below
+        qw = _words(np.frombuffer(raw, np.uint8).reshape(1, 32))[0]
+        # np.take: several times faster than fancy indexing for rows of a 2-D array
+        dist = _distance(np.take(self.words, rows, axis=0), qw)
+        keep = np.flatnonzero(dist <= threshold)
+        rows, dist = rows[keep].astype(np.intp), dist[keep]
+        if len(rows) > 1:
+            order = np.argsort(rows, kind="stable")
+            rows, dist = rows[order], dist[order]
+            first = np.concatenate(([True], rows[1:] != rows[:-1]))
+            rows, dist = rows[first], dist[first]
+        return rows, dist
+
+    def matches(self, pdq: str, threshold: int = DEFAULT_THRESHOLD) -> list[dict[str, Any]]:
+        """files.jsonl ``matches`` entries: the closest hash per set and category."""
+        rows, dist = self.search(pdq, threshold)
+        best: dict[tuple[int, int], int] = {}
+        for row, d in zip(rows.tolist(), dist.tolist()):
+            m = int(self.meta[row])
+            key = (m >> 16, m & 0xFFFF)
+            if key not in best or d < best[key]:
+                best[key] = d
+        out = []
+        for (s, code), d in sorted(best.items(), key=lambda kv: (kv[1], kv[0])):
+            info = self.sets[s]
+            out.append({"hashset": info["name"], "algorithm": "pdq", "distance": d,
+                        "category": info["labels"][code] or NOTABLE})
+        return out
+
+
+def build_index(paths: Iterable[str], directory: str | os.PathLike[str],
+                lenient: bool = False) -> tuple[Path, list[PdqSet]]:
+    """Load every PDQ set, compile the index into ``directory``; returns it and the sets
+    (for summary.json: ``[s.summary() for s in sets]``)."""
+    sets = [load_pdq_set(p, lenient=lenient) for p in paths]
+    return PdqIndex.build(sets).save(directory), sets
