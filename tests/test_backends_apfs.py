@@ -33,7 +33,8 @@ def test_apfs_records(corpus: Path, tmp_path: Path) -> None:
     ev = outcome.summary["evidence"][0]
     assert "error" not in ev
     [vol] = ev["volumes"]
-    assert vol["fs_type"] == "apfs" and vol["status"] == "scanned" and "apfs_test" in vol["description"]
+    assert (vol["fs_type"], vol["status"]) == ("apfs", "scanned")
+    assert "apfs_test" in vol["description"]
     # the resource fork is its own record, read through libfsapfs
     fork = by_path["/a_directory/a_resourcefork:com.apple.ResourceFork"]
     assert fork["md5"] == hashlib.md5(b"My resource fork\n").hexdigest() and fork["size"] == 17
@@ -123,7 +124,8 @@ def test_mixed_container_reports_the_locked_volume(fake_container) -> None:
     stats = WalkStats()
     records = list(backend("apfs").list_directory(
         h, found[1].root, VolumeContext("e", 0, "apfs"), WalkOptions(), stats, [], 0, None))
-    assert records == [] and stats.errors == ["APFS volume 'Data' is encrypted (locked): not scanned"]
+    assert records == []
+    assert stats.errors == ["APFS volume 'Data' is encrypted (locked): not scanned"]
 
 
 def test_not_a_container_is_left_alone(corpus: Path) -> None:
@@ -131,3 +133,21 @@ def test_not_a_container_is_left_alone(corpus: Path) -> None:
     img = open_image(spec)
     v = _volume()
     assert probe_apfs(img, spec, v) == [] and v.status == "no-filesystem"
+
+
+def test_ewf_checksum_error_in_a_file_is_an_error(corpus: Path) -> None:
+    """As the TSK backend: a chunk libewf reports corrupt makes the files on it errors."""
+    spec = identify(str(corpus / "dfvfs/apfs.raw"))
+    b = backend("apfs")
+    h = b.open(VolumeRef(spec, 0, "apfs", 0, "apfs", 0))
+    offset = b.location(h, ReadTarget(18))
+
+    class Corrupt:
+        def checksum_errors(self) -> list[tuple[int, int]]:
+            return [(offset // 512, 8)]
+
+    h.image = Corrupt()
+    hashes, error, _ = b.hash_content(h, ReadTarget(18), 116, ("md5",))
+    assert hashes is None and error.startswith("EWF chunk checksum error")
+    hashes, error, _ = b.hash_content(h, ReadTarget(19), 22, ("md5",))  # another extent
+    assert error is None and hashes

@@ -15,14 +15,19 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import needs_tool
 
-from triage.backends.encrypted import (BITLOCKER_GUID, corestorage_encrypted, detect, entropy,
-                                       from_header, looks_random)
+from triage.backends.encrypted import (
+    BITLOCKER_GUID,
+    corestorage_encrypted,
+    detect,
+    entropy,
+    from_header,
+    looks_random,
+)
 from triage.cli import Environment, main
 from triage.errors import ExitCode
 from triage.scan import ScanConfig, run_scan
-
-from conftest import needs_tool
 
 MIB = 1 << 20
 SECTOR = 512
@@ -180,6 +185,7 @@ def test_mbr_fixture_partition_without_file_system_stays_unclassified(tmp_path: 
 def test_bitlocker_to_go_discovery_volume_is_named_by_info(tmp_path: Path) -> None:
     """TSK opens the FAT discovery volume of BitLocker To Go; info must say what it is."""
     from conftest import TESTIMAGES
+
     from triage.info import evidence_info
 
     fat = bytearray((TESTIMAGES / "fat.img").read_bytes())

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 import typer
+from conftest import TESTIMAGES, corpus_index
 
 import triage.cli
 import triage.hashing
 from triage.cli import Environment
 from triage.cli_info import info
 from triage.info import evidence_info, info_many
-
-from conftest import TESTIMAGES, corpus_index
 
 MANIFEST = json.loads((TESTIMAGES / "manifest.json").read_text())
 VS_NAMES = {None: "none", "dos": "dos", "gpt": "gpt"}

@@ -95,7 +95,8 @@ def print_info(entry: dict[str, Any], console: Console) -> None:
         vt.add_column(col, justify="right" if col == "offset" else "left")
     for v in entry.get("volumes", []):
         status = v["status"] or ""
-        colour = {"readable": "green", "empty": "dim", "encrypted": "bold red"}.get(status, "yellow")
+        colour = {"readable": "green", "empty": "dim",
+                  "encrypted": "bold red"}.get(status, "yellow")
         detail = "; ".join(x for x in [v.get("encryption"), v.get("error") if status != "encrypted"
                                        else None, *v.get("notes", [])] if x)
         vt.add_row(f"{v['offset']:,}", _size_text(v["fs_size"] or v["length"]),

@@ -19,6 +19,7 @@ from triage.errors import EvidenceError
 from triage.evidence import EvidenceSpec, identify, open_image
 from triage.volumes import VS_TYPE_NAMES, Volume, find_volumes, open_fs
 
+
 def evidence_info(path: str) -> dict[str, Any]:
     """Describe one piece of evidence; raises EvidenceError when it cannot be opened."""
     spec = identify(path)
@@ -147,8 +148,8 @@ def describe_volume(img: Any, spec: EvidenceSpec, volume: Volume) -> list[dict[s
         head = _read(img, volume.offset, 512)
         if bitlocker_to_go(head):
             base.update(encryption="BitLocker To Go", notes=[
-                "BitLocker To Go: the readable FAT is only the discovery volume; the data "
-                "is encrypted and not scanned"])
+                ("BitLocker To Go: the readable FAT is only the discovery volume; the data "
+                "is encrypted and not scanned")])
         return [base]
     if volume.status == "empty":
         base.update(status="empty", notes=list(volume.notes))

@@ -195,6 +195,7 @@ class ApfsHandle:
     file: ImageSlice
     locked: bool
     name: str | None
+    offset: int = 0  # of the container in the image, bytes
 
 
 def _times(entry: Any) -> tuple[str | None, str | None, str | None, str | None]:
@@ -219,7 +220,7 @@ class ApfsBackend:
         img = open_image(ref.evidence)
         c, f = open_container(img, ref.offset)
         v = c.get_volume(ref.sub)
-        return ApfsHandle(c, v, img, f, bool(v.is_locked()), _safe(v.get_name))
+        return ApfsHandle(c, v, img, f, bool(v.is_locked()), _safe(v.get_name), ref.offset)
 
     def root(self, handle: ApfsHandle) -> DirRef:
         return DirRef(ROOT_DIR_ID, "", frozenset([ROOT_DIR_ID]))
@@ -293,7 +294,30 @@ class ApfsBackend:
                 progress()
         except OSError as e:
             return None, "read error: " + _msg(e), pos
+        bad = _checksum_error(h, stream)
+        if bad:
+            return None, bad, pos
         return {a: hh.hexdigest() for a, hh in zip(algorithms, hashers)}, None, pos
+
+
+def _checksum_error(h: ApfsHandle, stream: Any) -> str | None:
+    """As the TSK backend: libewf hands back the bytes of a chunk that failed its checksum, so
+    a stream whose extents touch one is an error, not a hash."""
+    probe = getattr(h.image, "checksum_errors", None)
+    bad = probe() if probe else []
+    if not bad:
+        return None
+    try:
+        extents = [stream.get_extent(i) for i in range(stream.get_number_of_extents())]
+    except OSError:
+        return None
+    for offset, length, _flags in extents:
+        start = h.offset + offset
+        for sector, count in bad:
+            if start < (sector + count) * 512 and sector * 512 < start + length:
+                return (f"EWF chunk checksum error (sectors {sector}-{sector + count - 1}): "
+                        "content unreliable")
+    return None
 
 
 def _file_records(entry: Any, ident: int, path: str, vol: VolumeContext) -> Iterator[FileRecord]:

@@ -56,13 +56,13 @@ def from_header(head: bytes) -> Encryption | None:
     """The scheme named by the volume's first sector, or None."""
     if head[3:11] == b"-FVE-FS-":
         win7 = len(head) >= 176 and uuid.UUID(bytes_le=head[160:176]) == BITLOCKER_GUID
-        return Encryption("BitLocker", ["BitLocker " + ("(Windows 7 or later)" if win7
-                                                         else "(Windows Vista format)")])
+        version = "(Windows 7 or later)" if win7 else "(Windows Vista format)"
+        return Encryption("BitLocker", [f"BitLocker {version}"])
     if head[:6] == b"LUKS\xba\xbe" and len(head) >= 208:
         version = struct.unpack(">H", head[6:8])[0]
         if version == 1:
-            return Encryption("LUKS1", [f"LUKS1 {_text(head[8:40])}-{_text(head[40:72])}, "
-                                        f"UUID {_text(head[168:208])}"])
+            return Encryption("LUKS1", [(f"LUKS1 {_text(head[8:40])}-{_text(head[40:72])}, "
+                                        f"UUID {_text(head[168:208])}")])
         label = _text(head[24:72])
         return Encryption(f"LUKS{version}",
                           [f"LUKS{version} UUID {_text(head[168:208])}"
@@ -129,8 +129,8 @@ def detect(img: Any, offset: int, length: int) -> Encryption | None:
     random_like, h = looks_random(img, offset, length)
     if random_like:
         return Encryption("VeraCrypt-like: no header, high entropy", [
-            f"no file system and no known header; sampled data looks random ({h:.4f} bits per "
-            "byte, incompressible): VeraCrypt/TrueCrypt-like, or wiped with random data"])
+            (f"no file system and no known header; sampled data looks random ({h:.4f} bits per "
+            "byte, incompressible): VeraCrypt/TrueCrypt-like, or wiped with random data")])
     return None
 
 
