@@ -35,12 +35,18 @@ def evidence_info(path: str) -> dict[str, Any]:
     img = open_image(spec)
     try:
         hint = sector_size_hint(img)
-        table_img = SectorSized(img, hint) if hint else img
-        out.update(_partition_table(table_img))
+        table_img = img
         if hint:
-            out["warnings"].append(
-                f"the partition table uses {hint}-byte sectors (detected; TSK's default of 512 "
-                "gives a wrong layout): offsets below are in bytes at that sector size")
+            try:
+                table_img = SectorSized(img, hint)
+                out["warnings"].append(
+                    f"the partition table uses {hint}-byte sectors (detected; TSK's default of "
+                    "512 gives a wrong layout): offsets below are in bytes at that sector size")
+            except TypeError:  # pytsk3 older than 20260715 takes no sector_size
+                out["warnings"].append(
+                    f"the partition table looks like it uses {hint}-byte sectors, but this "
+                    "pytsk3 cannot be told so: the layout below (512-byte sectors) is wrong")
+        out.update(_partition_table(table_img))
         _, volumes = find_volumes(table_img)
         out["volumes"] = [d for v in volumes for d in describe_volume(img, spec, v)]
     finally:
