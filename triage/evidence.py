@@ -57,6 +57,11 @@ class StreamImage(pytsk3.Img_Info):
     def get_size(self) -> int:
         return self._size
 
+    def checksum_errors(self) -> list[tuple[int, int]]:
+        """Corrupt chunks met so far (EWF through the system libewf; [] where unknown)."""
+        probe = getattr(self._handle, "checksum_errors", None)
+        return probe() if probe else []
+
     def close(self) -> None:
         for c in self._closers:
             c.close()
@@ -164,24 +169,32 @@ def _describe_raw(path: str, segments: tuple[str, ...]) -> tuple[int, str | None
 # --- EWF (libewf) -----------------------------------------------------------------------------
 
 
-def _ewf_segments(path: str) -> tuple[str, ...]:
+def _ewf():
+    """The system libewf through ctypes when present (fast), else the pyewf wheel."""
+    from triage import ewf_native
+
+    if ewf_native.available():
+        return ewf_native.glob, ewf_native.Handle
     import pyewf
 
-    return tuple(pyewf.glob(path))
+    return pyewf.glob, pyewf.handle
+
+
+def _ewf_segments(path: str) -> tuple[str, ...]:
+    glob, _ = _ewf()
+    return tuple(glob(path))
 
 
 def _open_ewf(spec: EvidenceSpec) -> pytsk3.Img_Info:
-    import pyewf
-
-    h = pyewf.handle()
+    _, handle = _ewf()
+    h = handle()
     h.open(list(spec.segments), "r")
     return StreamImage(h, h.get_media_size())
 
 
 def _describe_ewf(path: str, segments: tuple[str, ...]) -> tuple[int, str | None, dict[str, str]]:
-    import pyewf
-
-    h = pyewf.handle()
+    _, handle = _ewf()
+    h = handle()
     h.open(list(segments), "r")
     try:
         hashes = {}

@@ -25,7 +25,7 @@ import pytsk3
 
 import triage
 from triage.categories import KNOWN_BAD, KNOWN_GOOD
-from triage.errors import EvidenceError, ExitCode, UsageError
+from triage.errors import EvidenceError, ExitCode, TriageError, UsageError
 from triage.evidence import display_name, identify, open_image
 from triage.journal import Journal, dir_key, replay, truncate
 from triage.matching import HashIndex
@@ -106,10 +106,13 @@ def default_out_dir(evidence: list[str]) -> Path:
 def tool_versions() -> dict[str, str]:
     import pyewf
 
+    from triage import ewf_native
+
     return {
         "name": "triage", "version": triage.__version__,
         "pytsk3": pytsk3.get_version(), "tsk": pytsk3.TSK_VERSION_STR,
-        "libewf": pyewf.get_version(), "python": platform.python_version(),
+        "libewf": ewf_native.version() if ewf_native.available() else pyewf.get_version(),
+        "python": platform.python_version(),
     }
 
 
@@ -478,6 +481,16 @@ def resume_config(out: Path, **overrides: Any) -> ScanConfig:
     return config
 
 
+def _render(out: Path, formats: list[str], failing: bool) -> None:
+    """Reports, for partial runs too (marked as such). When the scan is already failing (disk
+    full, say) a report error must not hide that first error."""
+    try:
+        render_all(out, formats)
+    except (TriageError, OSError) as e:
+        if not failing:
+            raise OutputError(f"reports not written: {e}") from None
+
+
 def _check_resume(out: Path, config: ScanConfig, sets, algorithms: tuple[str, ...]) -> dict:
     try:
         previous = json.loads((out / "summary.json").read_text(encoding="utf-8"))
@@ -602,7 +615,7 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
             exit_code=int(code),
         )
         write_json_atomic(out / "summary.json", summary)
-        render_all(out, formats)  # partial runs get reports too, marked as such
+        _render(out, formats, failing=sys.exc_info()[1] is not None)
     if interrupted:
         raise KeyboardInterrupt
     return ScanOutcome(out, summary, code)

@@ -121,8 +121,6 @@ def run_dir_task(state: WorkerState, task: DirTask, beat) -> TaskResult:
                 if not task.hash_inline or record.size > BIG_FILE:
                     if task.locate and hasattr(b, "location"):
                         record.location = b.location(handle, record.target)
-                        if record.location is not None:
-                            record.location += v.offset
                     result.deferred.append(record)
                     continue
                 _hash_into(state, b, handle, record, result.tally, beat)
