@@ -272,7 +272,7 @@ def signature(head: bytes) -> str | None:
                 return sig
     if head[4:8] in _BMFF_TYPES:
         return _iso_bmff(head)
-    if head[0] == 0 and head[4] == 0x47:
+    if head[0] == 0 and len(head) > 4 and head[4] == 0x47:
         return _m2ts(head)
     if len(head) >= 262 and head[257:262] == b"ustar":
         return "tar"
@@ -282,7 +282,8 @@ def signature(head: bytes) -> str | None:
 _BMFF_TYPES = {b"ftyp"} | _QT_ATOMS - {b"free", b"skip"}
 
 # ---------------------------------------------------------------------------------------------
-# Extensions: what each known extension promises. Kind-level agreement, plus signatures that are
+# Extensions: what each known extension promises (ambiguous ones - .ts for MPEG-TS or
+# TypeScript, .com, .raw, .bin, .dat - are left unknown). Kind-level agreement, plus signatures that are
 # fine despite another kind (an .m4a is audio in an MP4 container; a .docx whose first ZIP entry
 # did not reveal it; an .msi is an OLE file).
 
@@ -299,19 +300,20 @@ def _ext(kind: str, names: str, also: tuple[str, ...] = ()) -> None:
 
 _ext(PICTURE, "jpg jpeg jpe jfif png apng gif bmp dib webp heic heif hif avif tif tiff ico cur "
               "psd jp2 j2k jpf jpx jxl cr2 cr3 crw nef nrw arw srf sr2 dng orf rw2 raf x3f pef "
-              "srw raw rwl 3fr erf kdc mef mos mrw")
-_ext(VIDEO, "mp4 m4v mov qt 3gp 3g2 avi mkv webm wmv asf mpg mpeg mpe m1v m2v vob ts mts m2ts "
-            "tsv flv f4v divx xvid", also=("m4a", "ogg"))
-_ext(ARCHIVE, "zip rar 7z gz tgz bz2 tbz tbz2 xz txz zst tar cab jar war apk ipa xpi",
-     also=("docx", "xlsx", "pptx", "odt", "ods", "odp", "epub"))
-_ext(DOCUMENT, "pdf doc dot xls xlt ppt pps pot msg docx docm dotx xlsx xlsm pptx pptm ppsx "
-               "odt ods odp epub rtf", also=("zip",))
-_ext(EXECUTABLE, "exe dll sys scr ocx cpl drv efi com so ko dylib msi", also=("ole",))
+              "srw rwl 3fr erf kdc mef mos mrw")
+_ext(VIDEO, "mp4 m4v mov qt 3gp 3g2 avi mkv webm wmv asf mpg mpeg mpe m1v m2v vob mts m2ts "
+            "flv f4v divx", also=("m4a",))  # audio-only MP4 brand in a video name: fine
+_ext(VIDEO, "ogv", also=("ogg",))
+_ext(ARCHIVE, "zip rar 7z gz tgz bz2 tbz tbz2 xz txz zst tar cab")
+_ext(ARCHIVE, "jar war apk ipa xpi", also=("docx", "xlsx", "pptx", "odt", "ods", "odp", "epub"))
+_ext(DOCUMENT, "pdf doc dot xls xlt ppt pps pot msg rtf")
+_ext(DOCUMENT, "docx docm dotx xlsx xlsm pptx pptm ppsx odt ods odp epub",
+     also=("zip",))  # an office file whose first ZIP entry does not tell
+_ext(EXECUTABLE, "exe dll sys scr ocx cpl drv efi so ko dylib")
+_ext(EXECUTABLE, "msi", also=("ole",))  # installers are OLE compound files
 _ext(OTHER, "txt text log csv tsv json xml html htm css js md ini cfg conf yaml yml sql "
-            "mp3 m4a aac wav flac ogg oga opus wma db sqlite sqlite3 class",
-     also=("mp4", "asf"))
-_EXT_KIND["tsv"] = OTHER  # tab-separated text (.tsv video is rare)
-_EXT_KIND["ts"] = VIDEO  # (TypeScript sources are text: they carry no signature either way)
+            "wav flac ogg oga opus db sqlite sqlite3 class")
+_ext(OTHER, "mp3 m4a m4b aac wma", also=("mp4", "asf"))  # audio in video containers
 
 
 def extension(name: str) -> str:
