@@ -28,6 +28,7 @@ from rich.table import Table
 import triage
 from triage.categories import KNOWN_GOOD, is_known_bad, severity_key
 from triage.errors import ExitCode, TriageError, UsageError
+from triage.cli_info import info
 from triage.cli_report import report, schema
 from triage.scan import ProgressSink, ScanConfig, resume_config, run_scan
 
@@ -105,8 +106,8 @@ def _root(version: Annotated[bool, typer.Option("--version", is_eager=True,
 def scan(
     evidence: Annotated[list[str] | None, typer.Argument(
         metavar="EVIDENCE...", show_default=False,
-        help="Disk images (raw/dd, split raw first segment, E01, VHD/VHDX, VMDK, QCOW2) or "
-             "block devices.")] = None,
+        help="Disk images (raw/dd, split raw first segment, E01, VHD/VHDX, VMDK, QCOW2), "
+             "block devices, or folders (logical evidence).")] = None,
     hashset: Annotated[list[str], typer.Option("--hashset", help="Known-bad hash set (repeat).")] = [],  # noqa: B006
     known_good: Annotated[list[str], typer.Option("--known-good", help="Known-good hash set (repeat).")] = [],  # noqa: B006
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: triage-<evidence>-<UTC time>).")] = None,
@@ -155,6 +156,7 @@ def scan(
     return int(outcome.exit_code)
 
 
+app.command("info")(info)
 app.command("report")(report)
 app.command("schema")(schema)
 

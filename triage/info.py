@@ -17,7 +17,8 @@ from triage.backends.apfs import describe_container, is_container
 from triage.backends.encrypted import bitlocker_to_go, detect, is_corestorage
 from triage.errors import EvidenceError
 from triage.evidence import EvidenceSpec, identify, open_image
-from triage.volumes import VS_TYPE_NAMES, Volume, find_volumes, open_fs
+from triage.volumes import (VS_TYPE_NAMES, SectorSized, Volume, find_volumes, open_fs, read_at,
+                             sector_size_hint)
 
 
 def evidence_info(path: str) -> dict[str, Any]:
@@ -96,49 +97,6 @@ def _partition_table(img: Any) -> dict[str, Any]:
     return {"volume_system": name, "sector_size": block, "partitions": parts}
 
 
-class SectorSized(pytsk3.Img_Info):
-    """The same bytes seen by TSK with another sector size. pytsk3 (20260715 and later) takes
-    ``sector_size`` for any image; only the volume system needs it: file systems are opened at
-    byte offsets and read their own sector size from their boot sector."""
-
-    def __init__(self, img: Any, sector_size: int) -> None:
-        self._img = img
-        super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL, sector_size=sector_size)
-
-    def read(self, offset: int, length: int) -> bytes:
-        return self._img.read(offset, length)
-
-    def get_size(self) -> int:
-        return self._img.get_size()
-
-
-def sector_size_hint(img: Any) -> int | None:
-    """4096 when the table only makes sense with 4096-byte sectors: the GPT header at LBA 1 of
-    a 4096-byte disk, or an MBR entry whose partition (boot sector, EBR, superblock) starts at
-    start*4096 and not at start*512. None otherwise (512, TSK's default)."""
-    head = _read(img, 0, 8192)
-    if head[4096:4104] == b"EFI PART" and head[512:520] != b"EFI PART":
-        return 4096
-    if head[512:520] == b"EFI PART" or head[510:512] != b"\x55\xaa":
-        return None
-    entries = [struct.unpack("<II", head[454 + 16 * i: 462 + 16 * i]) for i in range(4)
-               if head[450 + 16 * i] not in (0, 0xEE)]  # 0xEE: GPT protective entry
-    entries = [(start, count) for start, count in entries if start and count]
-    if not entries or any((s + n) * 4096 > img.get_size() for s, n in entries):
-        return None  # a 4096-byte layout must fit the media
-    if any(_volume_signature(img, s * 512) for s, _ in entries):
-        return None
-    return 4096 if any(_volume_signature(img, s * 4096) for s, _ in entries) else None
-
-
-def _volume_signature(img: Any, offset: int) -> bool:
-    """Something a partition starts with: boot sector/EBR (0x55AA), LUKS, ext, HFS+, APFS."""
-    head = _read(img, offset, 2048)
-    return (head[510:512] == b"\x55\xaa" or head[:6] == b"LUKS\xba\xbe"
-            or head[1080:1082] == b"\x53\xef" or head[1024:1026] in (b"H+", b"HX")
-            or head[32:36] == b"NXSB")
-
-
 def describe_volume(img: Any, spec: EvidenceSpec, volume: Volume) -> list[dict[str, Any]]:
     """One entry per file system: a TSK volume, or each volume of an APFS container."""
     base = {"offset": volume.offset, "length": volume.length, "slot": volume.slot,
@@ -151,7 +109,7 @@ def describe_volume(img: Any, spec: EvidenceSpec, volume: Volume) -> list[dict[s
                     block_size=int(fs.info.block_size),
                     fs_size=int(fs.info.block_count) * int(fs.info.block_size),
                     label=fs_label(img, fs, volume.offset, volume.fs_type or ""))
-        head = _read(img, volume.offset, 512)
+        head = read_at(img, volume.offset, 512)
         if bitlocker_to_go(head):
             base.update(encryption="BitLocker To Go", notes=[
                 ("BitLocker To Go: the readable FAT is only the discovery volume; the data "
@@ -167,7 +125,7 @@ def describe_volume(img: Any, spec: EvidenceSpec, volume: Volume) -> list[dict[s
         base.update(status="encrypted", encryption=enc.scheme, error=enc.error, notes=enc.notes)
     else:
         base.update(status="no-filesystem", error=volume.error)
-        if is_corestorage(_read(img, volume.offset, 512)):
+        if is_corestorage(read_at(img, volume.offset, 512)):
             base["error"] = "Apple CoreStorage volume (Fusion Drive or unencrypted): not supported"
     return [base]
 
@@ -194,14 +152,6 @@ def _apfs_volumes(img: Any, volume: Volume, base: dict[str, Any]) -> list[dict[s
     return out
 
 
-def _read(img: Any, offset: int, length: int) -> bytes:
-    try:
-        length = max(0, min(length, img.get_size() - offset))
-        return img.read(offset, length) if length else b""
-    except OSError:
-        return b""
-
-
 # --- labels: read from each file system's own structures ------------------------------------
 
 
@@ -210,7 +160,7 @@ def fs_label(img: Any, fs: Any, offset: int, fs_type: str) -> str | None:
     catalog B-tree, which pytsk3 does not expose)."""
     try:
         if fs_type.startswith("ext"):
-            sb = _read(img, offset + 1024, 1024)
+            sb = read_at(img, offset + 1024, 1024)
             return _clean(sb[120:136]) if sb[56:58] == b"\x53\xef" else None
         if fs_type.startswith("fat"):
             return _fat_label(img, offset, fs_type)
@@ -219,7 +169,7 @@ def fs_label(img: Any, fs: Any, offset: int, fs_type: str) -> str | None:
         if fs_type == "exfat":
             return _exfat_label(img, offset)
         if fs_type == "iso9660":
-            pvd = _read(img, offset + 16 * 2048, 2048)
+            pvd = read_at(img, offset + 16 * 2048, 2048)
             return _clean(pvd[40:72]) if pvd[1:6] == b"CD001" else None
     except (OSError, struct.error, UnicodeError):
         return None
@@ -233,7 +183,7 @@ def _clean(raw: bytes, encoding: str = "utf-8") -> str | None:
 
 def _fat_label(img: Any, offset: int, fs_type: str) -> str | None:
     """The root directory's volume-label entry (what Windows shows), else the boot sector's."""
-    bs = _read(img, offset, 512)
+    bs = read_at(img, offset, 512)
     bps, spc, reserved, nfats, root_entries = struct.unpack("<HBHBH", bs[11:19])
     fat32 = fs_type == "fat32"
     boot_label = _clean(bs[71:82] if fat32 else bs[43:54], "cp437")
@@ -244,7 +194,7 @@ def _fat_label(img: Any, offset: int, fs_type: str) -> str | None:
         start, length = (first + (root_cluster - 2) * spc) * bps, spc * bps
     else:
         start, length = first * bps, root_entries * 32
-    root = _read(img, offset + start, min(length, 1 << 16))
+    root = read_at(img, offset + start, min(length, 1 << 16))
     for i in range(0, len(root) - 31, 32):
         e = root[i:i + 32]
         if e[0] == 0:
@@ -267,11 +217,11 @@ def _ntfs_label(fs: Any) -> str | None:
 
 def _exfat_label(img: Any, offset: int) -> str | None:
     """Volume-label entry (type 0x83) in the first cluster of the root directory."""
-    bs = _read(img, offset, 512)
+    bs = read_at(img, offset, 512)
     heap, root_cluster = struct.unpack("<I", bs[88:92])[0], struct.unpack("<I", bs[96:100])[0]
     bps_shift, spc_shift = bs[108], bs[109]
     cluster = 1 << (bps_shift + spc_shift)
-    root = _read(img, offset + (heap << bps_shift) + (root_cluster - 2) * cluster,
+    root = read_at(img, offset + (heap << bps_shift) + (root_cluster - 2) * cluster,
                  min(cluster, 1 << 16))
     for i in range(0, len(root) - 31, 32):
         if root[i] == 0:

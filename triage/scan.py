@@ -191,7 +191,10 @@ class _Scan:
             found = probe(img, spec, volume)
             for f in found:
                 v = replace(volume, fs_type=f.fs_type, description=f.description,
-                            status="scanned", error=None, notes=[])
+                            status=f.status, error=f.error, notes=[])
+                if f.status != "scanned":
+                    self.add_volume(entry, None, v, None)
+                    continue
                 self.add_volume(entry, VolumeRef(spec, volume.offset, f.fs_type,
                                                  len(self.volumes), f.kind, f.sub), v, f.root)
             if not found:

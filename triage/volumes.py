@@ -6,6 +6,7 @@ was not examined rather than read "0 hits" for it.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,14 +60,67 @@ class Volume:
         return self.status in ("no-filesystem", "encrypted", "error", "incomplete")
 
 
+class SectorSized(pytsk3.Img_Info):
+    """The same bytes seen by TSK with another sector size. pytsk3 (20260715 and later) takes
+    ``sector_size`` for any image; only the volume system needs it: file systems are opened at
+    byte offsets and read their own sector size from their boot sector."""
+
+    def __init__(self, img: Any, sector_size: int) -> None:
+        self._img = img
+        super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL, sector_size=sector_size)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self._img.read(offset, length)
+
+    def get_size(self) -> int:
+        return self._img.get_size()
+
+
+def sector_size_hint(img: Any) -> int | None:
+    """4096 when the table only makes sense with 4096-byte sectors: the GPT header at LBA 1 of
+    a 4096-byte disk, or an MBR entry whose partition (boot sector, EBR, superblock) starts at
+    start*4096 and not at start*512. None otherwise (512, TSK's default)."""
+    head = read_at(img, 0, 8192)
+    if head[4096:4104] == b"EFI PART" and head[512:520] != b"EFI PART":
+        return 4096
+    if head[512:520] == b"EFI PART" or head[510:512] != b"\x55\xaa":
+        return None
+    entries = [struct.unpack("<II", head[454 + 16 * i: 462 + 16 * i]) for i in range(4)
+               if head[450 + 16 * i] not in (0, 0xEE)]  # 0xEE: GPT protective entry
+    entries = [(start, count) for start, count in entries if start and count]
+    if not entries or any((s + n) * 4096 > img.get_size() for s, n in entries):
+        return None  # a 4096-byte layout must fit the media
+    if any(_volume_signature(img, s * 512) for s, _ in entries):
+        return None
+    return 4096 if any(_volume_signature(img, s * 4096) for s, _ in entries) else None
+
+
+def _volume_signature(img: Any, offset: int) -> bool:
+    """Something a partition starts with: boot sector/EBR (0x55AA), LUKS, ext, HFS+, APFS."""
+    head = read_at(img, offset, 2048)
+    return (head[510:512] == b"\x55\xaa" or head[:6] == b"LUKS\xba\xbe"
+            or head[1080:1082] == b"\x53\xef" or head[1024:1026] in (b"H+", b"HX")
+            or head[32:36] == b"NXSB")
+
+
+def read_at(img: Any, offset: int, length: int) -> bytes:
+    """Up to ``length`` bytes at ``offset``, clamped to the media; b"" where unreadable."""
+    try:
+        length = max(0, min(length, img.get_size() - offset))
+        return img.read(offset, length) if length else b""
+    except OSError:
+        return b""
+
+
 def fs_type_name(ftype: Any) -> str:
     return FS_TYPE_NAMES.get(int(ftype), str(ftype).removeprefix("TSK_FS_TYPE_").lower())
 
 
 def find_volumes(img: pytsk3.Img_Info) -> tuple[str, list[Volume]]:
     """Return (volume system name, volumes). Without a partition table, one volume at 0."""
+    hint = sector_size_hint(img)  # 4096-byte-sector disks: TSK assumes 512 unless told
     try:
-        vs = pytsk3.Volume_Info(img)
+        vs = pytsk3.Volume_Info(SectorSized(img, hint) if hint else img)
     except (OSError, RuntimeError):
         return "none", [Volume(0, img.get_size(), "whole image (no partition table)")]
     block = vs.info.block_size

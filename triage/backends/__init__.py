@@ -53,8 +53,10 @@ class Found:
     kind: str
     sub: int
     fs_type: str
-    root: DirRef
+    root: DirRef | None
     description: str
+    status: str = "scanned"  # or e.g. "encrypted": listed, not scanned
+    error: str | None = None
 
 
 # (image, evidence, volume) -> list of file systems found, or [] after setting
