@@ -11,9 +11,13 @@ Bounded, and nothing is ever written:
 
 - pictures are decoded from memory and the pixels dropped at once; never a file, never a cache;
 - the size is read from the header before decoding: more than ``MAX_PIXELS`` (Pillow's
-  decompression-bomb limit) is refused, under 50 x 50 is skipped; JPEGs are decoded at reduced
-  scale (libjpeg's DCT scaling) and every picture is reduced to fit 512 x 512 before hashing, as
-  Meta's reference Python hasher does, so a 50-megapixel photo costs tens of milliseconds;
+  decompression-bomb limit) is refused, under 50 x 50 is skipped;
+- a large picture is reduced before hashing by a whole factor that keeps its shorter side at
+  512 px or more (JPEGs by libjpeg's DCT scaling while decoding, others by a box filter, close
+  to PDQ's own box filters): a 24-megapixel JPEG costs about 0.1 s instead of 1 s, and the hash
+  stays within a few bits (measured: <= 6) of the full-size one. Pictures whose shorter side is
+  under 1024 px are hashed at full size, bit for bit as ``pdqhash.compute`` on the decoded
+  picture (python-threatexchange's ``pdq_from_bytes``);
 - files larger than ``MAX_BYTES`` are not decoded;
 - any failure (truncated JPEG, bomb, unknown codec) leaves ``pdq`` null with a reason, never
   stops the worker.
@@ -40,7 +44,7 @@ MIN_QUALITY = 50  # hashes of lower quality are not matched (flat or featureless
 MIN_SIDE = 50  # pictures smaller than 50 x 50 are skipped (PDQ is meaningless there)
 MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS: a larger picture is a bomb
 MAX_BYTES = 256 << 20  # content kept and decoded for one picture, at most
-HASH_SIDE = 512  # pictures are reduced to fit 512 x 512 before hashing (reference hasher)
+HASH_SIDE = 512  # larger pictures are box-reduced, the shorter side staying >= 512 px
 
 # Signatures Pillow (with pillow-heif) decodes; camera raw files are pictures but not decoded
 DECODABLE = frozenset({"jpeg", "png", "gif", "bmp", "webp", "heic", "avif", "tiff", "ico",
@@ -111,13 +115,17 @@ def compute(data: bytes | bytearray | memoryview) -> tuple[str | None, int | Non
                 if width < MIN_SIDE or height < MIN_SIDE:
                     return None, None, f"skipped: {width}x{height} is under {MIN_SIDE}x{MIN_SIDE}"
                 if getattr(img, "format", None) == "JPEG":
-                    img.draft("RGB", (HASH_SIDE * 2, HASH_SIDE * 2))  # DCT scaling, >= 1024 px
+                    img.draft("RGB", (HASH_SIDE, HASH_SIDE))  # DCT scaling, sides stay >= 512
                     width, height = img.size
                 if width * height > MAX_PIXELS:
                     return None, None, (f"not decoded: {width}x{height} exceeds the "
                                         f"decompression-bomb limit of {MAX_PIXELS:,} pixels")
-                img.thumbnail((HASH_SIDE, HASH_SIDE))  # first frame only; decodes here
-                pixels = np.asarray(img.convert("RGB"))
+                img.seek(0)  # first frame of an animation
+                img.load()
+                factor = min(width, height) // HASH_SIDE
+                small = img.reduce(factor) if factor > 1 else img
+                pixels = np.asarray(small.convert("RGB"))
+                del small
         bits, quality = pdqhash.compute(pixels)
         del pixels
         return to_hex(bits), int(quality), None
