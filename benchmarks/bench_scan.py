@@ -85,7 +85,7 @@ def build(workdir: Path, only: set[str]) -> dict[str, dict]:
         e01 = workdir / "big-e01.E01"
         if not e01.exists():
             subprocess.run(["ewfacquire", "-u", "-q", "-t", str(workdir / "big-e01"), "-f",
-                            "encase6", "-c", "fast", "-S", "0", str(out["big"]["image"])],
+                            "encase6", "-c", "fast", str(out["big"]["image"])],
                            check=True, stdout=subprocess.DEVNULL)
         out["e01"] = dict(out["big"], image=e01)
     return out
