@@ -21,15 +21,21 @@ try:  # typer >= 0.16 vendors click as typer._click; older releases use click it
 except ImportError:  # pragma: no cover
     from click import exceptions as click_exc
 from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 import triage
 from triage.categories import KNOWN_GOOD, is_known_bad, severity_key
-from triage.errors import ExitCode, TriageError, UsageError
 from triage.cli_info import info
 from triage.cli_report import report, schema
+from triage.errors import ExitCode, TriageError, UsageError
 from triage.scan import ProgressSink, ScanConfig, resume_config, run_scan
 
 EXIT_CODES_HELP = (

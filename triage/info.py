@@ -17,8 +17,15 @@ from triage.backends.apfs import describe_container, is_container
 from triage.backends.encrypted import bitlocker_to_go, detect, is_corestorage
 from triage.errors import EvidenceError
 from triage.evidence import EvidenceSpec, identify, open_image
-from triage.volumes import (VS_TYPE_NAMES, SectorSized, Volume, find_volumes, open_fs, read_at,
-                             sector_size_hint)
+from triage.volumes import (
+    VS_TYPE_NAMES,
+    SectorSized,
+    Volume,
+    find_volumes,
+    open_fs,
+    read_at,
+    sector_size_hint,
+)
 
 
 def evidence_info(path: str) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from typing import Any
 from triage.backends import Backend, VolumeRef, backend
 from triage.evidence import EvidenceSpec, open_image
 from triage.hashing import Digest, empty_hashes
-from triage.inspect import INSPECTORS
 from triage.hashsets.model import HashSet
+from triage.inspect import INSPECTORS
 from triage.matching import HashIndex
 from triage.records import FileRecord
 from triage.results import Tally, encode_lines, finish_record

@@ -82,7 +82,9 @@ def backend(name: str) -> Backend:
     return BACKENDS[name]
 
 
-from triage.backends import tsk  # noqa: E402,F401  (registers itself)
-from triage.backends import apfs  # noqa: E402,F401
-from triage.backends import logical  # noqa: E402,F401
-from triage.backends import encrypted  # noqa: E402,F401
+from triage.backends import (
+    apfs,  # noqa: E402,F401
+    encrypted,  # noqa: E402,F401
+    logical,  # noqa: E402,F401
+    tsk,  # noqa: E402,F401  (registers itself)
+)

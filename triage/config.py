@@ -1,0 +1,48 @@
+"""What a scan is asked to do, and where it reports progress: shared by the API and the
+scheduler."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from triage.records import DEFAULT_ALGORITHMS
+
+ORDERS = ("walk", "smallest", "physical", "pictures-first")
+
+
+@dataclass
+class ScanConfig:
+    evidence: list[str]
+    hashsets: list[str] = field(default_factory=list)
+    known_good: list[str] = field(default_factory=list)
+    out: Path | None = None
+    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    workers: int = os.cpu_count() or 1
+    force: bool = False
+    resume: bool = False
+    lenient: bool = False
+    include_orphans: bool = True
+    max_orphans: int = 1_000_000
+    verify_image: bool = False  # also hash the whole media and compare with the stored hash
+    order: str = "walk"  # walk | smallest | physical | pictures-first
+    formats: str | None = None  # derived reports (csv, html, dfxml); None = all
+    stop_on_first_hit: bool = False
+    fs_timeout: float = 300.0  # seconds without progress listing a directory
+    read_timeout: float = 120.0  # seconds without progress reading one file
+    case: str | None = None  # free-text provenance, recorded in every output
+    examiner: str | None = None
+    exhibit: str | None = None
+    argv: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+class ProgressSink:
+    """Receives progress; the CLI passes a terminal bar, a lab script may pass its own."""
+
+    def add_total(self, nbytes: int) -> None: ...
+
+    def advance(self, nbytes: int, files: int = 1) -> None: ...
+
+    def status(self, text: str) -> None: ...
