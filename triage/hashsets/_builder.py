@@ -205,8 +205,7 @@ class HashSetBuilder:
         if categories is None:
             ids: np.ndarray | int = 0
         else:
-            category_id = self.store.category_id
-            ids = np.fromiter(map(category_id, categories), dtype=np.uint16, count=len(ok))
+            ids = self.store.category_ids(categories)
         kept = np.zeros(len(ok), dtype=bool)
         for algorithm, has in present.items():
             take = ok & has
@@ -223,24 +222,31 @@ class HashSetBuilder:
         """Add already-validated binary digests with no category and no size (md5sum fast path)."""
         self.records += len(keys)
         trivial = (keys == EMPTY_KEYS[algorithm]) | is_zero(keys)
-        self.dropped_empty += int(trivial.sum())
-        kept = keys[~trivial]
-        self.store.sizes.missing += len(kept)
-        self.store.add(algorithm, kept, 0)
+        if trivial.any():
+            self.dropped_empty += int(trivial.sum())
+            keys = keys[~trivial]
+        self.store.sizes.missing += len(keys)
+        self.store.add(algorithm, keys, 0)
 
 
 def _column_text(column: Sequence[Any], rows: int) -> tuple[np.ndarray, bytes]:
     """Per-row lengths (0 absent, -1 not a string) and the strings concatenated as ASCII."""
-    if all(value.__class__ is str for value in column):
+    types = set(map(type, column))
+    if types == {str}:
         lengths = np.fromiter(map(len, column), dtype=np.int64, count=rows)
         text = "".join(column)
     else:
-        lengths = np.fromiter(
-            (len(v) if v.__class__ is str else (0 if v is None else -1) for v in column),
-            dtype=np.int64,
-            count=rows,
-        )
-        text = "".join(v if v.__class__ is str else "" for v in column)
+        if types <= {str, type(None)}:
+            column = [v or "" for v in column]
+            lengths = np.fromiter(map(len, column), dtype=np.int64, count=rows)
+        else:
+            lengths = np.fromiter(
+                (len(v) if v.__class__ is str else (0 if v is None else -1) for v in column),
+                dtype=np.int64,
+                count=rows,
+            )
+            column = [v if v.__class__ is str else "" for v in column]
+        text = "".join(column)
     # one byte per character: non-ASCII becomes '?', which then fails hex validation
     return lengths, text.encode("ascii", "replace") + b"\0" * 64
 
@@ -249,13 +255,16 @@ def _sizes(sizes: Sequence[int | None] | None, rows: int) -> tuple[np.ndarray, n
     """(sizes as int64, declared mask); values that do not fit become -1 (slow path)."""
     if sizes is None:
         return np.full(rows, -1, dtype=np.int64), np.zeros(rows, dtype=bool)
+    missing = sizes.count(None) if isinstance(sizes, list) else sum(s is None for s in sizes)
+    if not missing and set(map(type, sizes)) == {int}:
+        try:
+            return np.array(sizes, dtype=np.int64), np.ones(rows, dtype=bool)
+        except OverflowError:
+            pass
     declared = np.fromiter((s is not None for s in sizes), dtype=bool, count=rows)
-    try:
-        values = np.fromiter((-1 if s is None else s for s in sizes), dtype=np.int64, count=rows)
-    except (OverflowError, TypeError, ValueError):
-        values = np.fromiter(
-            (s if s.__class__ is int and 0 <= s < 2**63 else -1 for s in sizes), dtype=np.int64, count=rows
-        )
+    values = np.fromiter(
+        (s if s.__class__ is int and 0 <= s < 2**63 else -1 for s in sizes), dtype=np.int64, count=rows
+    )
     return values, declared
 
 

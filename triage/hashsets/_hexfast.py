@@ -6,6 +6,7 @@ the per-record path in ``_builder`` so error messages stay exactly the same.
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,14 +21,20 @@ HEX_VALUE = _LUT  # byte -> nibble, 255 for "not a hex digit"
 
 
 def decode_rows(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(n, 2w)`` uint8 ASCII hex -> (``S{w}`` keys, bool valid). Invalid rows hold garbage."""
-    nibbles = _LUT[text]
-    valid = (nibbles != 255).all(axis=1)
-    high = nibbles[:, 0::2] << 4
-    high |= nibbles[:, 1::2]
+    """``(n, 2w)`` uint8 ASCII hex -> (``S{w}`` keys, bool valid). Invalid rows hold zeros."""
     width = text.shape[1] // 2
-    keys = np.ascontiguousarray(high).view(f"S{width}").reshape(-1)
+    valid = ~(_LUT[text] == 255).any(axis=1) if len(text) else np.ones(0, dtype=bool)
+    keys = np.zeros(len(text), dtype=f"S{width}")
+    good = text if valid.all() else text[valid]
+    if len(good):
+        keys[valid] = np.frombuffer(binascii.unhexlify(np.ascontiguousarray(good).tobytes()), dtype=f"S{width}")
     return keys, valid
+
+
+def decode_valid(text: np.ndarray) -> np.ndarray:
+    """``decode_rows`` for rows already known to be hex."""
+    width = text.shape[1] // 2
+    return np.frombuffer(binascii.unhexlify(np.ascontiguousarray(text).tobytes()), dtype=f"S{width}")
 
 
 def decode_strings(values: Sequence[str], hex_length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -41,6 +48,8 @@ def decode_strings(values: Sequence[str], hex_length: int) -> tuple[np.ndarray, 
 
 
 def is_zero(keys: np.ndarray) -> np.ndarray:
-    """True where every byte of the key is zero (TSK skips those; they prove nothing)."""
-    width = keys.dtype.itemsize
-    return ~keys.view(np.uint8).reshape(-1, width).any(axis=1)
+    """True where every byte of the key is zero (TSK skips those; they prove nothing).
+
+    numpy compares ``S`` values as NUL-padded strings, so an all-zero key equals ``b""``.
+    """
+    return keys == np.bytes_(b"")

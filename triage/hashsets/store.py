@@ -16,18 +16,21 @@ import shutil
 import tempfile
 from array import array
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from triage.errors import HashSetError
 from triage.hashsets.table import SortedBlock, sort_unique
 
-DEFAULT_BUDGET = 128 * 1024 * 1024  # bytes of buffered rows before a spill
+DEFAULT_BUDGET = 96 * 1024 * 1024  # bytes of buffered rows before a spill (two may exist at once)
 MAX_CATEGORIES = 65535
 MAX_SIZES = 16_000_000  # past this many distinct sizes a size filter would filter nothing
 _SLOW_FLUSH = 65536  # rows added one by one are moved into numpy arrays in batches of this
+_GATHER = 1 << 20
 
 
 def memory_budget() -> int:
@@ -53,13 +56,13 @@ class SizeSet:
     def add(self, sizes: np.ndarray) -> None:
         if self.overflow or not len(sizes):
             return
-        self._pending.append(np.unique(sizes.astype(np.uint64)))
-        self._pending_rows += len(self._pending[-1])
-        if self._pending_rows > max(len(self.values), 1 << 20):
+        self._pending.append(sizes.astype(np.uint64))
+        self._pending_rows += len(sizes)
+        if self._pending_rows > max(2 * len(self.values), 1 << 22):
             self._compact()
 
     def _compact(self) -> None:
-        self.values = np.unique(np.concatenate([self.values, *self._pending]))
+        self.values = _unique(np.concatenate([self.values, *self._pending]))
         self._pending, self._pending_rows = [], 0
         if len(self.values) > MAX_SIZES:
             self.overflow, self.values = True, np.zeros(0, dtype=np.uint64)
@@ -71,6 +74,17 @@ class SizeSet:
         if self.missing or self.overflow or not len(self.values):
             return None
         return self.values
+
+
+def _unique(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort-based: faster than numpy's hash-based unique here)."""
+    values = np.sort(values)
+    if len(values) < 2:
+        return values
+    keep = np.empty(len(values), dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
 
 
 class _Runs:
@@ -92,10 +106,11 @@ class _Runs:
         counts = np.bincount(part, minlength=256)
         offsets = np.zeros(257, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        with open(self.keys_path, "ab") as f:
-            keys[order].tofile(f)
-        with open(self.cats_path, "ab") as f:
-            cats[order].tofile(f)
+        with open(self.keys_path, "ab") as fk, open(self.cats_path, "ab") as fc:
+            for start in range(0, len(order), _GATHER):  # gathered in slices: no second full copy
+                rows = order[start : start + _GATHER]
+                keys[rows].tofile(fk)
+                cats[rows].tofile(fc)
         self.spills.append((self.rows, offsets))
         self.rows += len(keys)
 
@@ -133,8 +148,16 @@ class Finished:
         return self.store.ids_used[algorithm]
 
     def blocks(self, algorithm: str) -> Iterator[SortedBlock]:
-        """Sorted, de-duplicated blocks in ascending digest order; groups never span blocks."""
-        yield from self.store._blocks(algorithm)
+        """Sorted, de-duplicated blocks in ascending digest order; groups never span blocks.
+
+        The next block is sorted on the spill thread while the caller writes this one.
+        """
+        source = self.store._blocks(algorithm)
+        pool = self.store._executor()
+        ahead = pool.submit(next, source, None)
+        while (block := ahead.result()) is not None:
+            ahead = pool.submit(next, source, None)
+            yield block
 
 
 class EntryStore:
@@ -153,6 +176,8 @@ class EntryStore:
         self.rows_added: dict[str, int] = {}
         self.ids_used: dict[str, set[int]] = {}
         self.sizes = SizeSet()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future[Any] | None = None
 
     # -- input ------------------------------------------------------------------------------
 
@@ -166,6 +191,12 @@ class EntryStore:
         self.categories.append(code)
         return len(self.categories) - 1
 
+    def category_ids(self, codes: list[str | None]) -> np.ndarray:
+        """Ids for a column of category codes (new codes are registered)."""
+        for code in set(codes) - self._category_ids.keys():
+            self.category_id(code)
+        return np.fromiter(map(self._category_ids.__getitem__, codes), dtype=np.uint16, count=len(codes))
+
     def add(self, algorithm: str, keys: np.ndarray, cats: np.ndarray | int) -> None:
         """Add rows: ``S{w}`` keys and their category ids (an array, or one id for all)."""
         if not len(keys):
@@ -175,7 +206,8 @@ class EntryStore:
             cats = np.full(len(keys), cats, dtype=np.uint16)
         else:
             cats = cats.astype(np.uint16, copy=False)
-            self.ids_used.setdefault(algorithm, set()).update(np.unique(cats).tolist())
+            used = np.flatnonzero(np.bincount(cats)).tolist()
+            self.ids_used.setdefault(algorithm, set()).update(used)
         self._buffers.setdefault(algorithm, []).append((keys, cats))
         self.rows_added[algorithm] = self.rows_added.get(algorithm, 0) + len(keys)
         self._buffered += len(keys) * (keys.dtype.itemsize + 2)
@@ -220,6 +252,14 @@ class EntryStore:
         return self._tmp
 
     def _spill(self) -> None:
+        """Hand the full buffer to the spill thread; parsing goes on filling a new one.
+
+        numpy's sort, gather and file writes release the GIL, so on two cores the spill costs
+        the parser little. At most one spill runs at a time, which bounds memory to about two
+        buffers.
+        """
+        self._wait()
+        work = []
         for algorithm, chunks in self._buffers.items():
             if not chunks:
                 continue
@@ -229,14 +269,29 @@ class EntryStore:
             runs = self._runs.get(algorithm)
             if runs is None:
                 runs = self._runs[algorithm] = _Runs(self.tmp_folder() / algorithm, keys.dtype.itemsize)
-            runs.spill(keys, cats)
+            work.append((runs, keys, cats))
         self._buffered = 0
+        self._pending = self._executor().submit(lambda: [r.spill(k, c) for r, k, c in work])
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-spill")
+        return self._pool
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            try:
+                pending.result()
+            except OSError as exc:
+                raise HashSetError(f"cannot write temporary run files in {self.tmp_folder()}: {exc.strerror or exc}") from None
 
     def finish(self) -> Finished:
         for algorithm in list(self._slow):
             self._flush_slow(algorithm)
         if self._runs:
             self._spill()
+        self._wait()
         return Finished(self)
 
     def _blocks(self, algorithm: str) -> Iterator[SortedBlock]:
@@ -266,12 +321,18 @@ class EntryStore:
                 yield from self._partitioned(sub)
                 shutil.rmtree(sub.folder, ignore_errors=True)
             else:  # every key in this partition is the same digest: only its categories vary
-                ids = np.unique(np.concatenate([np.unique(c) for _, c in runs.pieces(partition)]))
+                ids = _unique(np.concatenate([_unique(c) for _, c in runs.pieces(partition)]))
                 key = next(runs.pieces(partition))[0][:1]
                 yield sort_unique(np.repeat(key, len(ids)), ids.astype(np.uint16))
 
     def close(self) -> None:
         """Remove the run files (the caller is done with ``finish()``'s blocks)."""
+        if self._pending is not None:
+            self._pending.exception()  # let a running spill end before its files go
+            self._pending = None
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         self._buffers.clear()
         self._runs.clear()
         if self._tmp is not None:

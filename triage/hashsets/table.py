@@ -145,47 +145,49 @@ def sort_unique(keys: np.ndarray, cats: np.ndarray) -> SortedBlock:
     a digest with several categories keeps one row per category and counts as one conflict.
     """
     keys, cats = _sort(keys, cats)
-    for step in ("duplicates", "uncategorised"):
-        if len(keys) < 2:
-            break
+    same = keys[1:] == keys[:-1] if len(keys) > 1 else np.zeros(0, dtype=bool)
+    if same.any():
+        keep = np.ones(len(keys), dtype=bool)
+        keep[1:] = ~(same & (cats[1:] == cats[:-1]))  # exact duplicates
+        keys, cats = keys[keep], cats[keep]
         same = keys[1:] == keys[:-1]
         keep = np.ones(len(keys), dtype=bool)
-        if step == "duplicates":
-            keep[1:] = ~(same & (cats[1:] == cats[:-1]))
-        else:  # id 0 sorts first within a digest, so it is dropped when a category follows
-            keep[:-1] = ~(same & (cats[:-1] == 0))
+        keep[:-1] = ~(same & (cats[:-1] == 0))  # id 0 sorts first: dropped when a category follows
         if not keep.all():
             keys, cats = keys[keep], cats[keep]
-    same = keys[1:] == keys[:-1] if len(keys) > 1 else np.zeros(0, dtype=bool)
-    first = np.flatnonzero(same & ~np.concatenate(([False], same[:-1])))
-    return SortedBlock(keys, cats, len(keys) - int(same.sum()), len(first), first)
+            same = keys[1:] == keys[:-1]
+        first = np.flatnonzero(same & ~np.concatenate(([False], same[:-1])))
+        return SortedBlock(keys, cats, len(keys) - int(same.sum()), len(first), first)
+    return SortedBlock(keys, cats, len(keys), 0, np.zeros(0, dtype=np.int64))
 
 
-def _words(keys: np.ndarray) -> list[np.ndarray]:
-    """The key as native integers, most significant first (8-byte words, then a 4-byte tail)."""
-    width = keys.dtype.itemsize
-    u8 = keys.view(np.uint8).reshape(-1, width)
-    words = []
-    for start in range(0, width - width % 8, 8):
-        words.append(np.ascontiguousarray(u8[:, start : start + 8]).view(">u8").reshape(-1).astype(np.uint64))
-    for start in range(width - width % 8, width, 4):
-        words.append(np.ascontiguousarray(u8[:, start : start + 4]).view(">u4").reshape(-1).astype(np.uint32))
-    return words
+def _word(keys: np.ndarray, start: int, size: int) -> np.ndarray:
+    """Bytes ``start:start+size`` of every key as a native unsigned integer (big-endian read)."""
+    u8 = keys.view(np.uint8).reshape(-1, keys.dtype.itemsize)
+    dtype = np.uint64 if size == 8 else np.uint32
+    return np.ascontiguousarray(u8[:, start : start + size]).view(dtype).reshape(-1).byteswap()
 
 
 def _sort(keys: np.ndarray, cats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Argsort on the first 8 bytes (fast), then fix the few rows whose first 8 bytes tie."""
-    if len(keys) < 2:
+    """Sort on the first 8 bytes with the row number packed into the low bits (numpy's SIMD
+    sort, no argsort), then fix the rare rows whose truncated prefix ties, by every byte."""
+    n = len(keys)
+    if n < 2:
         return keys, cats
-    words = _words(keys)
-    order = np.argsort(words[0])
-    head = words[0][order]
-    tied = head[1:] == head[:-1]
+    width = keys.dtype.itemsize
+    bits = np.uint64(n.bit_length())
+    head = _word(keys, 0, 8)
+    packed = np.sort((head >> bits << bits) | np.arange(n, dtype=np.uint64))
+    order = (packed & ((np.uint64(1) << bits) - np.uint64(1))).astype(np.intp)
+    prefix = packed >> bits
+    tied = prefix[1:] == prefix[:-1]
     if tied.any():
-        involved = np.zeros(len(keys), dtype=bool)
+        involved = np.zeros(n, dtype=bool)
         involved[1:] |= tied
         involved[:-1] |= tied
         rows = order[involved]
-        sub = np.lexsort([cats[rows], *(w[rows] for w in reversed(words[1:])), words[0][rows]])
-        order[involved] = rows[sub]
+        sub = keys[rows]
+        words = [_word(sub, start, 8) for start in range(0, width - width % 8, 8)]
+        words += [_word(sub, start, 4) for start in range(width - width % 8, width, 4)]
+        order[involved] = rows[np.lexsort([cats[rows], *reversed(words)])]
     return keys[order], cats[order]

@@ -34,7 +34,13 @@ from triage.errors import HashSetError
 from triage.hashsets.model import ALGORITHM_HEX_LENGTHS, HashSet
 from triage.hashsets.profiles import Profile
 from triage.hashsets.store import Finished
-from triage.hashsets.table import DigestTable, bucket_bits, build_buckets, offsets_from_counts, top_bits
+from triage.hashsets.table import (
+    DigestTable,
+    bucket_bits,
+    build_buckets,
+    offsets_from_counts,
+    top_bits,
+)
 
 MAGIC = b"TRIAGEDB"
 FORMAT_VERSION = 1
@@ -108,8 +114,6 @@ def write_index(path: Path, finished: Finished, meta: dict[str, Any]) -> dict[st
             stream.write(data)
             stream.seek(0)
             stream.write(PREAMBLE.pack(MAGIC, FORMAT_VERSION, 0, offset, len(data)))
-            stream.flush()
-            os.fsync(stream.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         raise HashSetError(f"cannot write index {path}: {exc.strerror or exc}") from None
