@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+import operator
 from functools import lru_cache
 from typing import Any
 
@@ -57,14 +58,19 @@ class FileRecord:
     location: int | None = None  # not written: byte offset of the first data run (--order physical)
 
     def to_dict(self, algorithms: tuple[str, ...]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key in FILE_FIELDS:
-            if key == "<hashes>":
-                for alg in algorithms:
-                    out[alg] = self.hashes.get(alg)
-            else:
-                out[key] = getattr(self, key)
-        return out
+        names, before, after = _layout(algorithms)
+        hashes = self.hashes
+        return dict(zip(names, before(self) + tuple(hashes.get(a) for a in algorithms)
+                        + after(self)))
+
+
+@lru_cache(maxsize=16)
+def _layout(algorithms: tuple[str, ...]):
+    """Key order and C-level getters of FILE_FIELDS for one set of algorithms (hot path)."""
+    i = FILE_FIELDS.index("<hashes>")
+    before, after = FILE_FIELDS[:i], FILE_FIELDS[i + 1:]
+    return (before + algorithms + after, operator.attrgetter(*before),
+            operator.attrgetter(*after))
 
 
 def iso_time(seconds: int | None, nanos: int | None = 0) -> str | None:

@@ -74,13 +74,15 @@ class WorkerState:
         return b, self._handles[v]
 
 
+_FAULT = os.environ.get("TRIAGE_FAULT_INJECT", "")  # read once: workers are fresh processes
+
+
 def _fault(record: FileRecord) -> None:
     """Test hook (TRIAGE_FAULT_INJECT=crash:<path suffix> or hang:<suffix>): lets the tests
     prove that a worker dying or hanging on one file costs only that file."""
-    spec = os.environ.get("TRIAGE_FAULT_INJECT")
-    if not spec:
+    if not _FAULT:
         return
-    kind, _, suffix = spec.partition(":")
+    kind, _, suffix = _FAULT.partition(":")
     if record.path.endswith(suffix):
         if kind == "crash":
             os._exit(70)
