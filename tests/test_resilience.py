@@ -117,3 +117,17 @@ def test_torn_tail_is_cut_on_resume(tmp_path: Path) -> None:
     outcome = run_scan(config(out, resume=True))
     assert core(records(out)) == core(records(clean.out))
     assert outcome.summary["totals"] == clean.summary["totals"]
+
+
+def test_max_orphans_bounds_and_says_so(tmp_path: Path, corpus: Path) -> None:
+    """dfir_ntfs/ntfs3.raw has 8 orphan files (TSK truth); a bound of 3 lists 3 and says so."""
+    image = corpus / "dfir_ntfs" / "ntfs3.raw"
+    outcome = run_scan(ScanConfig(evidence=[str(image)], out=tmp_path / "o", max_orphans=3))
+    orphans = [r for r in records(outcome.out) if r["path"].startswith("/$OrphanFiles/")]
+    assert len(orphans) == 3 and all(r["orphan"] and r["deleted"] for r in orphans)
+    volume = outcome.summary["evidence"][0]["volumes"][0]
+    assert volume["status"] == "incomplete"
+    assert any("--max-orphans 3" in n for n in volume["notes"])
+    assert outcome.exit_code == ExitCode.INCOMPLETE
+    outcome = run_scan(ScanConfig(evidence=[str(image)], out=tmp_path / "n", include_orphans=False))
+    assert not [r for r in records(outcome.out) if r["path"].startswith("/$OrphanFiles/")]
