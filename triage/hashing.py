@@ -61,33 +61,42 @@ class Digest:
         return {a: h.hexdigest() for a, h in zip(self.algorithms, self._hashers)}
 
 
+def hash_reads(read: Callable[[int, int], bytes], size: int, algorithms: tuple[str, ...],
+               progress: Callable[[], None] = lambda: None
+               ) -> tuple[dict[str, str] | None, str | None, int]:
+    """Hash ``size`` bytes got from ``read(offset, length)``, in large chunks, through one
+    ``Digest``: (hashes, error, bytes read). Every backend reads through this, so a read that
+    ends before ``size`` is an error everywhere, never a shorter file (hashing truncated content
+    would produce a confident wrong answer), and inspectors see every file's head. OSError is
+    the caller's to catch: it knows how to word it."""
+    digest = Digest(algorithms)
+    pos = 0
+    while pos < size:
+        data = read(pos, min(CHUNK, size - pos))
+        if not data:
+            return None, f"short read: got {pos} of {size} bytes", pos
+        digest.update(data)
+        pos += len(data)
+        progress()
+    return digest.hexdigests(), None, pos
+
+
 def hash_content(fs: Any, target: ReadTarget, size: int, algorithms: tuple[str, ...],
                  progress: Callable[[], None] = lambda: None
                  ) -> tuple[dict[str, str] | None, str | None, int]:
-    """(hashes, error, bytes read). A read that ends before ``size`` is an error, never a
-    shorter file: hashing truncated content would produce a confident wrong answer."""
-    digest = Digest(algorithms)
+    """A TSK file's content (default or NTFS attribute), hashed by ``hash_reads``."""
     try:
         f = fs.open_meta(inode=target.addr)
         if is_truncated(fs):
             beyond = _blocks_beyond_end(f, target, int(fs.info.last_block_act))
             if beyond:
                 return None, beyond, 0
-        pos = 0
-        while pos < size:
-            n = min(CHUNK, size - pos)
-            if target.attr_type is None:
-                data = f.read_random(pos, n)
-            else:
-                data = f.read_random(pos, n, target.attr_type, target.attr_id)
-            if not data:
-                return None, f"short read: got {pos} of {size} bytes", pos
-            digest.update(data)
-            pos += len(data)
-            progress()
+        if target.attr_type is None:
+            return hash_reads(f.read_random, size, algorithms, progress)
+        return hash_reads(lambda pos, n: f.read_random(pos, n, target.attr_type, target.attr_id),
+                          size, algorithms, progress)
     except OSError as e:
         return None, "read error: " + " ".join(str(e).split())[:300], 0
-    return digest.hexdigests(), None, pos
 
 
 _SPARSE_OR_FILLER = 0x03  # TSK_FS_ATTR_RUN_FLAG_FILLER | TSK_FS_ATTR_RUN_FLAG_SPARSE

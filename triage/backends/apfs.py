@@ -20,7 +20,7 @@ from typing import Any
 
 from triage.backends import PROBERS, Found, VolumeRef, register
 from triage.evidence import EvidenceSpec, open_image
-from triage.hashing import CHUNK, HASHERS
+from triage.hashing import hash_reads
 from triage.records import FileRecord, ReadTarget, iso_time
 from triage.walk import MAX_DEPTH, DirRef, VolumeContext, WalkOptions, WalkStats
 
@@ -283,21 +283,14 @@ class ApfsBackend:
             stream = h.volume.get_file_entry_by_identifier(target.addr)
             if target.attr_type == XATTR:
                 stream = stream.get_extended_attribute(target.attr_id)
-            hashers = [HASHERS[a]() for a in algorithms]
-            while pos < size:
-                data = stream.read_buffer_at_offset(min(CHUNK, size - pos), pos)
-                if not data:
-                    return None, f"short read: got {pos} of {size} bytes", pos
-                for hh in hashers:
-                    hh.update(data)
-                pos += len(data)
-                progress()
+            hashes, error, pos = hash_reads(lambda p, n: stream.read_buffer_at_offset(n, p),
+                                            size, algorithms, progress)
         except OSError as e:
             return None, "read error: " + _msg(e), pos
         bad = _checksum_error(h, stream)
         if bad:
             return None, bad, pos
-        return {a: hh.hexdigest() for a, hh in zip(algorithms, hashers)}, None, pos
+        return hashes, error, pos
 
 
 def _checksum_error(h: ApfsHandle, stream: Any) -> str | None:

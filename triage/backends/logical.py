@@ -19,7 +19,7 @@ from typing import Any
 
 from triage.backends import PROBERS, Found, VolumeRef, register
 from triage.evidence import EvidenceSpec
-from triage.hashing import CHUNK, HASHERS
+from triage.hashing import hash_reads
 from triage.records import FileRecord, ReadTarget, iso_time
 from triage.walk import MAX_DEPTH, DirRef, VolumeContext, WalkOptions, WalkStats
 
@@ -188,20 +188,11 @@ class LogicalBackend:
             if st.st_size != size:
                 return None, (f"not read: the file changed size since it was listed "
                               f"({size} -> {st.st_size} bytes)"), 0
-            hashers = [HASHERS[a]() for a in algorithms]
-            while pos < size:
-                data = os.pread(fd, min(CHUNK, size - pos), pos)
-                if not data:
-                    return None, f"short read: got {pos} of {size} bytes", pos
-                for hh in hashers:
-                    hh.update(data)
-                pos += len(data)
-                progress()
+            return hash_reads(lambda p, n: os.pread(fd, n, p), size, algorithms, progress)
         except OSError as e:
             return None, f"read error: {_why(e)}", pos
         finally:
             os.close(fd)
-        return {a: hh.hexdigest() for a, hh in zip(algorithms, hashers)}, None, pos
 
 
 def _why(e: OSError) -> str:
