@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-import operator
 from functools import lru_cache
 from typing import Any
 
