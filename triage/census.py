@@ -265,16 +265,18 @@ def signature(head: bytes) -> str | None:
     """The content type of ``head`` (a file's first bytes), None when not recognised."""
     if len(head) < 4:
         return None
-    for prefix, what in _TABLE.get(head[0], ()):
-        if head.startswith(prefix):
-            sig = what if isinstance(what, str) else what(head)
-            if sig is not None:
-                return sig
+    checks = _TABLE.get(head[0])
+    if checks is not None:
+        for prefix, what in checks:
+            if head.startswith(prefix):
+                sig = what if what.__class__ is str else what(head)
+                if sig is not None:
+                    return sig
     if head[4:8] in _BMFF_TYPES:
         return _iso_bmff(head)
     if head[0] == 0 and len(head) > 4 and head[4] == 0x47:
         return _m2ts(head)
-    if len(head) >= 262 and head[257:262] == b"ustar":
+    if head[257:262] == b"ustar":
         return "tar"
     return None
 
@@ -317,9 +319,11 @@ _ext(OTHER, "mp3 m4a m4b aac wma", also=("mp4", "asf"))  # audio in video contai
 
 
 def extension(name: str) -> str:
-    base = name.rsplit("/", 1)[-1]
-    dot = base.rfind(".")
-    return base[dot + 1:].lower() if dot > 0 else ""
+    """The lower-case extension of a path's last component, "" when there is none."""
+    dot = name.rfind(".")
+    if dot <= name.rfind("/") + 1:  # none, or a dot file such as ".profile"
+        return ""
+    return name[dot + 1:].lower()
 
 
 def mismatch(sig: str | None, kind: str, name: str) -> bool | None:
@@ -331,14 +335,24 @@ def mismatch(sig: str | None, kind: str, name: str) -> bool | None:
     if promised == kind:
         return False
     also = _EXT_ALSO.get(ext)
-    return not (also is not None and sig in also)
+    return also is None or sig not in also
 
 
 def identify(head: bytes, name: str) -> tuple[str, str | None, bool | None]:
     """``(kind, signature, extension_mismatch)`` of a file from its first bytes and its name."""
     sig = signature(head)
-    kind = SIGNATURE_KIND[sig] if sig is not None else OTHER
-    return kind, sig, mismatch(sig, kind, name)
+    kind = _KIND_OF.get(sig, OTHER)
+    ext = extension(name)
+    promised = _EXT_KIND.get(ext)
+    if promised is None:
+        return kind, sig, None
+    if promised == kind:
+        return kind, sig, False
+    also = _EXT_ALSO.get(ext)
+    return kind, sig, also is None or sig not in also
+
+
+_KIND_OF: dict[str | None, str] = dict(SIGNATURE_KIND)
 
 
 def inspect_census(record: FileRecord, head: bytes, content: "bytearray | None") -> None:
@@ -354,3 +368,42 @@ def is_picture(head: bytes) -> bool:
     return sig is not None and SIGNATURE_KIND[sig] == PICTURE
 
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting: the kind x category table of summary.json
+
+
+def census_key(kind: str | None, category: str | None) -> str:
+    """``Tally.census`` key of one file: ``"picture/unknown"``; ``none`` where a file has no kind
+    (empty, unreadable) or no category (unreadable)."""
+    return f"{kind or 'none'}/{category or 'none'}"
+
+
+def census_summary(counts: dict[str, int], near_duplicates: int | None = None
+                   ) -> dict[str, object]:
+    """summary.json ``census``: files by kind and category, and the headline.
+
+    ``unknown`` is the category of content that matched no hash set, so the headline counts
+    pictures and videos whose category is ``unknown``. ``near_duplicates`` (with ``--pdq``) is
+    the number of files with a PDQ near match: not a category, a call for review.
+    """
+    table: dict[str, dict[str, int]] = {}
+    for key, n in counts.items():
+        kind, _, category = key.partition("/")
+        row = table.setdefault(kind, {})
+        row[category] = row.get(category, 0) + n
+    order = {k: i for i, k in enumerate(KINDS + ("none",))}
+    kinds = {k: dict(sorted(table[k].items())) for k in sorted(table, key=lambda k: (
+        order.get(k, len(order)), k))}
+    pictures = kinds.get(PICTURE, {}).get("unknown", 0)
+    videos = kinds.get(VIDEO, {}).get("unknown", 0)
+    headline = (f"{pictures} picture{'s' * (pictures != 1)} and {videos} "
+                f"video{'s' * (videos != 1)} matched no hash set")
+    if near_duplicates:
+        headline += (f"; {near_duplicates} file{'s' * (near_duplicates != 1)} "
+                     f"{'are' if near_duplicates != 1 else 'is a'} PDQ near-duplicate"
+                     f"{'s' * (near_duplicates != 1)} of hash-set pictures: review "
+                     f"{'them' if near_duplicates != 1 else 'it'}")
+    return {"kinds": kinds, "unmatched_pictures": pictures, "unmatched_videos": videos,
+            "near_duplicates": near_duplicates, "headline": headline}
