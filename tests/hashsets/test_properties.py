@@ -163,3 +163,134 @@ def _load_or_hash_set_error(data: bytes, format_id: str | None, lenient: bool) -
             return
         assert hs.sha256 == hashlib.sha256(data).hexdigest()
         assert not lenient or hs.skipped >= 0
+
+
+# -- compiled index round trip, fast paths against the reference paths ------------------------
+
+from triage.hashsets import import_hashsets, store  # noqa: E402
+from triage.hashsets import tdb as tdb_module  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    entries=st.lists(_entry(ALGORITHMS, st.one_of(st.none(), st.sampled_from(["A", "B", "C", "1", "x"]))), min_size=1, max_size=60),
+    budget=st.sampled_from([None, 64, 400]),
+)
+def test_compiled_round_trip(entries: list, budget: int | None) -> None:
+    """Any set -> CSV -> .tdb (in memory, or spilled through many tiny runs) -> lookups."""
+    lines = ["md5,sha1,sha256,category"]
+    for alg, digest, category in entries:
+        lines.append(",".join([digest.hex() if alg == a else "" for a in ALGORITHMS] + [category or ""]))
+    table, dropped, conflicts = _expected(entries)
+    original = store.memory_budget
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gen.csv"
+        path.write_text("\n".join(lines) + "\n")
+        if budget:
+            store.memory_budget = lambda: budget
+        try:
+            import_hashsets([path], Path(tmp) / "gen.tdb")
+        finally:
+            store.memory_budget = original
+        hs = load_hashset(Path(tmp) / "gen.tdb")
+        assert hs.table == {alg: t for alg, t in table.items() if t}
+        assert (hs.dropped_empty, hs.conflicts) == (dropped, conflicts)
+        for alg, digest, category in entries:
+            found = hs.lookup(alg, digest)
+            if digest in EMPTY or not any(digest):
+                assert found == []
+            else:
+                assert category in found or (category is None and found)
+        assert tdb_module.verify(Path(tmp) / "gen.tdb")
+
+
+_LINES = st.one_of(
+    st.sampled_from(["", "#c", "  ", "\\", "MD5 (a) = ", "SHA1 (b) = ", "nothex  n", "*", " \t"]),
+    st.builds(lambda alg, n, sep, case: getattr(hashlib, alg)(f"file-{n}".encode()).hexdigest().__getattribute__(case)() + sep,
+              st.sampled_from(["md5", "sha1", "sha256", "sha512"]), st.integers(0, 30),
+              st.sampled_from(["", "  name", " *bin", "\tx", "x", " ", "\\"]), st.sampled_from(["lower", "upper"])),
+    st.builds(lambda n: "\\" + hashlib.md5(f"file-{n}".encode()).hexdigest() + "  a\\\\b", st.integers(0, 5)),
+    st.builds(lambda n, w: "  " * w + hashlib.sha1(f"file-{n}".encode()).hexdigest(), st.integers(0, 5), st.integers(0, 2)),
+    st.builds(lambda n: hashlib.md5(f"file-{n}".encode()).hexdigest()[: 31 - n % 3], st.integers(0, 5)),
+    st.just(hashlib.md5(b"").hexdigest()), st.just("0" * 40),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(_LINES, max_size=40), crlf=st.booleans(), lenient=st.booleans())
+def test_md5sum_fast_path_equals_reference(lines: list[str], crlf: bool, lenient: bool) -> None:
+    """The vectorised md5sum reader accepts, rejects and numbers lines exactly like the
+    line-by-line reader (which UTF-16 input always uses)."""
+    text = ("\r\n" if crlf else "\n").join(lines) + "\n"
+    outcomes = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for encoding in ("utf-8", "utf-16"):
+            path = Path(tmp) / f"{encoding}.md5"
+            path.write_bytes(text.encode(encoding))
+            try:
+                hs = load_hashset(path, format="md5sum", lenient=lenient)
+                outcomes.append((hs.table, hs.skipped, hs.dropped_empty, hs.sources[0]["records"]))
+            except HashSetError as exc:
+                outcomes.append(str(exc).split(":", 1)[1])  # without the (different) file name
+    assert outcomes[0] == outcomes[1]
+
+
+_MEDIA_ITEMS = st.one_of(
+    st.fixed_dictionaries(
+        {"MD5": st.integers(0, 20).map(lambda n: hashlib.md5(f"file-{n}".encode()).hexdigest())},
+        optional={
+            "SHA1": st.one_of(st.integers(0, 20).map(lambda n: hashlib.sha1(f"file-{n}".encode()).hexdigest().upper()),
+                              st.just(""), st.just("xyz"), st.none()),
+            "Category": st.one_of(st.integers(-1, 300), st.sampled_from(["2", " 3", "x", "", "1.0"]), st.none(), st.booleans()),
+            "MediaSize": st.one_of(st.integers(-2, 2**64), st.sampled_from(["12", "0", "abc", ""]), st.none()),
+            "MediaFiles": st.lists(st.fixed_dictionaries({"MD5": st.just("nothex"), "FileName": st.just('a"},{b')}), max_size=2),
+            "Media": st.lists(st.fixed_dictionaries({"MD5": st.integers(30, 33).map(lambda n: hashlib.md5(f"file-{n}".encode()).hexdigest())}), max_size=2),
+        },
+    ),
+    st.sampled_from(["text", 5, None, [1, 2], {"Other": 1}]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(media=st.lists(_MEDIA_ITEMS, max_size=25), lenient=st.booleans(), chunk=st.sampled_from([3, 40, 1 << 20]))
+def test_vics_fast_path_equals_ijson_path(media: list, lenient: bool, chunk: int) -> None:
+    """``#Media`` read in decoded chunks gives what the ijson walker gives, errors included."""
+    from triage.hashsets import _vicsfast
+
+    outcomes = []
+    saved = _vicsfast.CHUNK
+    _vicsfast.CHUNK = chunk
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, document in (("fast", {"@odata.context": VICS_2_MEDIA, "value": media}),
+                                   ("walker", {"value": media, "@odata.context": VICS_2_MEDIA})):
+                path = Path(tmp) / "set.json"
+                path.write_text(json.dumps(document))
+                try:
+                    hs = load_hashset(path, format="vics", lenient=lenient)
+                    outcomes.append((hs.table, hs.skipped, hs.dropped_empty, hs.sources[0]["records"], hs.conflicts))
+                except HashSetError as exc:
+                    outcomes.append(str(exc))
+    finally:
+        _vicsfast.CHUNK = saved
+    assert outcomes[0] == outcomes[1]
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=600), keep=st.integers(0, 400))
+def test_garbage_index_only_raises_hash_set_error(data: bytes, keep: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        good = Path(tmp) / "good.tdb"
+        source = Path(tmp) / "s.md5"
+        source.write_text(hashlib.md5(b"x").hexdigest() + "  x\n")
+        import_hashsets([source], good)
+        real = good.read_bytes()
+        for candidate in (tdb_module.MAGIC + data, real[:keep] + data, real[: tdb_module.PREAMBLE.size] + data):
+            path = Path(tmp) / "x.tdb"
+            path.write_bytes(candidate)
+            try:
+                hs = load_hashset(path)
+                for alg in hs.algorithms:
+                    hs.lookup(alg, bytes(hs.tables[alg].width))
+            except HashSetError:
+                pass
