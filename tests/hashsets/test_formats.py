@@ -161,3 +161,22 @@ def test_fast_path_without_msgspec(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(_vicsfast, "_DECODER", None)
     path = write_text(tmp_path / "set.json", vics(VICS_2_MEDIA, _media(40)))
     assert load_hashset(path).table == _reference(path).table
+
+
+_ONE = '{"MD5":"%s"}' % md5(1)
+
+
+@pytest.mark.parametrize("chunk", [3, 8 * 1024 * 1024])
+@pytest.mark.parametrize(
+    ("body", "valid"),
+    [(_ONE, True), (f"{_ONE},{_ONE}", True), (f"{_ONE} ,\n {_ONE}", True), ("", True), (" ", True),
+     (f"{_ONE},", False), (f",{_ONE}", False), (_ONE + _ONE, False), (f"{_ONE},,{_ONE}", False)],
+)
+def test_fast_path_separators_are_strict_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, body: str, valid: bool) -> None:
+    monkeypatch.setattr(_vicsfast, "CHUNK", chunk)
+    path = write_text(tmp_path / "s.json", '{"@odata.context":"%s","value":[%s]}' % (VICS_2_MEDIA, body))
+    if valid:
+        load_hashset(path)
+    else:
+        with pytest.raises(HashSetError, match=r"s\.json"):
+            load_hashset(path)

@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover - exercised by the fallback test
 CHUNK = 8 * 1024 * 1024
 MAX_ITEM = 64 * 1024 * 1024
 _FIRST_KEY = re.compile(rb'\s*\{\s*"((?:[^"\\]|\\.){1,64})"\s*:')
-_LEAD = re.compile(rb"[\s,]*")
+_BLANK = re.compile(rb"[ \t\r\n]*")
 _VALUE_KEY = re.compile(rb'"value"\s*:\s*$')
 _TAIL = re.compile(rb"\s*\}\s*")
 
@@ -77,6 +77,8 @@ class MediaReader:
         self.start = start
         self.add = add  # (items, index of the first) -> None
         self.index = 0
+        self.after_item = False  # the next item must be preceded by a comma
+        self.expect_item = False  # a comma was read: an item must follow (no trailing comma)
         self.boundary: re.Pattern[bytes] | None = None
 
     def run(self) -> None:
@@ -84,17 +86,26 @@ class MediaReader:
             stream.seek(self.start + 1)
             buf = b""
             while data := stream.read(CHUNK):
-                buf += data
+                buf = self._separator(buf + data)
                 cut = self._cut(buf)
                 used = self._consume(buf[:cut]) if cut else 0
                 if used:
-                    buf = buf[used:]
-                    buf = buf[_LEAD.match(buf).end() :]
+                    buf = self._separator(buf[used:])
                 elif len(buf) > MAX_ITEM:
                     raise HashSetError(
                         f"hash set {self.path}: a media object near value[{self.index}] is larger than {MAX_ITEM} bytes"
                     )
             self._last(buf)
+
+    def _separator(self, buf: bytes) -> bytes:
+        """Drop what separates items: blanks, and after an item exactly one comma."""
+        buf = buf[_BLANK.match(buf).end() :]
+        if self.after_item and buf[:1] == b",":
+            self.after_item, self.expect_item = False, True
+            buf = buf[_BLANK.match(buf, 1).end() :]
+        elif self.after_item and buf[:1] not in (b"", b"]"):
+            self._invalid(buf[:64])
+        return buf
 
     def _cut(self, buf: bytes) -> int | None:
         """End of the last complete item in ``buf`` (which starts at an item), or None."""
@@ -137,6 +148,8 @@ class MediaReader:
             return self._consume(piece[:exact])
         self.add(items, self.index)
         self.index += len(items)
+        self.after_item = bool(items)
+        self.expect_item = self.expect_item and not items
         return len(piece)
 
     def _last(self, buf: bytes) -> None:
@@ -146,8 +159,11 @@ class MediaReader:
         if not len(close):
             self._invalid(buf, truncated=True)
         end = int(where[close[0]])
-        if buf[:end].strip() and self._consume(buf[:end]) != end:
-            self._invalid(buf[:end])
+        if buf[:end].strip(b" \t\r\n"):
+            if self.after_item or self._consume(buf[:end]) != end:
+                self._invalid(buf[:end])
+        elif self.expect_item:
+            self._invalid(b",")  # a trailing comma: [..., ]
         tail = buf[end + 1 :]
         if _TAIL.fullmatch(tail):
             return
