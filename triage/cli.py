@@ -33,6 +33,7 @@ from rich.table import Table
 
 import triage
 from triage.categories import KNOWN_GOOD, is_known_bad, severity_key
+from triage.cli_hashset import hashset_app
 from triage.cli_info import info
 from triage.cli_report import report, schema
 from triage.errors import ExitCode, TriageError, UsageError
@@ -162,6 +163,7 @@ def scan(
     return int(outcome.exit_code)
 
 
+app.add_typer(hashset_app, name="hashset")
 app.command("info")(info)
 app.command("report")(report)
 app.command("schema")(schema)
