@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from triage.errors import HashSetError
 from triage.hashsets._hexfast import decode_rows, is_zero
@@ -149,7 +150,7 @@ class HashSetBuilder:
     def add_columns(
         self,
         hashes: dict[str, Sequence[Any]],
-        categories: Sequence[str | None] | None,
+        categories: Sequence[str | None] | np.ndarray | None,
         sizes: Sequence[int | None] | None,
         slow: Callable[[int], None],
         *,
@@ -158,7 +159,8 @@ class HashSetBuilder:
         """Add rows given column-wise; the same rules as ``add``, vectorised.
 
         Row ``i`` has ``hashes[alg][i]`` (hex string, or None/"" for absent), ``categories[i]``
-        and ``sizes[i]`` (int, None, or negative for "invalid"). Every row that is not plainly valid
+        and ``sizes[i]`` (int, None, or negative for "invalid"); ``categories`` may also be an
+        array of non-negative integer codes (stored as their decimal text). Every row that is not plainly valid
         (bad hex, odd type, padding, no hash among ``required``) is handed to ``slow(i)``, the
         parser's per-record path, which produces the exact error or accepts it.
         """
@@ -172,11 +174,16 @@ class HashSetBuilder:
             hex_length = ALGORITHM_HEX_LENGTHS[algorithm]
             lengths, text = _column_text(column, rows)
             has = lengths == hex_length
+            data = np.frombuffer(text, dtype=np.uint8)
+            if has.all():  # the usual column: the joined text already is an (n, L) matrix
+                decoded, valid = decode_rows(data[: rows * hex_length].reshape(rows, hex_length))
+                ok &= valid
+                present[algorithm], keys[algorithm] = has, decoded
+                continue
             ok &= has | (lengths == 0)
             index = np.flatnonzero(has)
             starts = np.cumsum(lengths.clip(0)) - lengths.clip(0)
-            data = np.frombuffer(text, dtype=np.uint8)
-            decoded, valid = decode_rows(data[starts[index, None] + np.arange(hex_length)])
+            decoded, valid = decode_rows(sliding_window_view(data, hex_length)[starts[index]])
             ok[index[~valid]] = False
             present[algorithm], keys[algorithm] = has, np.zeros(rows, dtype=decoded.dtype)
             keys[algorithm][index] = decoded
@@ -204,6 +211,11 @@ class HashSetBuilder:
             ok = ok & ~zero
         if categories is None:
             ids: np.ndarray | int = 0
+        elif isinstance(categories, np.ndarray):  # integer codes (VICS): map each distinct one
+            codes = np.unique(categories)
+            lookup = np.zeros(int(codes.max()) + 1, dtype=np.uint16)
+            lookup[codes] = self.store.category_ids([str(c) for c in codes.tolist()])
+            ids = lookup[categories]
         else:
             ids = self.store.category_ids(categories)
         kept = np.zeros(len(ok), dtype=bool)
@@ -231,22 +243,16 @@ class HashSetBuilder:
 
 def _column_text(column: Sequence[Any], rows: int) -> tuple[np.ndarray, bytes]:
     """Per-row lengths (0 absent, -1 not a string) and the strings concatenated as ASCII."""
-    types = set(map(type, column))
-    if types == {str}:
+    try:
+        text = "".join(column)  # every value a string: the common case, no per-item test
         lengths = np.fromiter(map(len, column), dtype=np.int64, count=rows)
-        text = "".join(column)
-    else:
-        if types <= {str, type(None)}:
-            column = [v or "" for v in column]
-            lengths = np.fromiter(map(len, column), dtype=np.int64, count=rows)
-        else:
-            lengths = np.fromiter(
-                (len(v) if v.__class__ is str else (0 if v is None else -1) for v in column),
-                dtype=np.int64,
-                count=rows,
-            )
-            column = [v if v.__class__ is str else "" for v in column]
-        text = "".join(column)
+    except TypeError:
+        lengths = np.fromiter(
+            (len(v) if v.__class__ is str else (0 if v is None else -1) for v in column),
+            dtype=np.int64,
+            count=rows,
+        )
+        text = "".join(v if v.__class__ is str else "" for v in column)
     # one byte per character: non-ASCII becomes '?', which then fails hex validation
     return lengths, text.encode("ascii", "replace") + b"\0" * 64
 
@@ -255,7 +261,7 @@ def _sizes(sizes: Sequence[int | None] | None, rows: int) -> tuple[np.ndarray, n
     """(sizes as int64, declared mask); values that do not fit become -1 (slow path)."""
     if sizes is None:
         return np.full(rows, -1, dtype=np.int64), np.zeros(rows, dtype=bool)
-    missing = sizes.count(None) if isinstance(sizes, list) else sum(s is None for s in sizes)
+    missing = sizes.count(None) if isinstance(sizes, (list, tuple)) else sum(s is None for s in sizes)
     if not missing and set(map(type, sizes)) == {int}:
         try:
             return np.array(sizes, dtype=np.int64), np.ones(rows, dtype=bool)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from operator import attrgetter
 from decimal import Decimal
 from typing import Any
 
@@ -60,22 +61,26 @@ else:  # pragma: no cover
 def value_start(path: str, head_limit: int = 16 * 1024 * 1024) -> int | None:
     """Byte offset of the ``[`` opening the top-level ``value`` array, if it is near the start."""
     scanner = Scanner(path)
+    seen = b""
     with open(path, "rb") as stream:
-        data = stream.read(head_limit)
-    where, values, depth = scanner.scan(data)
-    for position, byte, level in zip(where.tolist(), values.tolist(), depth.tolist()):
-        if byte == 91 and level == 2 and _VALUE_KEY.search(data, max(0, position - 256), position):
-            return position
+        while len(seen) < head_limit and (data := stream.read(64 * 1024 if not seen else 1024 * 1024)):
+            base = len(seen)
+            seen += data
+            where, values, depth = scanner.scan(data)
+            for position, byte, level in zip(where.tolist(), values.tolist(), depth.tolist()):
+                at = base + position
+                if byte == 91 and level == 2 and _VALUE_KEY.search(seen, max(0, at - 256), at):
+                    return at
     return None
 
 
 class MediaReader:
     """Reads ``value[]`` from ``start`` and hands decoded items to ``add`` in file order."""
 
-    def __init__(self, path: str, start: int, add: Callable[[list[Any], int], None]) -> None:
+    def __init__(self, path: str, start: int, add: Callable[[list[Any], int, bytes], None]) -> None:
         self.path = path
         self.start = start
-        self.add = add  # (items, index of the first) -> None
+        self.add = add  # (items, index of the first, their JSON text) -> None
         self.index = 0
         self.after_item = False  # the next item must be preceded by a comma
         self.expect_item = False  # a comma was read: an item must follow (no trailing comma)
@@ -146,7 +151,7 @@ class MediaReader:
             if exact == len(piece):
                 self._invalid(piece)
             return self._consume(piece[:exact])
-        self.add(items, self.index)
+        self.add(items, self.index, piece)
         self.index += len(items)
         self.after_item = bool(items)
         self.expect_item = self.expect_item and not items
@@ -154,6 +159,9 @@ class MediaReader:
 
     def _last(self, buf: bytes) -> None:
         """The final chunk: items up to the ``]`` closing ``value``, then the object's end."""
+        cut = self._cut(buf)  # most of the chunk as usual; the exact scan only sees the rest
+        if cut and (used := self._consume(buf[:cut])):
+            buf = self._separator(buf[used:])
         where, values, depth = Scanner(self.path, max_string=MAX_ITEM).scan(buf)
         close = np.flatnonzero((values == 93) & (depth == -1))
         if not len(close):
@@ -198,9 +206,6 @@ def _decode(piece: bytes) -> list[Any]:
 
 def runs(items: list[Any], use_category: bool, category_text: dict[int, str]) -> Iterator[tuple[int, int, bool]]:
     """Split ``items`` into runs (start, stop, plain); plain runs can be added column-wise."""
-    if _all_plain(items, use_category, category_text):
-        yield 0, len(items), True
-        return
     start = 0
     flags = [_plain(m, use_category, category_text) for m in items]
     for i in range(1, len(items) + 1):
@@ -210,20 +215,27 @@ def runs(items: list[Any], use_category: bool, category_text: dict[int, str]) ->
 
 
 _INT_OR_NONE = {int, type(None)}
+_FIELDS = tuple(attrgetter(f) for f in ("MD5", "SHA1", "SHA256", "Category", "MediaSize", "Media"))
 
 
-def _all_plain(items: list[Any], use_category: bool, category_text: dict[int, str]) -> bool:
-    """The common case checked with C-level passes instead of a Python test per item."""
-    if _DECODER is None or not items or not isinstance(items[0], _Media):
-        return False
-    if [m.Media for m in items].count(None) != len(items):
-        return False
-    if use_category:
-        cats = [m.Category for m in items]
-        if not set(map(type, cats)) <= _INT_OR_NONE or not set(cats) - {None} <= category_text.keys():
-            return False
-    sizes = [m.MediaSize for m in items]
-    return set(map(type, sizes)) <= _INT_OR_NONE
+def plain_columns(items: list[Any], use_category: bool, category_text: dict[int, str],
+                  piece: bytes = b'"Media""SHA256"') -> list[Any] | None:
+    """The six fields as lists when every item is a plain media Struct (the common case,
+    checked with C-level passes), else None. Fields whose key never occurs in the chunk's
+    bytes (``piece``) are not read: a substring search is cheaper than a pass over items."""
+    if _DECODER is None or not items or set(map(type, items)) != {_Media}:
+        return None
+    nones = [None] * len(items)
+    columns = [list(map(get, items)) if (name is None or name in piece) else nones
+               for get, name in zip(_FIELDS, (None, None, b'"SHA256"', None, None, b'"Media"'))]
+    _, _, _, cats, sizes, media = columns
+    if media is not nones and media.count(None) != len(media):
+        return None
+    if use_category and (not set(map(type, cats)) <= _INT_OR_NONE or not set(cats) - {None} <= category_text.keys()):
+        return None
+    if not set(map(type, sizes)) <= _INT_OR_NONE:
+        return None
+    return columns
 
 
 def _plain(m: Any, use_category: bool, category_text: dict[int, str]) -> bool:
@@ -246,16 +258,19 @@ def as_dict(m: Any) -> Any:
 
 
 def add_plain(builder: HashSetBuilder, items: list[Any], first: int, use_category: bool,
-              category_text: dict[int, str], slow: Callable[[str, Any], None]) -> None:
+              category_text: dict[int, str], slow: Callable[[str, Any], None],
+              columns: list[list[Any]] | None = None) -> None:
     """Column-wise add of plain Struct items (``first`` = index of items[0] in value[])."""
-    hashes = {"md5": [m.MD5 for m in items], "sha1": [m.SHA1 for m in items]}
-    sha256 = [m.SHA256 for m in items]
+    md5, sha1, sha256, cats, sizes, _ = columns or [list(map(get, items)) for get in _FIELDS]
+    hashes = {"md5": md5, "sha1": sha1}
     if sha256.count(None) != len(sha256):
         hashes["sha256"] = sha256
-    categories = None
+    categories: Any = None
     if use_category:
-        categories = list(map(category_text.get, [m.Category for m in items]))
-    sizes = [m.MediaSize for m in items]
+        if cats.count(None) == 0:  # small ints: one numpy conversion and a lookup array
+            categories = np.array(cats, dtype=np.int64)
+        else:
+            categories = list(map(category_text.get, cats))
     if not set(map(type, sizes)) <= _INT_OR_NONE:  # NIST writes sizes as strings
         sizes = [int(v) if v.__class__ is str else v for v in sizes]
     builder.add_columns(hashes, categories, sizes,

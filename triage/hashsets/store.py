@@ -193,8 +193,12 @@ class EntryStore:
 
     def category_ids(self, codes: list[str | None]) -> np.ndarray:
         """Ids for a column of category codes (new codes are registered)."""
-        for code in set(codes) - self._category_ids.keys():
-            self.category_id(code)
+        distinct = dict.fromkeys(codes)  # first-appearance order: ids do not depend on hashing
+        for code in distinct:
+            if code not in self._category_ids:
+                self.category_id(code)
+        if len(distinct) == 1:
+            return np.full(len(codes), self._category_ids[codes[0]], dtype=np.uint16)
         return np.fromiter(map(self._category_ids.__getitem__, codes), dtype=np.uint16, count=len(codes))
 
     def add(self, algorithm: str, keys: np.ndarray, cats: np.ndarray | int) -> None:

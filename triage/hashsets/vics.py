@@ -23,7 +23,7 @@ from triage.errors import HashSetError
 from triage.hashsets._base import head_text
 from triage.hashsets._builder import HashSetBuilder, parse_size, shorten
 from triage.hashsets._jsonguard import JsonGuard
-from triage.hashsets._vicsfast import MediaReader, add_plain, as_dict, runs, value_start
+from triage.hashsets._vicsfast import MediaReader, add_plain, as_dict, plain_columns, runs, value_start
 
 _CONTEXT = re.compile(r'"(?:odata\.metadata|@odata\.context)"\s*:\s*"[^"]*#(?:Media|Cases)\b', re.I)
 _VALUE_OF_OBJECTS = re.compile(r'"value"\s*:\s*\[\s*\{')
@@ -244,7 +244,11 @@ def _read_fast(builder: HashSetBuilder, start: int, cursor: _Cursor, use_categor
     def slow(where: str, media: Any) -> None:
         _add_media(builder, where, media, use_category)
 
-    def add(items: list[Any], first: int) -> None:
+    def add(items: list[Any], first: int, piece: bytes) -> None:
+        columns = plain_columns(items, use_category, _CATEGORY_TEXT, piece)
+        if columns is not None:
+            add_plain(builder, items, first, use_category, _CATEGORY_TEXT, slow, columns)
+            return
         for begin, end, plain in runs(items, use_category, _CATEGORY_TEXT):
             if plain:
                 add_plain(builder, items[begin:end], first + begin, use_category, _CATEGORY_TEXT, slow)
