@@ -79,14 +79,25 @@ class HashSet:
         if table is None or not len(digests):
             return [[] for _ in digests]
         width = table.width
-        wrong = [i for i, d in enumerate(digests) if len(d) != width]
-        queries = np.array([d if len(d) == width else bytes(width) for d in digests], dtype=f"S{width}")
+        if set(map(len, digests)) == {width}:
+            queries = np.frombuffer(b"".join(digests), dtype=f"S{width}")
+            wrong: list[int] = []
+        else:
+            wrong = [i for i, d in enumerate(digests) if len(d) != width]
+            queries = np.array([d if len(d) == width else bytes(width) for d in digests], dtype=f"S{width}")
         start, count = table.find_many(queries)
         if wrong:
             count[wrong] = 0
         out: list[list[str | None]] = [[] for _ in digests]
         names = self.categories
-        for i in np.flatnonzero(count).tolist():
+        single = np.flatnonzero(count == 1)
+        if table.cats is None:
+            ids = np.full(len(single), table.constant)
+        else:
+            ids = table.cats[start[single]]
+        for i, category_id in zip(single.tolist(), ids.tolist()):
+            out[i] = [names[category_id]]
+        for i in np.flatnonzero(count > 1).tolist():  # conflicts: several rows
             first = int(start[i])
             out[i] = [names[table.category_id(r)] for r in range(first, first + int(count[i]))]
         return out

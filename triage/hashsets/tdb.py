@@ -143,7 +143,10 @@ def _write_table(
             out.write(memoryview(block.keys.view(np.uint8)))
             if cat_dtype is not None:
                 block.cats.astype(cat_dtype).tofile(cat_file)
-            counts += np.bincount(top_bits(block.keys, bits), minlength=1 << bits)
+            if len(block.keys):  # blocks come in order: count only this block's bucket range
+                ids = top_bits(block.keys, bits)
+                first = int(ids[0])
+                counts[first : int(ids[-1]) + 1] += np.bincount(ids - first)
             per_category += np.bincount(block.cats, minlength=len(categories))
             for row in block.conflict_rows[: max(0, MAX_EXAMPLES - len(examples))].tolist():
                 examples.append(_example(algorithm, block, row, categories))
