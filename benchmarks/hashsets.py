@@ -65,15 +65,16 @@ def _chunk(rng: np.random.Generator, start: int, n: int) -> dict[str, np.ndarray
     }
 
 
-def generate(folder: Path, records: int) -> dict[str, Path]:
-    """Write set.md5, set.sha1 and set.json (reused when already there for this size)."""
+def generate(folder: Path, records: int, vics: bool = True) -> dict[str, Path]:
+    """Write set.md5, set.sha1 and (``vics``) set.json; reused when already there."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"md5": folder / "set.md5", "sha1": folder / "set.sha1", "vics": folder / "set.json"}
     stamp = folder / "generated.json"
-    if stamp.exists() and json.loads(stamp.read_text()) == {"records": records, "seed": SEED}:
+    wanted = {"records": records, "seed": SEED, "vics": vics}
+    if stamp.exists() and json.loads(stamp.read_text()) in (wanted, {**wanted, "vics": True}):
         return paths
     rng = np.random.default_rng(SEED)
-    with open(paths["md5"], "wb") as f5, open(paths["sha1"], "wb") as f1, open(paths["vics"], "wb") as fj:
+    with open(paths["md5"], "wb") as f5, open(paths["sha1"], "wb") as f1, open(paths["vics"] if vics else os.devnull, "wb") as fj:
         fj.write(b'{"@odata.context":"http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/US/$metadata#Media","value":[\n')
         for start in range(0, records, CHUNK):
             n = min(CHUNK, records - start)
@@ -93,9 +94,10 @@ def generate(folder: Path, records: int) -> dict[str, Path]:
                 _const(b'","MediaSize":', n), _digits(c["size"], 12, ord(" ")),
                 _const(b"}", n), sep,
             ])
-            fj.write(rows.tobytes())
+            if vics:
+                fj.write(rows.tobytes())
         fj.write(b"]}\n")
-    stamp.write_text(json.dumps({"records": records, "seed": SEED}))
+    stamp.write_text(json.dumps(wanted))
     return paths
 
 
@@ -158,7 +160,7 @@ def _child(code: str, *args: str) -> tuple[float, int, str, float]:
 
 
 def measure(folder: Path, records: int, vics: bool) -> list[tuple[str, str, str]]:
-    paths = generate(folder, records)
+    paths = generate(folder, records, vics)
     rows: list[tuple[str, str, str]] = []
     label = f"{records / 1e6:g}M"
     text_index = folder / "md5sum.tdb"
@@ -194,7 +196,7 @@ def main() -> None:
     parser.add_argument("--no-vics", action="store_true", help="skip the VICS JSON import")
     args = parser.parse_args()
     t = time.monotonic()
-    generate(args.dir / str(args.records), args.records)
+    generate(args.dir / str(args.records), args.records, not args.no_vics)
     print(f"generated {args.records:,} records in {time.monotonic() - t:.0f} s under {args.dir}", file=sys.stderr)
     rows = measure(args.dir / str(args.records), args.records, vics=not args.no_vics)
     if args.huge:
