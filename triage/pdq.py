@@ -28,9 +28,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from triage.census import PICTURE, signature
 from triage.records import FileRecord

@@ -10,12 +10,12 @@ Formats (told apart by their first bytes):
   (``HashValue`` is the hash, the media's ``Category`` its category); streamed with ijson.
 
 Near-duplicate search is multi-index hashing. The 256 bits are cut into ``CHUNKS`` = 11 pieces
-(three of 24 bits, eight of 23). If two hashes differ in at most ``t`` bits, at least one piece
-differs in at most ``r = t // 11`` bits (pigeonhole: were every piece ``r + 1`` bits apart, the
-hashes would be ``11 (r + 1) > t`` apart). So the index keeps, per piece, the set rows sorted by
-that piece's value with a direct-address table of bucket starts, and a query probes in each piece
-its own value and every value within ``r`` bits (for t = 31, r = 2: 301 or 277 probes a piece,
-3,119 in all), then verifies the full 256-bit distance of the few candidates. Every hash within
+(three of 24 bits, eight of 23). If two hashes differ in at most ``t`` = 31 bits, at least one
+piece differs in at most 2 bits (pigeonhole: were every piece 3 bits apart, the hashes would be
+33 > 31 apart; ``piece_radii`` refines this to one piece at 1 bit). So the index keeps, per piece,
+the set rows sorted by that piece's value with a direct-address table of bucket starts, and a
+query probes in each piece its own value and every value within that radius (2,866 probes in
+all for t = 31), then verifies the full 256-bit distance of the few candidates. Every hash within
 the threshold is found - the search is exact, not approximate - and with 10M set hashes a query
 touches about 3k buckets and 3k candidates instead of 10M hashes.
 
@@ -421,8 +421,28 @@ def _distinct(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def piece_radii(threshold: int) -> list[int]:
+    """How far to probe around each piece so that no hash within ``threshold`` is missed.
+
+    Generalised pigeonhole: if two hashes are at most ``t`` apart and the radii satisfy
+    ``sum(r_i + 1) > t``, some piece ``i`` differs by at most ``r_i`` (else the distance would be
+    at least ``sum(r_i + 1)``). With ``t + 1 = 11 q + rem``, ``rem`` pieces get ``q`` and the
+    others ``q - 1`` (-1: not probed at all). For t = 31: ten pieces at 2 bits, one at 1.
+    """
+    q, rem = divmod(threshold + 1, CHUNKS)
+    # the extra bit goes to the widest pieces first (fewer candidates a bucket)
+    order = sorted(range(CHUNKS), key=lambda c: -WIDTHS[c])
+    radii = [q - 1] * CHUNKS
+    for c in order[:rem]:
+        radii[c] = q
+    assert sum(r + 1 for r in radii) > threshold
+    return radii
+
+
 def _masks(width: int, radius: int) -> np.ndarray:
-    """Every ``width``-bit XOR mask with at most ``radius`` bits set (0 first)."""
+    """Every ``width``-bit XOR mask with at most ``radius`` bits set (0 first; none if < 0)."""
+    if radius < 0:
+        return np.zeros(0, np.uint32)
     out = [0]
     for k in range(1, radius + 1):
         for bits in itertools.combinations(range(width), k):
@@ -519,19 +539,18 @@ class PdqIndex:
 
     def _probe_plan(self, threshold: int) -> tuple[np.ndarray, ...]:
         """Per probe: which piece, XOR mask, shift to the bucket, base of that piece's table."""
-        radius = threshold // CHUNKS
-        plan = self._probes.get(radius)
+        plan = self._probes.get(threshold)
         if plan is None:
             pieces, masks, shifts, bases = [], [], [], []
-            for c, w in enumerate(WIDTHS):
-                m = _masks(w, radius)
+            for c, radius in enumerate(piece_radii(threshold)):
+                m = _masks(WIDTHS[c], radius)
                 pieces.append(np.full(len(m), c, np.intp))
                 masks.append(m)
-                shifts.append(np.full(len(m), w - self.bucket_bits[c], np.uint32))
+                shifts.append(np.full(len(m), WIDTHS[c] - self.bucket_bits[c], np.uint32))
                 bases.append(np.full(len(m), self._bases[c], np.int64))
             plan = (np.concatenate(pieces), np.concatenate(masks), np.concatenate(shifts),
                     np.concatenate(bases), any(b < w for b, w in zip(self.bucket_bits, WIDTHS)))
-            self._probes[radius] = plan
+            self._probes[threshold] = plan
         return plan
 
     def search(self, pdq: str | bytes, threshold: int = DEFAULT_THRESHOLD
