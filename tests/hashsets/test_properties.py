@@ -262,8 +262,8 @@ def test_vics_fast_path_equals_ijson_path(media: list, lenient: bool, chunk: int
     _vicsfast.CHUNK = chunk
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for name, document in (("fast", {"@odata.context": VICS_2_MEDIA, "value": media}),
-                                   ("walker", {"value": media, "@odata.context": VICS_2_MEDIA})):
+            for document in ({"@odata.context": VICS_2_MEDIA, "value": media},  # fast path
+                             {"value": media, "@odata.context": VICS_2_MEDIA}):  # ijson walker
                 path = Path(tmp) / "set.json"
                 path.write_text(json.dumps(document))
                 try:

@@ -20,7 +20,11 @@ _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 class Parser(Protocol):
-    """One hash-set format. ``detect`` must be cheap and never raise."""
+    """One hash-set format. ``detect`` must be cheap and never raise.
+
+    A parser may also set ``default_kind`` ("known-good" for NSRL-style reference sets); the
+    loader reads it with ``getattr`` and falls back to "known-bad".
+    """
 
     id: str
     description: str

@@ -120,13 +120,11 @@ class MediaReader:
                 return self._exact_cut(buf)
             key = re.escape(first.group(1))
             self.boundary = re.compile(rb'\}\s*,\s*\{\s*"' + key + rb'"\s*:')
-        last = None
-        for window in (1 << 20, len(buf)):
-            for last in self.boundary.finditer(buf, max(0, len(buf) - window)):
-                pass
-            if last is not None:
-                break
-        return None if last is None else last.start() + 1
+        for window in (1 << 20, len(buf)):  # the last boundary, looked for near the end first
+            found = [m.start() for m in self.boundary.finditer(buf, max(0, len(buf) - window))]
+            if found:
+                return found[-1] + 1
+        return None
 
     def _exact_cut(self, buf: bytes) -> int | None:
         where, values, depth = Scanner(self.path, max_string=MAX_ITEM).scan(buf)

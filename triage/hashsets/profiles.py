@@ -61,7 +61,7 @@ class Profile:
         return {"name": self.name, "description": self.description, "labels": self.labels, "source": self.source}
 
     @classmethod
-    def from_json(cls, data: Any) -> "Profile | None":
+    def from_json(cls, data: Any) -> Profile | None:
         if not isinstance(data, dict) or not isinstance(data.get("labels"), dict):
             return None
         labels = {str(k): str(v) for k, v in data["labels"].items()}

@@ -135,7 +135,7 @@ class _Runs:
 class Finished:
     """What the store holds once input ends: sorted blocks per algorithm, sizes, categories."""
 
-    store: "EntryStore"
+    store: EntryStore
 
     @property
     def algorithms(self) -> list[str]:
