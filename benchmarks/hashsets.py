@@ -198,16 +198,21 @@ def main() -> None:
     t = time.monotonic()
     generate(args.dir / str(args.records), args.records, not args.no_vics)
     print(f"generated {args.records:,} records in {time.monotonic() - t:.0f} s under {args.dir}", file=sys.stderr)
-    rows = measure(args.dir / str(args.records), args.records, vics=not args.no_vics)
+    _print(measure(args.dir / str(args.records), args.records, vics=not args.no_vics))
     if args.huge:
         huge = 100_000_000
-        rows += measure(args.dir / str(huge), huge, vics=False)
-    width = max(len(r[0]) for r in rows)
+        t = time.monotonic()
+        generate(args.dir / str(huge), huge, vics=False)
+        print(f"generated {huge:,} records in {time.monotonic() - t:.0f} s", file=sys.stderr)
+        _print(measure(args.dir / str(huge), huge, vics=False))
+
+
+def _print(rows: list[tuple[str, str, str]]) -> None:
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]
-    print(f"{'measure':<{width}}  {'result':>30}  target   (load average {load} on {os.cpu_count()} cores)")
+    print(f"{'measure':<54}  {'result':>30}  target   (load average {load} on {os.cpu_count()} cores)")
     for name, value, target in rows:
-        print(f"{name:<{width}}  {value:>30}  {target}")
+        print(f"{name:<54}  {value:>30}  {target}", flush=True)
 
 
 if __name__ == "__main__":
