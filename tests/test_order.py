@@ -65,3 +65,41 @@ def test_stop_on_first_hit(tmp_path: Path) -> None:
     assert s["stopped_early"] is True and s["complete"] is False
     assert s["totals"]["known_bad_files"] >= 1 and s["first_hit_seconds"] is not None
     assert any(r["category"] in ("A", "B", "C", "1", "2", "4") for r in recs)
+
+
+def _vics_with_sizes(path: Path, files: list[tuple[str, int]]) -> Path:
+    """A VICS set whose entries all declare MediaSize (hashes from the fixture manifest)."""
+    value = [{"MediaID": i, "Category": 1, "MD5": md5.upper(), "MediaSize": size}
+             for i, (md5, size) in enumerate(files, 1)]
+    path.write_text(json.dumps({"@odata.context": "http://github.com/VICSDATAMODEL/ProjectVic/"
+                                "DataModels/2.0.xml/US/$metadata#Media", "value": value}))
+    return path
+
+
+def test_size_filter_skips_only_sizes_no_set_holds(tmp_path: Path) -> None:
+    manifest = json.loads((TESTIMAGES / "manifest.json").read_text())
+    files = next(im for im in manifest["images"] if im["image"] == "ext4.img")["volumes"][0]["files"]
+    target = next(f for f in files if f["path"].endswith("photo-001.jpg"))
+    sized = _vics_with_sizes(tmp_path / "sized.json", [(target["md5"], target["size"])])
+    outcome = run_scan(ScanConfig(evidence=[str(TESTIMAGES / "ext4.img")], out=tmp_path / "o",
+                                  hashsets=[str(sized)], size_filter=True))
+    recs = [json.loads(x) for x in (tmp_path / "o" / "files.jsonl").read_text().splitlines()]
+    hit = next(r for r in recs if r["path"].endswith("photo-001.jpg"))
+    assert hit["category"] == "1" and hit["md5"] == target["md5"]
+    skipped = [r for r in recs if r["error"] == "skipped: size-not-in-set"]
+    assert skipped and all(r["md5"] is None and r["size"] != target["size"] for r in skipped)
+    hashed = [r for r in recs if r["md5"] and r["size"]]
+    assert all(r["size"] == target["size"] for r in hashed)
+    t = outcome.summary["totals"]
+    assert t["skipped_size_filter"] == len(skipped)
+    assert t["skipped_bytes"] == sum(r["size"] for r in skipped)
+    assert outcome.summary["options"]["size_filter"] is True
+    assert outcome.exit_code == ExitCode.HITS
+
+
+def test_size_filter_refused_when_a_set_lacks_sizes(tmp_path: Path) -> None:
+    from triage.errors import UsageError
+
+    with pytest.raises(UsageError, match="size"):
+        run_scan(ScanConfig(evidence=[str(TESTIMAGES / "ext4.img")], out=tmp_path / "o",
+                            hashsets=[str(SETS / "caid.csv")], size_filter=True))

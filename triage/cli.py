@@ -129,6 +129,7 @@ def scan(
     max_orphans: Annotated[int, typer.Option("--max-orphans", help="Stop listing orphan files of a volume after N.")] = 1_000_000,
     order: Annotated[str, typer.Option("--order", help="Hashing order: walk (directory by directory, fastest on SSD), smallest, physical (disk order, for spinning disks), pictures-first. Orders other than walk list everything first.")] = "walk",
     stop_on_first_hit: Annotated[bool, typer.Option("--stop-on-first-hit", help="Stop at the first known-bad match (exit 1; the report says it stopped early).")] = False,
+    size_filter: Annotated[bool, typer.Option("--size-filter", help="Do not hash files whose size no known-bad set declares (every set must declare sizes); they are listed as 'skipped: size-not-in-set'.")] = False,
     verify_image: Annotated[bool, typer.Option("--verify-image", help="Also hash the whole media (MD5/SHA-1) and compare with the acquisition hash stored in an E01.")] = False,
     case: Annotated[str | None, typer.Option("--case", help="Case reference (free text).")] = None,
     examiner: Annotated[str | None, typer.Option("--examiner", help="Examiner name (free text).")] = None,
@@ -149,6 +150,7 @@ def scan(
             lenient=lenient, include_orphans=not no_orphans, max_orphans=max_orphans,
             fs_timeout=fs_timeout, read_timeout=read_timeout, verify_image=verify_image,
             order=order, stop_on_first_hit=stop_on_first_hit, formats=formats,
+            size_filter=size_filter,
             case=case, examiner=examiner,
             exhibit=exhibit, argv=list(sys.argv),
         )
@@ -179,6 +181,9 @@ def print_summary(summary: dict[str, Any], out: Path, console: Console) -> None:
     table.add_row("deleted", str(t["deleted"]))
     table.add_row("errors", str(t["errors"]))
     table.add_row("no content (names only)", str(t["no_content"]))
+    if summary["options"].get("size_filter"):
+        table.add_row("[yellow]not hashed: size in no set (--size-filter)[/]",
+                      f"{t['skipped_size_filter']} ({t['skipped_bytes']:,} bytes)")
     for cat, n in sorted(summary["categories"].items(), key=lambda kv: severity_key(kv[0])):
         style = "bold red" if is_known_bad(cat) else ("green" if cat == KNOWN_GOOD else "")
         table.add_row(f"category {cat}", f"[{style}]{n}[/]" if style else str(n))

@@ -30,6 +30,7 @@ class ScanConfig:
     order: str = "walk"  # walk | smallest | physical | pictures-first
     formats: str | None = None  # derived reports (csv, html, dfxml); None = all
     stop_on_first_hit: bool = False
+    size_filter: bool = False  # skip files whose size no known-bad set declares
     fs_timeout: float = 300.0  # seconds without progress listing a directory
     read_timeout: float = 120.0  # seconds without progress reading one file
     case: str | None = None  # free-text provenance, recorded in every output

@@ -14,6 +14,8 @@ from triage.categories import is_known_bad
 from triage.matching import HashIndex
 from triage.records import FileRecord
 
+SKIPPED_SIZE = "skipped: size-not-in-set"
+
 
 @dataclass
 class Tally:
@@ -26,19 +28,23 @@ class Tally:
     errors_allocated: int = 0  # ... of a file that is not deleted (makes the run incomplete)
     no_content: int = 0  # names without metadata, sparse maps: nothing there to read
     known_bad_files: int = 0
+    skipped: int = 0  # --size-filter: listed, not hashed (no known-bad set holds that size)
+    skipped_bytes: int = 0
     listed_bytes: int = 0  # content bytes found by the walk (progress total)
     categories: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: "Tally") -> None:
         for name in ("files", "bytes_hashed", "deleted", "errors", "errors_allocated",
-                     "no_content", "known_bad_files", "listed_bytes"):
+                     "no_content", "known_bad_files", "skipped", "skipped_bytes",
+                     "listed_bytes"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.categories.update(other.categories)
 
     def totals(self) -> dict[str, int]:
         return {"files": self.files, "bytes_hashed": self.bytes_hashed, "deleted": self.deleted,
                 "errors": self.errors, "no_content": self.no_content,
-                "known_bad_files": self.known_bad_files}
+                "known_bad_files": self.known_bad_files, "skipped_size_filter": self.skipped,
+                "skipped_bytes": self.skipped_bytes}
 
 
 def finish_record(record: FileRecord, index: HashIndex, algorithms: tuple[str, ...],
@@ -52,7 +58,10 @@ def finish_record(record: FileRecord, index: HashIndex, algorithms: tuple[str, .
     tally.files += 1
     if record.deleted:
         tally.deleted += 1
-    if record.error:
+    if record.error == SKIPPED_SIZE:
+        tally.skipped += 1
+        tally.skipped_bytes += record.size or 0
+    elif record.error:
         if record.target is None:
             tally.no_content += 1
         else:

@@ -104,6 +104,7 @@ def resume_config(out: Path, **overrides: Any) -> ScanConfig:
             max_orphans=opts["max_orphans"], fs_timeout=opts["fs_timeout"],
             verify_image=opts["verify_image"], order=opts["order"],
             stop_on_first_hit=opts["stop_on_first_hit"], formats=opts["formats"],
+            size_filter=opts["size_filter"],
             read_timeout=opts["read_timeout"], case=previous["case"]["case"],
             examiner=previous["case"]["examiner"], exhibit=previous["case"]["exhibit"],
         )
@@ -112,6 +113,16 @@ def resume_config(out: Path, **overrides: Any) -> ScanConfig:
     for key, value in overrides.items():
         setattr(config, key, value)
     return config
+
+
+def _check_size_filter(sets) -> None:
+    bad = [s for s in sets if s.kind == KNOWN_BAD]
+    if not bad:
+        raise UsageError("--size-filter needs at least one --hashset (known-bad)")
+    without = [s.name for s in bad if s.sizes is None]
+    if without:
+        raise UsageError(f"--size-filter: hash set {without[0]} does not declare a size for "
+                         "every entry, so no file can be skipped safely")
 
 
 def _render(out: Path, formats: list[str], failing: bool) -> None:
@@ -157,6 +168,8 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
     algorithms = parse_algorithms(config.algorithms)
     sets = load_sets(config)
     index = HashIndex(sets)
+    if config.size_filter:
+        _check_size_filter(sets)
     # never miss a match because a set uses an algorithm that was not asked for
     algorithms = tuple(a for a in ALGORITHMS if a in set(algorithms) | index.algorithms)
     if config.resume:
@@ -181,7 +194,8 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
                     "max_orphans": config.max_orphans, "lenient": config.lenient,
                     "fs_timeout": config.fs_timeout, "read_timeout": config.read_timeout,
                     "verify_image": config.verify_image, "order": config.order,
-                    "stop_on_first_hit": config.stop_on_first_hit, "formats": config.formats},
+                    "stop_on_first_hit": config.stop_on_first_hit, "formats": config.formats,
+                    "size_filter": config.size_filter},
         "hashsets": [_set_summary(s) for s in sets],
     }
     write_json_atomic(out / "summary.json", summary)
@@ -211,7 +225,8 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
 
     writer = Writer(out / "files.jsonl")
     journal = Journal(out, append=config.resume)
-    init = WorkerInit(algorithms, sets, WalkOptions(config.include_orphans, config.max_orphans))
+    init = WorkerInit(algorithms, sets, WalkOptions(config.include_orphans, config.max_orphans),
+                      config.size_filter)
     pool = WorkerPool(config.workers, WorkerState, init, TASKS)
     interrupted = stopped_early = False
     progress.status("scanning")

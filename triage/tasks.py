@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from triage.backends import Backend, VolumeRef, backend
+from triage.categories import KNOWN_BAD
 from triage.evidence import EvidenceSpec, open_image
 from triage.hashing import Digest, empty_hashes
 from triage.hashsets.model import HashSet
 from triage.inspect import INSPECTORS
 from triage.matching import HashIndex
 from triage.records import FileRecord
-from triage.results import Tally, encode_lines, finish_record
+from triage.results import SKIPPED_SIZE, Tally, encode_lines, finish_record
 from triage.walk import DirRef, VolumeContext, WalkOptions, WalkStats
 
 SLICE_ENTRIES = 20_000  # directory entries per task: bounds the memory of one result
@@ -58,6 +59,7 @@ class WorkerInit:
     algorithms: tuple[str, ...]
     sets: list[HashSet]
     options: WalkOptions
+    size_filter: bool = False  # --size-filter: skip files whose size no known-bad set holds
 
 
 class WorkerState:
@@ -65,6 +67,13 @@ class WorkerState:
         self.init = init
         self.index = HashIndex(init.sets)
         self._handles: dict[VolumeRef, Any] = {}
+        self._bad_sets = [x for x in init.sets if x.kind == KNOWN_BAD]
+
+    def size_excluded(self, record: FileRecord) -> bool:
+        """--size-filter: no known-bad set declares this size, so no known-bad set can match
+        (every set's sizes are complete: checked before the scan starts)."""
+        return self.init.size_filter and not any(
+            x.may_contain_size(record.size) for x in self._bad_sets)
 
     def open(self, v: VolumeRef) -> tuple[Backend, Any]:
         """The volume's backend and its handle, opened once per worker."""
@@ -120,12 +129,15 @@ def run_dir_task(state: WorkerState, task: DirTask, beat) -> TaskResult:
         if record.target is not None:
             if record.size:
                 result.tally.listed_bytes += record.size
-                if not task.hash_inline or record.size > BIG_FILE:
+                if state.size_excluded(record):
+                    record.error = SKIPPED_SIZE
+                elif not task.hash_inline or record.size > BIG_FILE:
                     if task.locate and hasattr(b, "location"):
                         record.location = b.location(handle, record.target)
                     result.deferred.append(record)
                     continue
-                _hash_into(state, b, handle, record, result.tally, beat)
+                else:
+                    _hash_into(state, b, handle, record, result.tally, beat)
             else:
                 record.hashes = empty_hashes(algorithms)
         lines.append(finish_record(record, state.index, algorithms, result.tally))
