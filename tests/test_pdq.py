@@ -149,7 +149,8 @@ def test_variants_within_threshold_unrelated_beyond(originals):
 
 def test_large_picture_is_reduced_close_to_full_size():
     img = drawing(77, (2400, 1800), blur=3)
-    for data in (encode(img, "JPEG", quality=90), encode(img, "PNG")):
+    for data in (encode(img, "JPEG", quality=90), encode(img, "PNG"),
+                 encode(img.convert("P"), "GIF"), encode(img.convert("L"), "PNG")):
         full, _ = reference(data)
         got, quality, reason = pdq.compute(data)
         assert reason is None

@@ -121,7 +121,11 @@ def compute(data: bytes | bytearray | memoryview) -> tuple[str | None, int | Non
                 img.seek(0)  # first frame of an animation
                 img.load()
                 factor = min(width, height) // HASH_SIDE
-                small = img.reduce(factor) if factor > 1 else img
+                small = img
+                if factor > 1:
+                    if small.mode not in ("L", "RGB", "RGBA", "RGBX", "CMYK", "LA", "I", "F"):
+                        small = small.convert("RGB")  # palette, 1-bit ...: reduce needs values
+                    small = small.reduce(factor)
                 pixels = np.asarray(small.convert("RGB"))
                 del small
         bits, quality = pdqhash.compute(pixels)
