@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from operator import attrgetter
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 import numpy as np

@@ -23,7 +23,14 @@ from triage.errors import HashSetError
 from triage.hashsets._base import head_text
 from triage.hashsets._builder import HashSetBuilder, parse_size, shorten
 from triage.hashsets._jsonguard import JsonGuard
-from triage.hashsets._vicsfast import MediaReader, add_plain, as_dict, plain_columns, runs, value_start
+from triage.hashsets._vicsfast import (
+    MediaReader,
+    add_plain,
+    as_dict,
+    plain_columns,
+    runs,
+    value_start,
+)
 
 _CONTEXT = re.compile(r'"(?:odata\.metadata|@odata\.context)"\s*:\s*"[^"]*#(?:Media|Cases)\b', re.I)
 _VALUE_OF_OBJECTS = re.compile(r'"value"\s*:\s*\[\s*\{')
