@@ -63,8 +63,8 @@ def test_lookup_many_equals_lookup(tmp_path: Path) -> None:
     import_hashsets([_vics_set(tmp_path)], out)
     hs = load_hashset(out)
     queries = [raw(md5(i)) for i in range(0, 60)] + [b"", raw(sha1(1))]
-    assert hs.lookup_many("md5", queries) == [hs.lookup("md5", q) for q in queries]
-    assert hs.lookup_many("sha256", queries[:3]) == [[], [], []]
+    assert hs.lookup_many("md5", queries) == [tuple(hs.lookup("md5", q)) for q in queries]
+    assert hs.lookup_many("sha256", queries[:3]) == [(), (), ()]
 
 
 def test_several_sources_one_index(tmp_path: Path) -> None:

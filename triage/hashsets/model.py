@@ -73,11 +73,12 @@ class HashSet:
             return []
         return [self.categories[i] for i in table.find(digest)]
 
-    def lookup_many(self, algorithm: str, digests: Sequence[bytes]) -> list[list[str | None]]:
-        """``lookup`` for a batch, vectorised (one numpy pass, >1M digests/s)."""
+    def lookup_many(self, algorithm: str, digests: Sequence[bytes]) -> list[tuple[str | None, ...]]:
+        """``lookup`` for a batch, vectorised (>1M digests/s): a tuple of categories per digest,
+        ``()`` when absent."""
         table = self.tables.get(algorithm)
         if table is None or not len(digests):
-            return [[] for _ in digests]
+            return [()] * len(digests)
         width = table.width
         if set(map(len, digests)) == {width}:
             queries = np.frombuffer(b"".join(digests), dtype=f"S{width}")
@@ -88,18 +89,15 @@ class HashSet:
         start, count = table.find_many(queries)
         if wrong:
             count[wrong] = 0
-        out: list[list[str | None]] = [[] for _ in digests]
-        names = self.categories
-        single = np.flatnonzero(count == 1)
-        if table.cats is None:
-            ids = np.full(len(single), table.constant)
-        else:
-            ids = table.cats[start[single]]
-        for i, category_id in zip(single.tolist(), ids.tolist()):
-            out[i] = [names[category_id]]
+        # one C-level pass: index into [(category,) per id..., ()] (the last entry: absent)
+        answers = [(name,) for name in self.categories] + [()]
+        pick = np.full(len(digests), len(answers) - 1, dtype=np.int64)
+        single = count == 1
+        pick[single] = table.cats[start[single]] if table.cats is not None else table.constant
+        out = list(map(answers.__getitem__, pick.tolist()))
         for i in np.flatnonzero(count > 1).tolist():  # conflicts: several rows
             first = int(start[i])
-            out[i] = [names[table.category_id(r)] for r in range(first, first + int(count[i]))]
+            out[i] = tuple(self.categories[table.category_id(r)] for r in range(first, first + int(count[i])))
         return out
 
     def may_contain_size(self, size: int) -> bool:

@@ -26,7 +26,7 @@ import numpy as np
 from triage.errors import HashSetError
 from triage.hashsets.table import SortedBlock, sort_unique
 
-DEFAULT_BUDGET = 96 * 1024 * 1024  # bytes of buffered rows before a spill (two may exist at once)
+DEFAULT_BUDGET = 64 * 1024 * 1024  # bytes of buffered rows before a spill (two may exist at once)
 MAX_CATEGORIES = 65535
 MAX_SIZES = 16_000_000  # past this many distinct sizes a size filter would filter nothing
 _SLOW_FLUSH = 65536  # rows added one by one are moved into numpy arrays in batches of this
