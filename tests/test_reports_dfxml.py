@@ -57,9 +57,13 @@ def as_record(fo: ET.Element, algorithms: list[str]) -> dict[str, Any]:
              extension_mismatch=None if mismatch is None else mismatch == "1",
              pdq=None if pdq is None else pdq.text,
              pdq_quality=None if pdq is None or pdq.get("quality") is None
-             else int(pdq.get("quality", "0")))
+             else int(pdq.get("quality", "0")),
+             pdq_error=text(fo, T + "pdq_error"),
+             pdq_distance=None if text(fo, T + "pdq_distance") is None
+             else int(text(fo, T + "pdq_distance")))
     r["category"] = text(fo, T + "category")
-    r["matches"] = [dict(m.attrib) for m in fo.findall(T + "match")]
+    r["matches"] = [{k: int(v) if k == "distance" else v for k, v in m.attrib.items()}
+                    for m in fo.findall(T + "match")]
     r["error"] = text(fo, T + "error")
     return r
 

@@ -130,6 +130,9 @@ def scan(
     order: Annotated[str, typer.Option("--order", help="Hashing order: walk (directory by directory, fastest on SSD), smallest, physical (disk order, for spinning disks), pictures-first. Orders other than walk list everything first.")] = "walk",
     stop_on_first_hit: Annotated[bool, typer.Option("--stop-on-first-hit", help="Stop at the first known-bad match (exit 1; the report says it stopped early).")] = False,
     size_filter: Annotated[bool, typer.Option("--size-filter", help="Do not hash files whose size no known-bad set declares (every set must declare sizes); they are listed as 'skipped: size-not-in-set'.")] = False,
+    pdq: Annotated[bool, typer.Option("--pdq", help="PDQ perceptual hash of every picture (decoded in memory, never written).")] = False,
+    pdq_set: Annotated[list[str], typer.Option("--pdq-set", help="PDQ hash set: 64-hex list, CSV with a pdq column, or VICS JSON (repeat; implies --pdq).")] = [],  # noqa: B006
+    pdq_threshold: Annotated[int, typer.Option("--pdq-threshold", help="Near-duplicate: PDQ Hamming distance at most this (0..64).")] = 31,
     verify_image: Annotated[bool, typer.Option("--verify-image", help="Also hash the whole media (MD5/SHA-1) and compare with the acquisition hash stored in an E01.")] = False,
     case: Annotated[str | None, typer.Option("--case", help="Case reference (free text).")] = None,
     examiner: Annotated[str | None, typer.Option("--examiner", help="Examiner name (free text).")] = None,
@@ -150,6 +153,7 @@ def scan(
             lenient=lenient, include_orphans=not no_orphans, max_orphans=max_orphans,
             fs_timeout=fs_timeout, read_timeout=read_timeout, verify_image=verify_image,
             order=order, stop_on_first_hit=stop_on_first_hit, formats=formats,
+            pdq=pdq or bool(pdq_set), pdq_sets=list(pdq_set), pdq_threshold=pdq_threshold,
             size_filter=size_filter,
             case=case, examiner=examiner,
             exhibit=exhibit, argv=list(sys.argv),
@@ -171,6 +175,20 @@ app.command("report")(report)
 app.command("schema")(schema)
 
 
+def print_census(census: dict[str, Any], console: Console) -> None:
+    """Files by kind (rows) and category (columns), then the headline."""
+    kinds = census["kinds"]
+    cats = sorted({c for row in kinds.values() for c in row}, key=severity_key)
+    table = Table(title="files by kind and category", show_header=True)
+    table.add_column("kind")
+    for c in cats:
+        table.add_column(c, justify="right")
+    for kind, row in kinds.items():
+        table.add_row(kind, *(str(row.get(c, 0)) for c in cats))
+    console.print(table)
+    console.print(census["headline"])
+
+
 def print_summary(summary: dict[str, Any], out: Path, console: Console) -> None:
     t = summary["totals"]
     table = Table(title="triage summary", show_header=True)
@@ -189,7 +207,13 @@ def print_summary(summary: dict[str, Any], out: Path, console: Console) -> None:
         table.add_row(f"category {cat}", f"[{style}]{n}[/]" if style else str(n))
     hits = t["known_bad_files"]
     table.add_row("known-bad hits", f"[bold red]{hits}[/]" if hits else "0")
+    near = t.get("near_duplicates", 0)
+    if summary.get("options", {}).get("pdq"):
+        table.add_row("PDQ near-duplicates (review)", f"[bold yellow]{near}[/]" if near else "0")
     console.print(table)
+    census = summary.get("census")
+    if census:
+        print_census(census, console)
     for ev in summary.get("evidence", []):
         if ev.get("error"):
             console.print(f"[red]evidence not scanned:[/] {ev['error']}")

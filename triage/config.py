@@ -30,6 +30,9 @@ class ScanConfig:
     order: str = "walk"  # walk | smallest | physical | pictures-first
     formats: str | None = None  # derived reports (csv, html, dfxml); None = all
     stop_on_first_hit: bool = False
+    pdq: bool = False  # PDQ perceptual hash of every picture (implied by pdq_sets)
+    pdq_threshold: int = 31  # near match: Hamming distance <= this
+    pdq_sets: list[str] = field(default_factory=list)  # PDQ hash sets (list, CSV, VICS)
     size_filter: bool = False  # skip files whose size no known-bad set declares
     fs_timeout: float = 300.0  # seconds without progress listing a directory
     read_timeout: float = 120.0  # seconds without progress reading one file

@@ -22,6 +22,7 @@ HASHERS: dict[str, Callable[[], Any]] = {
 
 
 HEAD = 8192  # bytes kept from the start of each file for content inspection (census)
+KEEP_LIMIT = 256 << 20  # whole content kept for inspectors, at most (larger: not kept)
 
 
 def empty_hashes(algorithms: Iterable[str]) -> dict[str, str]:
@@ -51,7 +52,10 @@ class Digest:
         if len(self.head) < HEAD:
             self.head += data[: HEAD - len(self.head)]
         if self.content is not None:
-            self.content += data
+            if len(self.content) + len(data) > KEEP_LIMIT:
+                self.content = None  # too big to decode: stop keeping it
+            else:
+                self.content += data
         elif not self._decided:
             self._decided = True
             if Digest.keep_all is not None and Digest.keep_all(self.head):

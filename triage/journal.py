@@ -38,12 +38,14 @@ def _dir_in(x: list[Any]) -> DirRef:
 def _tally_out(t: Tally) -> dict[str, Any]:
     out = asdict(t)
     out["categories"] = dict(t.categories)
+    out["census"] = dict(t.census)
     return out
 
 
 def _tally_in(x: dict[str, Any]) -> Tally:
-    t = Tally(**{k: v for k, v in x.items() if k != "categories"})
+    t = Tally(**{k: v for k, v in x.items() if k not in ("categories", "census")})
     t.categories.update(x["categories"])
+    t.census.update(x.get("census", {}))
     return t
 
 

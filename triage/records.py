@@ -17,7 +17,8 @@ DEFAULT_ALGORITHMS = ("md5", "sha1", "sha256")
 FILE_FIELDS: tuple[str, ...] = (
     "evidence", "volume_offset", "fs_type", "path", "inode", "size", "deleted", "orphan",
     "realloc", "mtime", "atime", "ctime", "crtime", "<hashes>", "kind", "signature",
-    "extension_mismatch", "pdq", "pdq_quality", "category", "matches", "error",
+    "extension_mismatch", "pdq", "pdq_quality", "pdq_error", "pdq_distance", "category",
+    "matches", "error",
 )
 
 
@@ -51,6 +52,8 @@ class FileRecord:
     extension_mismatch: bool | None = None  # the name's extension disagrees with the content
     pdq: str | None = None  # perceptual hash of a picture (64 hex), with --pdq
     pdq_quality: int | None = None
+    pdq_error: str | None = None  # why a picture has no PDQ (too small, bomb, truncated ...)
+    pdq_distance: int | None = None  # closest PDQ near match: near-duplicate, needs review
     category: str | None = None
     matches: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None

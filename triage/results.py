@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from triage.categories import is_known_bad
+from triage.census import census_key
+from triage.pdq import near_matches
 from triage.matching import HashIndex
 from triage.records import FileRecord
 
@@ -31,20 +33,24 @@ class Tally:
     skipped: int = 0  # --size-filter: listed, not hashed (no known-bad set holds that size)
     skipped_bytes: int = 0
     listed_bytes: int = 0  # content bytes found by the walk (progress total)
+    near_duplicates: int = 0  # files with a PDQ near match (never a category: needs review)
     categories: Counter[str] = field(default_factory=Counter)
+    census: Counter[str] = field(default_factory=Counter)  # "kind/category" -> files
 
     def add(self, other: "Tally") -> None:
         for name in ("files", "bytes_hashed", "deleted", "errors", "errors_allocated",
                      "no_content", "known_bad_files", "skipped", "skipped_bytes",
                      "listed_bytes"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.near_duplicates += other.near_duplicates
         self.categories.update(other.categories)
+        self.census.update(other.census)
 
     def totals(self) -> dict[str, int]:
         return {"files": self.files, "bytes_hashed": self.bytes_hashed, "deleted": self.deleted,
                 "errors": self.errors, "no_content": self.no_content,
                 "known_bad_files": self.known_bad_files, "skipped_size_filter": self.skipped,
-                "skipped_bytes": self.skipped_bytes}
+                "skipped_bytes": self.skipped_bytes, "near_duplicates": self.near_duplicates}
 
 
 def finish_record(record: FileRecord, index: HashIndex, algorithms: tuple[str, ...],
@@ -52,10 +58,16 @@ def finish_record(record: FileRecord, index: HashIndex, algorithms: tuple[str, .
     """Match, count and encode one record; returns its files.jsonl line (with newline)."""
     if record.hashes:
         record.category, record.matches = index.match(record.hashes, record.size)
+        near = near_matches(record.pdq, record.pdq_quality)  # [] unless --pdq with sets
+        if near:  # listed after the exact matches; the category stays the exact one
+            record.matches = record.matches + near
+            record.pdq_distance = near[0]["distance"]
+            tally.near_duplicates += 1
         tally.categories[record.category] += 1
         if is_known_bad(record.category):
             tally.known_bad_files += 1
     tally.files += 1
+    tally.census[census_key(record.kind, record.category)] += 1
     if record.deleted:
         tally.deleted += 1
     if record.error == SKIPPED_SIZE:

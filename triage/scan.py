@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import socket
 import sys
 import time
@@ -27,7 +28,10 @@ from triage.config import ORDERS, ProgressSink, ScanConfig
 from triage.errors import ExitCode, TriageError, UsageError
 from triage.evidence import display_name
 from triage.journal import Journal, dir_key, replay, truncate
+from triage.census import census_summary
 from triage.matching import HashIndex
+from triage.pdq import DEFAULT_THRESHOLD, PdqOptions
+from triage.pdqsets import PdqIndex, load_pdq_set
 from triage.pool import WorkerPool
 from triage.records import ALGORITHMS, SCHEMA_VERSION, utc_now
 from triage.report import OutputError, prepare_out_dir, write_json_atomic
@@ -104,6 +108,9 @@ def resume_config(out: Path, **overrides: Any) -> ScanConfig:
             max_orphans=opts["max_orphans"], fs_timeout=opts["fs_timeout"],
             verify_image=opts["verify_image"], order=opts["order"],
             stop_on_first_hit=opts["stop_on_first_hit"], formats=opts["formats"],
+            pdq=opts.get("pdq", False),
+            pdq_threshold=opts.get("pdq_threshold", DEFAULT_THRESHOLD),
+            pdq_sets=[h["path"] for h in previous.get("pdq_sets", [])],
             size_filter=opts["size_filter"],
             read_timeout=opts["read_timeout"], case=previous["case"]["case"],
             examiner=previous["case"]["examiner"], exhibit=previous["case"]["exhibit"],
@@ -135,7 +142,8 @@ def _render(out: Path, formats: list[str], failing: bool) -> None:
             raise OutputError(f"reports not written: {e}") from None
 
 
-def _check_resume(out: Path, config: ScanConfig, sets, algorithms: tuple[str, ...]) -> dict:
+def _check_resume(out: Path, config: ScanConfig, sets, algorithms: tuple[str, ...],
+                  pdq_sets=()) -> dict:
     try:
         previous = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -147,6 +155,8 @@ def _check_resume(out: Path, config: ScanConfig, sets, algorithms: tuple[str, ..
         raise UsageError(f"--resume {out}: evidence differs from the interrupted run ({before})")
     if [h["sha256"] for h in previous.get("hashsets", [])] != [s.sha256 for s in sets]:
         raise UsageError(f"--resume {out}: hash sets differ from the interrupted run")
+    if [h["sha256"] for h in previous.get("pdq_sets", [])] != [s.sha256 for s in pdq_sets]:
+        raise UsageError(f"--resume {out}: PDQ sets differ from the interrupted run")
     if previous.get("options", {}).get("algorithms") != list(algorithms):
         raise UsageError(f"--resume {out}: algorithms differ from the interrupted run")
     return previous
@@ -166,7 +176,11 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
     if missing:
         raise UsageError(f"evidence {missing[0]}: no such file or device")
     algorithms = parse_algorithms(config.algorithms)
+    if not 0 <= config.pdq_threshold <= 64:
+        raise UsageError("--pdq-threshold must be 0..64 (PDQ's reference is 31)")
+    pdq_on = config.pdq or bool(config.pdq_sets)
     sets = load_sets(config)
+    pdq_sets = [load_pdq_set(p, lenient=config.lenient) for p in config.pdq_sets]
     index = HashIndex(sets)
     if config.size_filter:
         _check_size_filter(sets)
@@ -176,7 +190,7 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
         if config.out is None:
             raise UsageError("--resume needs the folder of the interrupted run")
         out = config.out
-        previous = _check_resume(out, config, sets, algorithms)
+        previous = _check_resume(out, config, sets, algorithms, pdq_sets)
     else:
         out = config.out or default_out_dir(config.evidence)
         prepare_out_dir(out, config.force, config.evidence)
@@ -195,8 +209,10 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
                     "fs_timeout": config.fs_timeout, "read_timeout": config.read_timeout,
                     "verify_image": config.verify_image, "order": config.order,
                     "stop_on_first_hit": config.stop_on_first_hit, "formats": config.formats,
-                    "size_filter": config.size_filter},
+                    "size_filter": config.size_filter,
+                    "pdq": pdq_on, "pdq_threshold": config.pdq_threshold},
         "hashsets": [_set_summary(s) for s in sets],
+        "pdq_sets": [s.summary() for s in pdq_sets],
     }
     write_json_atomic(out / "summary.json", summary)
 
@@ -225,8 +241,14 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
 
     writer = Writer(out / "files.jsonl")
     journal = Journal(out, append=config.resume)
+    pdq_index = None
+    if pdq_sets:  # compiled once, mapped read-only by every worker; removed at the end
+        pdq_index = out / ".pdq-index"
+        PdqIndex.build(pdq_sets).save(pdq_index)
     init = WorkerInit(algorithms, sets, WalkOptions(config.include_orphans, config.max_orphans),
-                      config.size_filter)
+                      config.size_filter,
+                      pdq=PdqOptions(config.pdq_threshold, pdq_index and str(pdq_index))
+                      if pdq_on else None)
     pool = WorkerPool(config.workers, WorkerState, init, TASKS)
     interrupted = stopped_early = False
     progress.status("scanning")
@@ -245,6 +267,8 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
     finally:
         writer.close()
         journal.close()
+        if pdq_index is not None:
+            shutil.rmtree(pdq_index, ignore_errors=True)
         if scan.spool is not None:
             scan.spool.close()
         total = scan.total()
@@ -259,6 +283,7 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
             evidence=scan.evidence_summary(),
             totals=total.totals(),
             categories=dict(sorted(total.categories.items())),
+            census=census_summary(total.census, total.near_duplicates if pdq_on else None),
             first_hit_seconds=None if scan.first_hit is None else round(scan.first_hit, 3),
             exit_code=int(code),
         )

@@ -19,6 +19,8 @@ from triage.hashing import Digest, empty_hashes
 from triage.hashsets.model import HashSet
 from triage.inspect import INSPECTORS
 from triage.matching import HashIndex
+from triage.pdq import PdqOptions
+from triage.pdq import start_worker as start_pdq
 from triage.records import FileRecord
 from triage.results import SKIPPED_SIZE, Tally, encode_lines, finish_record
 from triage.walk import DirRef, VolumeContext, WalkOptions, WalkStats
@@ -60,12 +62,14 @@ class WorkerInit:
     sets: list[HashSet]
     options: WalkOptions
     size_filter: bool = False  # --size-filter: skip files whose size no known-bad set holds
+    pdq: PdqOptions | None = None  # --pdq: hash pictures, search the PDQ sets
 
 
 class WorkerState:
     def __init__(self, init: WorkerInit) -> None:
         self.init = init
         self.index = HashIndex(init.sets)
+        start_pdq(init.pdq)  # keeps picture contents during the read, maps the PDQ index
         self._handles: dict[VolumeRef, Any] = {}
         self._bad_sets = [x for x in init.sets if x.kind == KNOWN_BAD]
 

@@ -164,6 +164,10 @@ def fileobject(r: dict[str, Any], n: int, volume: _Volume, algs: list[str],
         quality = r.get("pdq_quality")
         attr = f' quality="{int(quality)}"' if quality is not None else ""
         parts.append(f"    <triage:pdq{attr}>{_t(r['pdq'])}</triage:pdq>\n")
+    if r.get("pdq_error"):
+        parts.append(_el("triage:pdq_error", r["pdq_error"]))
+    if r.get("pdq_distance") is not None:
+        parts.append(f"    <triage:pdq_distance>{int(r['pdq_distance'])}</triage:pdq_distance>\n")
     cat = r.get("category")
     if cat is not None:
         parts.append(f"    <triage:category label={_a(label(cat))}>{_t(cat)}"
@@ -171,7 +175,9 @@ def fileobject(r: dict[str, Any], n: int, volume: _Volume, algs: list[str],
     for m in r.get("matches") or []:
         parts.append(f"    <triage:match hashset={_a(m.get('hashset', ''))} "
                      f"algorithm={_a(m.get('algorithm', ''))} "
-                     f"category={_a(m.get('category', ''))}/>\n")
+                     f"category={_a(m.get('category', ''))}"
+                     + (f' distance="{int(m["distance"])}"' if m.get("distance") is not None
+                        else "") + "/>\n")
     if r.get("error"):
         parts.append(_el("triage:error", r["error"]))
     parts.append("  </fileobject>\n")

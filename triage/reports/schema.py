@@ -34,9 +34,12 @@ MATCH = {
     "additionalProperties": False,
     "properties": {
         "hashset": {**_STR, "description": "name of the hash set that holds the digest"},
-        "algorithm": {"enum": list(ALGORITHMS)},
+        "algorithm": {"enum": [*ALGORITHMS, "pdq"]},
         "category": {**_STR, "description": "what that set says: its category, 'notable' "
                      "(known-bad set without a category) or 'known-good'"},
+        "distance": {"type": "integer", "minimum": 0, "maximum": 256,
+                     "description": "pdq only: Hamming distance of a near match (a "
+                     "near-duplicate to review, never the file's category)"},
     },
 }
 
@@ -67,6 +70,10 @@ FIELD_TYPES: dict[str, dict[str, Any]] = {
     "pdq": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$",
             "description": "PDQ perceptual hash of a picture (with --pdq)"},
     "pdq_quality": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
+    "pdq_error": {**_STR_NULL, "description": "why a picture has no PDQ (skipped: too small; "
+                  "not decoded: truncated, decompression bomb, ...)"},
+    "pdq_distance": {"type": ["integer", "null"], "minimum": 0, "maximum": 64,
+                     "description": "closest PDQ near match: near-duplicate, needs review"},
     "category": {**_STR_NULL, "description": "most severe category of all matches, 'known-good'"
                  ", 'unknown'; null when the content was not hashed"},
     "matches": {"type": "array", "items": MATCH},
@@ -75,7 +82,8 @@ FIELD_TYPES: dict[str, dict[str, Any]] = {
 
 
 # Keys added by a minor version: optional, so that records of older 1.x runs still validate.
-OPTIONAL_FIELDS = frozenset({"kind", "signature", "extension_mismatch", "pdq", "pdq_quality"})
+OPTIONAL_FIELDS = frozenset({"kind", "signature", "extension_mismatch", "pdq", "pdq_quality",
+                             "pdq_error", "pdq_distance"})
 
 
 class SchemaDefinitionError(RuntimeError):
@@ -171,7 +179,7 @@ _END_KEYS = ["interrupted", "elapsed_seconds", "evidence", "totals", "categories
 
 
 # Keys a newer scan writes that older runs lack: documented, not required.
-_NEWER_KEYS = ["resumed", "evidence_given", "stopped_early", "reports"]
+_NEWER_KEYS = ["resumed", "evidence_given", "stopped_early", "reports", "census", "pdq_sets"]
 
 
 def summary_schema() -> dict[str, Any]:
@@ -204,9 +212,23 @@ def summary_schema() -> dict[str, Any]:
         "evidence": {"type": "array", "items": EVIDENCE},
         "totals": _obj({k: _COUNT for k in ("files", "bytes_hashed", "deleted", "errors",
                                             "no_content", "known_bad_files",
-                                            "skipped_size_filter", "skipped_bytes")},
+                                            "skipped_size_filter", "skipped_bytes",
+                                            "near_duplicates")},
                        ["files", "bytes_hashed", "deleted", "errors", "no_content",
                         "known_bad_files"]),
+        "census": _obj({
+            "kinds": {"type": "object", "additionalProperties": {
+                "type": "object", "additionalProperties": _COUNT},
+                "description": "files by kind (picture, video, archive, document, executable, "
+                "other, none) and category"},
+            "unmatched_pictures": _COUNT, "unmatched_videos": _COUNT,
+            "near_duplicates": {"type": ["integer", "null"], "minimum": 0},
+            "headline": _STR}),
+        "pdq_sets": {"type": "array", "items": _obj({
+            "name": _STR, "path": _STR, "kind": {"enum": ["known-bad"]}, "format": _STR,
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "entries": _COUNT,
+            "algorithms": {"type": "array", "items": {"enum": ["pdq"]}},
+            "skipped_lines": _COUNT, "dropped": _COUNT})},
         "categories": {"type": "object", "additionalProperties": _COUNT},
         "first_hit_seconds": {"type": ["number", "null"], "minimum": 0},
         "exit_code": {"type": "integer"},
