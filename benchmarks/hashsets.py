@@ -173,14 +173,15 @@ def measure(folder: Path, records: int, vics: bool, repeat: int = 1) -> list[tup
     label = f"{records / 1e6:g}M"
     text_index = folder / "md5sum.tdb"
     wall, peak, _, cpu = _best(repeat, _CHILD_IMPORT, str(text_index), str(paths["md5"]), str(paths["sha1"]))
-    rows.append((f"import md5sum {label} (set.md5 + set.sha1)", f"{wall:.1f} s (CPU {cpu:.1f} s)", "<= 10 s"))
+    timed = records == 10_000_000  # the time targets are for 10M records
+    rows.append((f"import md5sum {label} (set.md5 + set.sha1)", f"{wall:.1f} s (CPU {cpu:.1f} s)", "<= 10 s" if timed else ""))
     rows.append(("  peak RSS", f"{peak / 2**20:.0f} MB", "<= 600 MB"))
     size = text_index.stat().st_size
     rows.append(("  index size", f"{size / 2**20:.0f} MB = {size / records:.1f} B/record", "<= 40 B"))
     if vics:
         vics_index = folder / "vics.tdb"
         wall, peak, _, cpu = _best(repeat, _CHILD_IMPORT, str(vics_index), str(paths["vics"]))
-        rows.append((f"import VICS JSON {label} ({paths['vics'].stat().st_size / 2**30:.1f} GB)", f"{wall:.1f} s (CPU {cpu:.1f} s)", "<= 40 s"))
+        rows.append((f"import VICS JSON {label} ({paths['vics'].stat().st_size / 2**30:.1f} GB)", f"{wall:.1f} s (CPU {cpu:.1f} s)", "<= 40 s" if timed else ""))
         rows.append(("  peak RSS", f"{peak / 2**20:.0f} MB", "<= 600 MB"))
         size = vics_index.stat().st_size
         rows.append(("  index size (with size filter)", f"{size / 2**20:.0f} MB = {size / records:.1f} B/record", "<= 40 B"))
