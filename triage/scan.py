@@ -90,7 +90,8 @@ def _set_summary(s) -> dict[str, Any]:
     return {"name": s.name, "path": s.path, "kind": s.kind, "format": s.format,
             "sha256": s.sha256, "entries": s.entries, "algorithms": s.algorithms,
             "skipped_lines": s.skipped, "dropped_empty": s.dropped_empty,
-            "conflicts": s.conflicts}
+            "conflicts": s.conflicts, "sources": s.sources,
+            "profile": s.profile.to_json() if s.profile is not None else None}
 
 
 def resume_config(out: Path, **overrides: Any) -> ScanConfig:

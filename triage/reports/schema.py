@@ -170,6 +170,8 @@ HASHSET = _obj({
                 "properties": {"name": _STR, "description": _STR, "source": _STR,
                                "labels": {"type": "object", "additionalProperties": _STR}},
                 "description": "category profile naming this set's codes (optional)"},
+    "sources": {"type": ["array", "null"], "items": {"type": "object"},
+                "description": "source files compiled into the set, with their SHA-256"},
 }, ["name", "path", "kind", "format", "sha256", "entries", "algorithms", "skipped_lines",
     "dropped_empty", "conflicts"])
 
