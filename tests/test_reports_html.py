@@ -68,8 +68,13 @@ def test_real_report_sections(scanned_run: Path) -> None:
     assert_inert(text)
     assert "@media print" in text and "Content-Security-Policy" in text
     for needle in ("CASE-&lt;1&gt;", "J. O&#x27;Examiner &amp; co", "EX&quot;1&quot;",
-                   "UK Category A", "Project VIC 2", "Hash sets used", "exit code"):
+                   "Hash sets used", "exit code"):
         assert needle.lower() in text.lower(), needle
+    # category labels: from the set's profile in summary.json when it names the code
+    profiled = {code: label for h in summary["hashsets"] if h.get("profile")
+                for code, label in h["profile"]["labels"].items()}
+    for code, builtin in (("A", "UK Category A"), ("2", "Project VIC 2")):
+        assert html.escape(profiled.get(code, builtin)).lower() in text.lower(), code
     for h in summary["hashsets"]:
         assert h["sha256"] in text
     for ev in summary["evidence"]:
