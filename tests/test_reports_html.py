@@ -194,3 +194,13 @@ def test_renders_in_headless_chromium(scanned_run: Path, tmp_path: Path) -> None
     assert data[:5] == b"%PDF-" and len(data) > 20_000
     # A4 pages from the print stylesheet: several pages for this report
     assert len(re.findall(rb"/Type\s*/Page\b", data)) >= 2
+
+
+def test_census_table_in_report(scanned_run: Path) -> None:
+    """The kind x category census of summary.json is shown with its headline."""
+    text = page(scanned_run)
+    census = summary_of(scanned_run).get("census")
+    assert census and census["headline"]
+    assert "Content census" in text and html.escape(census["headline"]) in text
+    for kind in census["kinds"]:
+        assert f"<td>{html.escape(kind)}</td>" in text

@@ -207,7 +207,29 @@ def totals(s: dict[str, Any], c: Collected, label: Labels) -> Iterator[str]:
             for k, n in sorted(cats.items(), key=lambda kv_: sort_key(kv_[0])))
     yield "<h3>Files per category</h3>"
     yield table(["Category", "Meaning", "Files"], rows, numeric=(2,))
+    yield from census(s.get("census"))
     yield "</section>"
+
+
+def census(c: dict[str, Any] | None) -> Iterator[str]:
+    """Files by content kind (from their first bytes) and category, and the near-duplicates
+    PDQ flagged: the questions after "any hits?"."""
+    if not c or not c.get("kinds"):
+        return
+    kinds = c["kinds"]
+    cats = sorted({k for row in kinds.values() for k in row}, key=sort_key)
+    rows = (f"<tr><td>{e(kind)}</td>" + "".join(f"<td class=n>{num(row.get(k, 0))}</td>"
+                                                for k in cats) + "</tr>"
+            for kind, row in kinds.items())
+    yield "<h3>Content census (kind by category)</h3>"
+    yield f"<p><b>{e(c.get('headline', ''))}</b></p>"
+    yield table(["Kind", *cats], rows, numeric=range(1, len(cats) + 1))
+    near = c.get("near_duplicates")
+    if near:
+        yield (f"<p class=warn><b>{num(near)} near-duplicate picture(s), needs review</b>: "
+               "PDQ perceptual hash within the threshold of a set's picture, no exact match "
+               "(files.jsonl: <code>pdq_distance</code>, matches with algorithm "
+               "<code>pdq</code>).</p>")
 
 
 TIME_LABELS = (("mtime", "m"), ("atime", "a"), ("ctime", "c"), ("crtime", "cr"))
