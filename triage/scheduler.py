@@ -329,8 +329,8 @@ def _done(scan: Scan, task: DirTask | FileTask, result: TaskResult, writer: Writ
                      result.tally, notes)
     scan.account(v, result.tally)
     scan.notes(v, notes)
-    for d in result.subdirs:
-        scan.queue_dir(v, d, 0, task.hash_inline)
+    for d in result.subdirs:  # a retry's list-only mode was for that directory alone
+        scan.queue_dir(v, d)
     if result.more is not None:
         scan.queue_dir(v, task.dir, result.more, task.hash_inline)
     scan.defer(v, result.deferred)
