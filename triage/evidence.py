@@ -287,7 +287,7 @@ def _describe_by_open(opener: Callable[[EvidenceSpec], pytsk3.Img_Info], fmt: st
     return describe
 
 
-def _magic(*prefixes: bytes, ext: tuple[str, ...] = ()) -> Callable[[bytes, bytes, str], bool]:
+def _magic(*prefixes: bytes) -> Callable[[bytes, bytes, str], bool]:
     def detect(head: bytes, tail: bytes, path: str) -> bool:
         return any(head.startswith(p) for p in prefixes)
 
@@ -310,13 +310,6 @@ def _refuse(name: str, why: str) -> Callable[[EvidenceSpec], pytsk3.Img_Info]:
     return opener
 
 
-def _refuse_describe(name: str, why: str):
-    def describe(path: str, segments: tuple[str, ...]) -> tuple[int, str | None, dict[str, str]]:
-        raise EvidenceError(f"{path}: {name} {why}")
-
-    return describe
-
-
 FORMATS: list[ContainerFormat] = [
     ContainerFormat("ewf", _magic(b"EVF\x09\x0d\x0a\xff\x00", b"EVF2\r\n\x81\x00"), _ewf_segments,
                     _open_ewf, _describe_ewf, "pyewf"),
@@ -328,10 +321,11 @@ FORMATS: list[ContainerFormat] = [
                     _describe_by_open(_open_qcow, "qcow"), "pyqcow"),
     ContainerFormat("ewf-logical", _magic(b"LVF\x09\x0d\x0a\xff\x00"), _single,
                     _refuse("logical evidence file (L01)", "is not supported"),
-                    _refuse_describe("logical evidence file (L01)", "is not supported")),
+                    _describe_by_open(_refuse("logical evidence file (L01)", "is not supported"),
+                                      "ewf-logical")),
     ContainerFormat("aff", _magic(b"AFF10\r\n\x00"), _single,
                     _refuse("AFF image", "is not supported"),
-                    _refuse_describe("AFF image", "is not supported")),
+                    _describe_by_open(_refuse("AFF image", "is not supported"), "aff")),
     ContainerFormat("split-raw", lambda h, t, p: _is_first_split_segment(p), split_raw_segments,
                     _open_raw, _describe_raw),
     ContainerFormat("raw", lambda h, t, p: True, _single, _open_raw, _describe_raw),

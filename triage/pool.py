@@ -85,9 +85,6 @@ class WorkerPool:
     def idle(self) -> int:
         return sum(1 for w in self._workers if w.task is None)
 
-    def busy(self) -> int:
-        return self.size - self.idle()
-
     def submit(self, task_id: int, name: str, arg: Any, timeout: float) -> None:
         w = next(w for w in self._workers if w.task is None)
         w.task, w.timeout = task_id, timeout

@@ -132,17 +132,6 @@ def list_directory(
         stats.errors.append(f"error while listing {d.path or '/'}: {_msg(e)}")
 
 
-def walk_volume(fs: pytsk3.FS_Info, vol: VolumeContext, options: WalkOptions,
-                stats: WalkStats) -> Iterator[FileRecord]:
-    """The whole volume in one process, depth first (the scan distributes directories instead;
-    this serves tools and tests that want a plain walk)."""
-    stack = [root_dir(fs)]
-    while stack:
-        subdirs: list[DirRef] = []
-        yield from list_directory(fs, stack.pop(), vol, options, stats, subdirs)
-        stack.extend(reversed(subdirs))
-
-
 def _entry_records(e: "_Entry", vol: VolumeContext) -> Iterator[FileRecord]:
     if vol.fs_type == "ntfs":
         yield from _ntfs_records(e, vol)
