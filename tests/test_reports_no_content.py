@@ -1,10 +1,12 @@
 """No content leaves: an image whose files carry unique markers is scanned and every report
-rendered; no output file may contain a marker in any common encoding."""
+rendered; no output file may contain a marker in any common encoding. Also with ``--pdq``,
+where pictures are decoded and near-duplicates get their own report section."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import shutil
 import subprocess
 import uuid
@@ -38,6 +40,12 @@ def marked_image(tmp_path: Path) -> tuple[Path, list[str], Path]:
         body = b"\xff\xd8" + b"x" * pad + marker.encode() + b"\n" + marker.encode("utf-16-le")
         (src / name).write_bytes(body)
         contents[name] = body
+    for name in ("real.png", "deep/real.jpg"):  # pictures PDQ decodes, a marker in metadata
+        marker = f"TRIAGE-MARKER-{uuid.uuid4()}"
+        markers.append(marker)
+        body = _picture(name, marker)
+        (src / name).write_bytes(body)
+        contents[name] = body
     hashset = tmp_path / "bad.md5"
     hashset.write_text("".join(f"{hashlib.md5(contents[n]).hexdigest()}  {n}\n"
                                for n in ("tiny.txt", "deep/photo.jpg", "deep/er/doc.bin")))
@@ -47,14 +55,54 @@ def marked_image(tmp_path: Path) -> tuple[Path, list[str], Path]:
     return image, markers, hashset
 
 
-def test_no_marker_in_any_output(marked_image, tmp_path: Path) -> None:
+def _picture(name: str, marker: str) -> bytes:
+    """A drawn picture (benign gradient and shapes) carrying ``marker`` in its metadata."""
+    from PIL import Image, ImageDraw, PngImagePlugin
+
+    img = Image.linear_gradient("L").resize((320, 240)).convert("RGB")
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((40, 30, 150, 120), fill=(200, 40, 40))
+    draw.ellipse((170, 90, 300, 220), fill=(30, 160, 90))
+    out = io.BytesIO()
+    if name.endswith(".png"):
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Comment", marker)
+        img.save(out, "PNG", pnginfo=info)
+    else:
+        img.save(out, "JPEG", quality=90, comment=marker.encode())
+    return out.getvalue()
+
+
+def _pdq_set(image_dir: Path, tmp_path: Path) -> Path:
+    """A PDQ set holding the reference hash of real.png, so a near-duplicate is reported."""
+    np = pytest.importorskip("numpy")
+    pdqhash = pytest.importorskip("pdqhash")
+    from PIL import Image
+
+    with Image.open(image_dir / "real.png") as img:
+        bits, _ = pdqhash.compute(np.asarray(img.convert("RGB")))
+    path = tmp_path / "pdq.csv"
+    value = int("".join(str(int(b)) for b in bits), 2)
+    path.write_text(f"pdq,category\n{value:064x},1\n")
+    return path
+
+
+@pytest.mark.parametrize("with_pdq", [False, True], ids=["plain", "pdq"])
+def test_no_marker_in_any_output(marked_image, tmp_path: Path, with_pdq: bool) -> None:
     image, markers, hashset = marked_image
     evidence = image.read_bytes()
     assert all(m.encode() in evidence for m in markers)  # the content is there to leak
     out = tmp_path / "run"
+    pdq_sets = [str(_pdq_set(tmp_path / "src", tmp_path))] if with_pdq else []
     outcome = run_scan(ScanConfig(evidence=[str(image)], hashsets=[str(hashset)], out=out,
-                                  workers=2, case="marker case"))
+                                  workers=2, case="marker case", pdq=with_pdq,
+                                  pdq_sets=pdq_sets))
     assert outcome.summary["totals"]["known_bad_files"] == 3  # the scan really read them
+    if with_pdq:  # the pictures were decoded and one near-matched
+        assert outcome.summary["totals"]["near_duplicates"] == 2  # same drawing, PNG + JPEG
+        page = (out / "report.html").read_text(encoding="utf-8")
+        assert "Near-duplicates (PDQ) &mdash; needs review" in page
+        assert "<img" not in page.lower() and "data:" not in page
     written = render_all(out)
     assert {p.name for p in written} == {"hits.csv", "report.html", "files.dfxml"}
     assert len(written) == len(FORMATS)

@@ -1,23 +1,30 @@
 """One streaming pass over files.jsonl gathering what report.html shows, in bounded memory.
 
 Hits are kept per category up to ``hit_cap`` each (the most severe categories are shown first
-and completely unless huge); files not read up to ``error_cap``; the rest is only counted.
+and completely unless huge); files not read up to ``error_cap``; PDQ near-duplicates, the
+``near_cap`` closest (a heap, so the closest are kept whatever the file order); the rest is
+only counted.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from triage.categories import is_known_bad
+from triage.reports._near import closest, near_matches
 from triage.reports._run import iter_records
 
 HIT_CAP = 1000  # hits listed per category
 ERROR_CAP = 500  # files-not-read listed
 REASON_CAP = 100  # distinct error reasons counted separately
+NEAR_CAP = 1000  # near-duplicates listed, closest first
 
+NEAR_KEYS = ("evidence", "volume_offset", "path", "inode", "size", "deleted", "category",
+             "matches", "pdq_quality", "pdq_distance")
 HIT_KEYS = ("evidence", "volume_offset", "path", "inode", "size", "deleted", "orphan", "realloc",
             "mtime", "atime", "ctime", "crtime", "category", "matches")
 
@@ -31,6 +38,28 @@ class Collected:
     errors: list[dict[str, Any]] = field(default_factory=list)
     errors_total: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    near: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)  # heap, see below
+    near_total: int = 0
+    near_only: int = 0  # near-duplicates without an exact known-bad match: to review
+
+    def near_sorted(self) -> list[dict[str, Any]]:
+        """The kept near-duplicates, closest first (ties in files.jsonl order)."""
+        return [r for _, _, r in sorted(self.near, key=lambda x: (-x[0], -x[1]))]
+
+    def keep_near(self, record: dict[str, Any], cap: int) -> None:
+        """Max-heap on (distance, line) via negation: the farthest kept one is dropped first."""
+        self.near_total += 1
+        if not is_known_bad(record.get("category")):
+            self.near_only += 1
+        if cap <= 0:
+            return
+        distance = closest(record)
+        item = (-(257 if distance is None else distance), -self.near_total,
+                {k: record.get(k) for k in NEAR_KEYS})
+        if len(self.near) < cap:
+            heapq.heappush(self.near, item)
+        elif item[:2] > self.near[0][:2]:
+            heapq.heapreplace(self.near, item)
 
 
 def reason(error: str) -> str:
@@ -40,7 +69,7 @@ def reason(error: str) -> str:
 
 
 def collect(run_dir: Path, algorithms: tuple[str, ...], hit_cap: int = HIT_CAP,
-            error_cap: int = ERROR_CAP) -> Collected:
+            error_cap: int = ERROR_CAP, near_cap: int = NEAR_CAP) -> Collected:
     c = Collected()
     keep = HIT_KEYS + algorithms
     for r in iter_records(run_dir):
@@ -53,6 +82,8 @@ def collect(run_dir: Path, algorithms: tuple[str, ...], hit_cap: int = HIT_CAP,
             bucket = c.hits.setdefault(cat, [])
             if len(bucket) < hit_cap:
                 bucket.append({k: r.get(k) for k in keep})
+        if near_matches(r):
+            c.keep_near(r, near_cap)
         if r.get("error"):
             c.errors_total += 1
             why = reason(str(r["error"]))

@@ -14,9 +14,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from triage.categories import KNOWN_GOOD, is_known_bad
 from triage.reports._escape import escape
 from triage.reports._html_collect import Collected, collect
 from triage.reports._html_style import CSS
+from triage.reports._near import closest, exact_matches, near_matches
 from triage.reports._run import algorithms, atomic_text
 from triage.reports.labels import Labels, severity, sort_key
 
@@ -227,18 +229,19 @@ def census(c: dict[str, Any] | None) -> Iterator[str]:
     near = c.get("near_duplicates")
     if near:
         yield (f"<p class=warn><b>{num(near)} near-duplicate picture(s), needs review</b>: "
-               "PDQ perceptual hash within the threshold of a set's picture, no exact match "
-               "(files.jsonl: <code>pdq_distance</code>, matches with algorithm "
-               "<code>pdq</code>).</p>")
+               "PDQ perceptual hash within the threshold of a set's picture, listed under "
+               "<i>Near-duplicates (PDQ)</i> below (files.jsonl: <code>pdq_distance</code>, "
+               "matches with algorithm <code>pdq</code>).</p>")
 
 
 TIME_LABELS = (("mtime", "m"), ("atime", "a"), ("ctime", "c"), ("crtime", "cr"))
 
 
 def matched(matches: list[dict[str, Any]]) -> str:
-    """'caid: A (md5, sha1)' once per set and category, whatever the number of algorithms."""
+    """'caid: A (md5, sha1)' once per set and category, whatever the number of algorithms.
+    Exact matches only: PDQ near matches are never shown as if they made the hit."""
     groups: dict[tuple[str, str], list[str]] = {}
-    for m in matches:
+    for m in exact_matches({"matches": matches}):
         groups.setdefault((str(m.get("hashset")), str(m.get("category"))), []).append(
             str(m.get("algorithm")))
     return "<br>".join(f"{e(name)}: {e(cat)} ({e(', '.join(algs))})"
@@ -250,11 +253,14 @@ def _hit_row(i: int, r: dict[str, Any], algs: tuple[str, ...]) -> str:
     where = f'{e(r.get("evidence"))} @ {num(r.get("volume_offset"))}, inode {e(r.get("inode"))}'
     times = "".join(f"<div>{short:<2} {e(r.get(t))}</div>" for t, short in TIME_LABELS)
     hashes = "".join(f"<div>{a}: {e(r.get(a))}</div>" for a in algs if r.get(a))
+    near = closest(r) if near_matches(r) else None
+    also = "" if near is None else (f"<div class=muted>also a PDQ near-duplicate (distance "
+                                    f"{num(near)}): see Near-duplicates</div>")
     return (f'<tr><td class=n>{i}</td><td class=wrap><b>{e(r.get("path"))}</b>'
             f'<div class=muted>{where}{"; " + ", ".join(flags) if flags else ""}</div></td>'
             f'<td class=n>{num(r.get("size"))}</td><td class="mono nowrap">{times}</td>'
-            f'<td class="mono nowrap">{hashes}</td><td>{matched(r.get("matches") or [])}</td>'
-            "</tr>")
+            f'<td class="mono nowrap">{hashes}</td><td>{matched(r.get("matches") or [])}{also}'
+            "</td></tr>")
 
 
 def hits(c: Collected, algs: tuple[str, ...], label: Labels) -> Iterator[str]:
@@ -271,6 +277,47 @@ def hits(c: Collected, algs: tuple[str, ...], label: Labels) -> Iterator[str]:
         yield table(["#", "Path", "Size", "Times (UTC)*", "Hashes", "Matched sets"],
                     (_hit_row(i, r, algs) for i, r in enumerate(rows, 1)), numeric=(0, 2))
         yield more(len(rows), c.hits_total[cat], "hits.csv or files.jsonl")
+    yield "</section>"
+
+
+def _near_row(i: int, r: dict[str, Any], label: Labels) -> str:
+    """One near-duplicate: where it is and what it is close to; never a picture."""
+    flags = ", deleted" if r.get("deleted") else ""
+    where = f'{e(r.get("evidence"))} @ {num(r.get("volume_offset"))}, inode {e(r.get("inode"))}'
+    sets = "<br>".join(f'{e(m.get("hashset"))}: {e(m.get("category"))} '
+                       f'<span class=muted>{e(label(m.get("category")))}</span> '
+                       f'(distance {num(m.get("distance"))})' for m in near_matches(r))
+    cat = r.get("category")
+    exact = (f'<span class="bad">{e(cat)}</span> {e(label(cat))}' if is_known_bad(cat)
+             else '<span class="warn">none: needs review</span>'
+                  f'{" (" + e(label(cat)) + ")" if cat == KNOWN_GOOD else ""}')
+    return (f'<tr{"" if is_known_bad(cat) else " class=warn"}><td class=n>{i}</td>'
+            f'<td class=wrap><b>{e(r.get("path"))}</b><div class=muted>{where}{flags}</div></td>'
+            f"<td class=n>{num(closest(r))}</td><td class=wrap>{sets}</td><td>{exact}</td>"
+            f'<td class=n>{num(r.get("pdq_quality"))}</td><td class=n>{num(r.get("size"))}</td>'
+            "</tr>")
+
+
+def near_duplicates(s: dict[str, Any], c: Collected, label: Labels) -> Iterator[str]:
+    """Pictures whose PDQ is close to a set's: leads for a person to look at, not hits.
+    Only names, places and distances are shown; never the picture (no thumbnails)."""
+    if not c.near_total and not (s.get("options") or {}).get("pdq"):
+        return
+    yield "<section><h2>Near-duplicates (PDQ) &mdash; needs review</h2>"
+    if not c.near_total:
+        yield "<p>No picture came within the PDQ threshold of a set's picture.</p></section>"
+        return
+    threshold = (s.get("options") or {}).get("pdq_threshold")
+    yield (f"<p class=warn>{num(c.near_total)} file(s) have a PDQ perceptual hash within "
+           f"{e(threshold)} bits of a set's picture; {num(c.near_only)} of them have no exact "
+           "known-bad match. A near match is a lead, not a hit: a person must look at the "
+           "file to confirm. Closest first.</p>")
+    rows = c.near_sorted()
+    yield table(["#", "Path", "Distance", "Near-matched set: category (distance)",
+                 "Exact match", "PDQ quality", "Size"],
+                (_near_row(i, r, label) for i, r in enumerate(rows, 1)), numeric=(0, 2, 5, 6))
+    yield more(len(rows), c.near_total, "hits.csv (near_duplicate column) or files.jsonl "
+                                        "(pdq_distance)")
     yield "</section>"
 
 
@@ -321,7 +368,8 @@ def render(summary: dict[str, Any], c: Collected, algs: tuple[str, ...]) -> Iter
            f"<style>{CSS}</style></head><body>\n")
     label = Labels(summary)
     for part in (header(summary, c), evidence(summary), hashsets(summary),
-                 totals(summary, c, label), hits(c, algs, label), errors(c), run_info(summary)):
+                 totals(summary, c, label), hits(c, algs, label),
+                 near_duplicates(summary, c, label), errors(c), run_info(summary)):
         yield from part
         yield "\n"
     yield ("<footer>Generated by triage from files.jsonl and summary.json. This report lists "
