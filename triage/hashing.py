@@ -61,6 +61,17 @@ class Digest:
             if Digest.keep_all is not None and Digest.keep_all(self.head):
                 self.content = bytearray(data)
 
+    @classmethod
+    def whole(cls, data: bytes, algorithms: tuple[str, ...]) -> dict[str, str]:
+        """Hashes of content read in one piece, leaving ``Digest.current`` as ``update`` would."""
+        d = cls.__new__(cls)
+        d.algorithms, d._hashers, d._decided = algorithms, [], True
+        d.head = data[:HEAD]
+        keep = Digest.keep_all
+        d.content = bytearray(data) if keep is not None and keep(d.head) else None
+        Digest.current = d
+        return {a: HASHERS[a](data).hexdigest() for a in algorithms}
+
     def hexdigests(self) -> dict[str, str]:
         return {a: h.hexdigest() for a, h in zip(self.algorithms, self._hashers)}
 
@@ -73,6 +84,12 @@ def hash_reads(read: Callable[[int, int], bytes], size: int, algorithms: tuple[s
     ends before ``size`` is an error everywhere, never a shorter file (hashing truncated content
     would produce a confident wrong answer), and inspectors see every file's head. OSError is
     the caller's to catch: it knows how to word it."""
+    if size <= CHUNK:  # most files: one read, no per-chunk bookkeeping (hot path)
+        data = read(0, size) if size else b""
+        if len(data) < size:
+            Digest.current = None
+            return None, f"short read: got {len(data)} of {size} bytes", len(data)
+        return Digest.whole(data[:size], algorithms), None, size
     digest = Digest(algorithms)
     pos = 0
     while pos < size:
@@ -86,12 +103,13 @@ def hash_reads(read: Callable[[int, int], bytes], size: int, algorithms: tuple[s
 
 
 def hash_content(fs: Any, target: ReadTarget, size: int, algorithms: tuple[str, ...],
-                 progress: Callable[[], None] = lambda: None
+                 progress: Callable[[], None] = lambda: None, truncated: bool | None = None
                  ) -> tuple[dict[str, str] | None, str | None, int]:
-    """A TSK file's content (default or NTFS attribute), hashed by ``hash_reads``."""
+    """A TSK file's content (default or NTFS attribute), hashed by ``hash_reads``. Reads
+    through the file object the walk already holds when there is one."""
     try:
-        f = fs.open_meta(inode=target.addr)
-        if is_truncated(fs):
+        f = target.file or fs.open_meta(inode=target.addr)
+        if is_truncated(fs) if truncated is None else truncated:
             beyond = _blocks_beyond_end(f, target, int(fs.info.last_block_act))
             if beyond:
                 return None, beyond, 0

@@ -29,6 +29,12 @@ class ReadTarget:
     addr: int
     attr_type: int | None = None
     attr_id: int | None = None
+    # the TSK file object the walk already holds: read from it instead of opening the metadata
+    # a second time (hot path); never pickled, never compared
+    file: Any = field(default=None, compare=False, repr=False)
+
+    def __reduce__(self):
+        return ReadTarget, (self.addr, self.attr_type, self.attr_id)
 
 
 @dataclass(slots=True)

@@ -10,6 +10,8 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
+import msgspec
+
 from triage.categories import is_known_bad
 from triage.census import census_key
 from triage.pdq import near_matches
@@ -54,8 +56,8 @@ class Tally:
 
 
 def finish_record(record: FileRecord, index: HashIndex, algorithms: tuple[str, ...],
-                  tally: Tally) -> str:
-    """Match, count and encode one record; returns its files.jsonl line (with newline)."""
+                  tally: Tally) -> bytes:
+    """Match, count and encode one record; returns its files.jsonl line (UTF-8, newline)."""
     if record.hashes:
         record.category, record.matches = index.match(record.hashes, record.size)
         near = near_matches(record.pdq, record.pdq_quality)  # [] unless --pdq with sets
@@ -80,11 +82,22 @@ def finish_record(record: FileRecord, index: HashIndex, algorithms: tuple[str, .
             tally.errors += 1
             if not record.deleted:
                 tally.errors_allocated += 1
-    return json.dumps(record.to_dict(algorithms), ensure_ascii=False,
-                      separators=(",", ":")) + "\n"
+    return encode_line(record.to_dict(algorithms))
 
 
-def encode_lines(lines: list[str]) -> bytes:
-    """UTF-8 for the file; names with undecodable bytes carry lone surrogates, which are
-    written as ``\\udcXX`` escapes so the raw bytes stay recoverable."""
-    return "".join(lines).encode("utf-8", "backslashreplace")
+_encode = msgspec.json.Encoder().encode  # the same bytes as json.dumps(compact), ~10x faster
+
+
+def encode_line(data: dict) -> bytes:
+    """One files.jsonl line. Names with undecodable bytes carry lone surrogates, which UTF-8
+    cannot hold: those lines are written with ``\\udcXX`` escapes (valid JSON) so the raw bytes
+    stay recoverable."""
+    try:
+        return _encode(data) + b"\n"
+    except UnicodeEncodeError:
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
+        return text.encode("utf-8", "backslashreplace")
+
+
+def encode_lines(lines: list[bytes]) -> bytes:
+    return b"".join(lines)

@@ -139,7 +139,7 @@ def _entry_records(e: "_Entry", vol: VolumeContext) -> Iterator[FileRecord]:
         if e.name_type == _REG_NAME:
             yield e.record(vol, str(e.addr), None, None, error=NO_META)
     elif e.regular:
-        yield e.record(vol, str(e.addr), e.size, ReadTarget(e.addr))
+        yield e.record(vol, str(e.addr), e.size, ReadTarget(e.addr, file=e.file))
 
 
 NO_META = "no metadata: name only (deleted entry)"
@@ -246,8 +246,7 @@ def _ntfs_records(e: _Entry, vol: VolumeContext) -> Iterator[FileRecord]:
             yield e.record(vol, inode, asize, None, suffix,
                            error="not read: sparse bad-cluster map")
             continue
-        yield e.record(vol, inode, asize,
-                       ReadTarget(e.addr, atype, aid), suffix)
+        yield e.record(vol, inode, asize, ReadTarget(e.addr, atype, aid, e.file), suffix)
     if regular and not emitted:
         yield e.record(vol, str(e.addr), None, None,
                        error="no data attribute")

@@ -12,6 +12,7 @@ from triage.backends import VolumeRef, register
 from triage.evidence import open_image
 from triage.hashing import hash_content
 from triage.records import ReadTarget
+from triage.volumes import is_truncated
 from triage.walk import list_directory, root_dir
 
 
@@ -20,12 +21,15 @@ class TskHandle:
     img: Any
     fs: pytsk3.FS_Info
     offset: int  # of the volume in the image, bytes
+    truncated: bool = False  # the image ends before the file system does
+    checksum_errors: Callable[[], list[tuple[int, int]]] | None = None  # EWF: chunks that failed
 
 
 class TskBackend:
     def open(self, ref: VolumeRef) -> TskHandle:
         img = open_image(ref.evidence)
-        return TskHandle(img, pytsk3.FS_Info(img, offset=ref.offset), ref.offset)
+        fs = pytsk3.FS_Info(img, offset=ref.offset)
+        return TskHandle(img, fs, ref.offset, is_truncated(fs), getattr(img, "checksum_errors", None))
 
     def root(self, handle: TskHandle):
         return root_dir(handle.fs)
@@ -39,8 +43,9 @@ class TskBackend:
         """As ``hashing.hash_content``, plus: libewf hands back the bytes of a chunk that failed
         its checksum, so when the image has met any, a file whose data runs touch one is an
         error, not a hash."""
-        hashes, error, nbytes = hash_content(handle.fs, target, size, algorithms, progress)
-        probe = getattr(handle.img, "checksum_errors", None)
+        hashes, error, nbytes = hash_content(handle.fs, target, size, algorithms, progress,
+                                             handle.truncated)
+        probe = handle.checksum_errors
         bad = probe() if probe and hashes is not None else []
         if bad:
             for start, length in _runs(handle, target):
