@@ -41,7 +41,7 @@ def import_(
     name: Annotated[str | None, typer.Option("--name", help="Set name shown in matches (default: --out's stem).")] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="known-bad or known-good (default: by format; NSRL and NIST CAID are known-good).")] = None,
     profile: Annotated[str | None, typer.Option("--profile", help=f"Category labels: {'|'.join(SHIPPED)} or a TOML file (default: from the VICS region, or uk for A/B/C).")] = None,
-    format: Annotated[str | None, typer.Option("--format", help="Force a format: " + ", ".join(FORMATS) + ".")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="Force a format: " + ", ".join(FORMATS) + ", or pdq (PDQ hashes only: a 64-hex list, a CSV with a pdq column, VICS AlternativeHashes).")] = None,
     lenient: Annotated[bool, typer.Option("--lenient", help="Skip and count malformed records instead of failing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
 ) -> None:
@@ -54,7 +54,10 @@ def import_(
     seconds = time.monotonic() - started
     tables = header["algorithms"]
     per_alg = ", ".join(f"{a} {t['unique']:,}" for a, t in tables.items())
-    _out(f"wrote {out}: {header['name']} ({header['kind']}), {per_alg} digests from "
+    pdq = header.get("pdq")
+    if pdq:
+        per_alg = ", ".join(filter(None, [per_alg, f"PDQ {pdq['unique']:,}"]))
+    _out(f"wrote {out}: {header['name']} ({header['kind']}), {per_alg or 'no'} digests from "
          f"{header['records']:,} records in {seconds:.1f} s")
     skipped = sum(s["skipped"] for s in header["sources"])
     dropped = sum(s["dropped_empty"] for s in header["sources"])
@@ -101,15 +104,20 @@ def describe(hs: HashSet) -> dict[str, Any]:
                 key = "null" if hs.categories[i] is None else str(hs.categories[i])
                 counts[key] = counts.get(key, 0) + 1
         algorithms[alg] = {"digests": table.unique, "rows": len(table), "categories": counts}
+    pdq = header.get("pdq")
     sizes = header.get("sizes") or {"complete": hs.sizes is not None,
                                      "count": 0 if hs.sizes is None else len(hs.sizes)}
     file_bytes = os.path.getsize(hs.index_file) if hs.index_file else None
     records = header.get("records", sum(s.get("records", 0) for s in hs.sources))
     return {
         "name": hs.name, "kind": hs.kind, "format": hs.format, "path": hs.path, "sha256": hs.sha256,
-        "format_version": header.get("format_version"), "created": header.get("created"),
+        "format_version": header.get("format_version"),
+        "format_minor": header.get("format_minor", 0 if header else None),
+        "created": header.get("created"),
         "tool": header.get("tool"), "records": records, "entries": hs.entries,
         "algorithms": algorithms,
+        "pdq": {"hashes": pdq["unique"], "rows": pdq["rows"], "categories": pdq["counts"]}
+        if pdq else None,
         "labels": {c: hs.label(c) for c in hs.categories if c is not None},
         "profile": None if hs.profile is None else hs.profile.to_json(),
         "sizes": {k: v for k, v in sizes.items() if k in ("complete", "count", "reason")},
@@ -121,7 +129,8 @@ def describe(hs: HashSet) -> dict[str, Any]:
 
 
 def _print_info(d: dict[str, Any]) -> None:
-    _out(f"{d['name']}  ({d['kind']}, {d['format']}{', format v' + str(d['format_version']) if d['format_version'] else ''})")
+    version = f", format v{d['format_version']}.{d['format_minor'] or 0}" if d["format_version"] else ""
+    _out(f"{d['name']}  ({d['kind']}, {d['format']}{version})")
     _out(f"  path      {d['path']}")
     if d["created"]:
         _out(f"  created   {d['created']} by triage {d['tool'].get('version', '?') if d['tool'] else '?'}")
@@ -138,6 +147,14 @@ def _print_info(d: dict[str, Any]) -> None:
             if code in d["labels"] and d["labels"][code] != code:
                 label = f"{code}  {d['labels'][code]}"
             _out(f"      {n:>12,}  {label}")
+    pdq = d["pdq"]
+    _out(f"  pdq       {pdq['hashes']:,} PDQ hashes (near-duplicate search: --pdq)" if pdq
+         else "  pdq       none")
+    for code, n in sorted((pdq or {}).get("categories", {}).items()):
+        label = "(no category)" if code == "null" else code
+        if code in d["labels"] and d["labels"][code] != code:
+            label = f"{code}  {d['labels'][code]}"
+        _out(f"      {n:>12,}  {label}")
     sizes = d["sizes"]
     _out("  sizes     " + (f"{sizes.get('count', 0):,} distinct declared sizes (size filter usable)"
                            if sizes.get("complete") else f"no size filter ({sizes.get('reason', 'sizes not declared')})"))
@@ -204,4 +221,6 @@ def formats() -> None:
         default = getattr(parser, "default_kind", "known-bad")
         _out(f"{parser.id:<11} {parser.description}  [default kind: {default}]")
     _out(f"{'tdb':<11} triage compiled index (hashset import)")
+    _out(f"{'pdq':<11} PDQ hashes only, import: 64-hex list, CSV with a pdq column, VICS "
+         "AlternativeHashes (VICS and CSV sources with PDQ are read for it anyway)")
     _out("profiles: " + ", ".join(SHIPPED) + " (or a TOML file; see docs/hashsets.md)")

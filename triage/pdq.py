@@ -34,7 +34,7 @@ from triage.census import PICTURE, signature
 from triage.records import FileRecord
 
 if TYPE_CHECKING:
-    from triage.pdqsets import PdqIndex
+    from triage.pdqsets import PdqIndexGroup
 
 DEFAULT_THRESHOLD = 31  # PDQ's reference match threshold (Hamming distance, inclusive)
 MIN_QUALITY = 50  # hashes of lower quality are not matched (flat or featureless pictures)
@@ -55,11 +55,12 @@ class PdqOptions:
 
     threshold: int = DEFAULT_THRESHOLD
     index_dir: str | None = None  # compiled PDQ sets (``pdqsets.build_index``); None: no sets
+    index_files: tuple[str, ...] = ()  # .tdb files whose PDQ section is searched in place
 
 
 class _State:
     options: PdqOptions | None = None
-    index: PdqIndex | None = None
+    index: PdqIndexGroup | None = None
     heif: bool | None = None  # pillow-heif registered (None: not tried yet)
 
 
@@ -74,10 +75,13 @@ def start_worker(options: PdqOptions | None) -> None:
         Digest.keep_all = None
         return
     Digest.keep_all = keep_picture
-    if options.index_dir:
-        from triage.pdqsets import PdqIndex
+    if options.index_dir or options.index_files:
+        from triage.hashsets.pdqsection import open_pdq
+        from triage.pdqsets import PdqIndex, PdqIndexGroup
 
-        _State.index = PdqIndex.open(options.index_dir)
+        indexes = [PdqIndex.open(options.index_dir)] if options.index_dir else []
+        indexes += [open_pdq(f) for f in options.index_files]
+        _State.index = PdqIndexGroup(indexes)
 
 
 def keep_picture(head: bytes) -> bool:

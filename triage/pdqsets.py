@@ -5,7 +5,8 @@ Formats (told apart by their first bytes):
 - a plain list: one 64-hex PDQ hash per line (blank lines and ``#`` comments ignored; anything
   after the hash on a line, such as a quality, is ignored);
 - CSV/TSV with a header naming a ``pdq`` column, and optionally ``category`` and ``quality``
-  (rows with a known quality under 50 are dropped, as PDQ's authors advise);
+  (rows with a known quality under 50 are dropped, as PDQ's authors advise; an empty ``pdq``
+  cell means "no PDQ for this row", as in a CSV that also carries md5/sha1 columns);
 - Project VIC VICS JSON: every media whose ``AlternativeHashes`` carry ``HashName`` "PDQ"
   (``HashValue`` is the hash, the media's ``Category`` its category); streamed with ijson.
 
@@ -291,6 +292,8 @@ def _load_text(builder: _Builder, fmt: str, text: io.TextIOBase) -> None:
             builder.malformed(where, "no pdq column")
             continue
         value = row[col].strip()
+        if not value:  # absent (a row of a combined exact + PDQ export)
+            continue
         if len(value) != 64 or not _HEX64.fullmatch(value.encode("ascii", "replace")):
             builder.malformed(where, f"not a 64-hex PDQ hash: {_show(value)}")
             continue
@@ -604,6 +607,22 @@ class PdqIndex:
             out.append({"hashset": info["name"], "algorithm": "pdq", "distance": d,
                         "category": info["labels"][code] or NOTABLE})
         return out
+
+
+class PdqIndexGroup:
+    """Several indexes searched as one: the index a scan builds from raw ``--pdq-set`` files
+    and the PDQ sections of compiled ``.tdb`` files, each mapped where it lies."""
+
+    def __init__(self, indexes: Iterable[PdqIndex]) -> None:
+        self.indexes = list(indexes)
+
+    def __len__(self) -> int:
+        return sum(len(i) for i in self.indexes)
+
+    def matches(self, pdq: str, threshold: int = DEFAULT_THRESHOLD) -> list[dict[str, Any]]:
+        """``PdqIndex.matches`` of every index, closest first (stable: ties keep set order)."""
+        found = [m for index in self.indexes for m in index.matches(pdq, threshold)]
+        return sorted(found, key=lambda m: m["distance"])
 
 
 def build_index(paths: Iterable[str], directory: str | os.PathLike[str],

@@ -31,7 +31,8 @@ from triage.journal import Journal, dir_key, replay, truncate
 from triage.census import census_summary
 from triage.matching import HashIndex
 from triage.pdq import DEFAULT_THRESHOLD, PdqOptions
-from triage.pdqsets import PdqIndex, load_pdq_set
+from triage.pdqsets import PdqIndex, PdqSet
+from triage.pdqsources import check_pdq_only, in_place_files, load_pdq_sources
 from triage.pool import WorkerPool
 from triage.records import ALGORITHMS, SCHEMA_VERSION, utc_now
 from triage.report import OutputError, prepare_out_dir, write_json_atomic
@@ -181,7 +182,8 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
         raise UsageError("--pdq-threshold must be 0..64 (PDQ's reference is 31)")
     pdq_on = config.pdq or bool(config.pdq_sets)
     sets = load_sets(config)
-    pdq_sets = [load_pdq_set(p, lenient=config.lenient) for p in config.pdq_sets]
+    check_pdq_only(sets, pdq_on)
+    pdq_sets = load_pdq_sources(config.pdq_sets, sets if pdq_on else [], config.lenient)
     index = HashIndex(sets)
     if config.size_filter:
         _check_size_filter(sets)
@@ -243,13 +245,15 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
     writer = Writer(out / "files.jsonl")
     journal = Journal(out, append=config.resume)
     pdq_index = None
-    if pdq_sets:  # compiled once, mapped read-only by every worker; removed at the end
+    raw_pdq = [s for s in pdq_sets if isinstance(s, PdqSet)]
+    if raw_pdq:  # compiled once, mapped read-only by every worker; removed at the end
         pdq_index = out / ".pdq-index"
-        PdqIndex.build(pdq_sets).save(pdq_index)
+        PdqIndex.build(raw_pdq).save(pdq_index)
+    in_place = in_place_files(pdq_sets)  # .tdb PDQ sections, mapped where they lie
     init = WorkerInit(algorithms, sets, WalkOptions(config.include_orphans, config.max_orphans),
                       config.size_filter,
-                      pdq=PdqOptions(config.pdq_threshold, pdq_index and str(pdq_index))
-                      if pdq_on else None)
+                      pdq=PdqOptions(config.pdq_threshold, pdq_index and str(pdq_index),
+                                     in_place) if pdq_on else None)
     pool = WorkerPool(config.workers, WorkerState, init, TASKS)
     interrupted = stopped_early = False
     progress.status("scanning")

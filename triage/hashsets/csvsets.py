@@ -20,6 +20,7 @@ from triage.hashsets._builder import HashSetBuilder, parse_size, shorten
 _DELIMITERS = (",", ";", "\t")
 _HASH_COLUMNS = {"md5": "md5", "sha1": "sha1", "sha256": "sha256"}
 _SIZE_COLUMNS = ("size", "filesize", "mediasize")
+_PDQ_COLUMNS = ("pdq", "pdqhash")
 _BATCH = 20_000
 
 
@@ -186,7 +187,22 @@ class CsvParser:
                 category=_label(keys.index("category") if "category" in keys else None),
                 missing="no value in column(s) " + ", ".join(cells[i].strip() for i in hashes.values()),
             )
-            columns.add_all(builder, _rows(lines, delimiter, builder))
+            rows = _rows(lines, delimiter, builder)
+            pdq = next((keys.index(k) for k in _PDQ_COLUMNS if k in keys), None)
+            if pdq is not None:
+                rows = _without_pdq_only(rows, list(hashes.values()), pdq)
+            columns.add_all(builder, rows)
+
+
+def _without_pdq_only(rows: Iterator[tuple[int, list[str]]], hashes: list[int],
+                      pdq: int) -> Iterator[tuple[int, list[str]]]:
+    """Rows that carry only a PDQ hash are not malformed: ``hashset import`` reads them in its
+    PDQ pass (``pdqsection``); the exact-hash reader just passes them by."""
+    for lineno, row in rows:
+        if (_cell(row, pdq) or "").strip() and not any(
+                (_cell(row, i) or "").strip() for i in hashes):
+            continue
+        yield lineno, row
 
 
 _NSRL_ENTRY = "nsrlfile.txt"

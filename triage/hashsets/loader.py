@@ -2,7 +2,8 @@
 
 ``load_hashset`` is what ``scan`` calls: a ``.tdb`` is mapped; a raw source is parsed and held in
 RAM when it is small, or compiled to a temporary index (deleted once mapped) when it outgrew the
-memory budget. ``import_hashsets`` compiles one or more sources into a named ``.tdb``.
+memory budget. ``import_hashsets`` compiles one or more sources into a named ``.tdb``, with the
+PDQ hashes they carry (``pdqsection``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from triage.hashsets import tdb
 from triage.hashsets._base import HEAD_SIZE, Parser
 from triage.hashsets._builder import HashSetBuilder
 from triage.hashsets.model import HashSet
+from triage.hashsets.pdqsection import PDQ_FORMAT, PdqRows, carries_pdq, pdq_only_csv
 from triage.hashsets.profiles import Profile, guess_profile, load_profile
 from triage.hashsets.registry import FORMATS
 from triage.hashsets.store import EntryStore
@@ -138,7 +140,12 @@ def import_hashsets(
     lenient: bool = False,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Compile ``sources`` into one index at ``out``; returns its header."""
+    """Compile ``sources`` into one index at ``out``; returns its header.
+
+    PDQ hashes go in too: those of a VICS (``AlternativeHashes``) or CSV (``pdq`` column)
+    source, read by a second, PDQ-only pass when the source mentions PDQ; a CSV with only a
+    ``pdq`` column, or any source with ``format="pdq"`` (a plain 64-hex list would otherwise
+    read as SHA-256), holds PDQ hashes only."""
     _check_kind(kind)
     if not sources:
         raise HashSetError("no source hash set given")
@@ -149,20 +156,53 @@ def import_hashsets(
         raise HashSetError(f"{target} is a directory")
     chosen = load_profile(profile) if profile else None
     store = EntryStore(tmpdir=target.parent if target.parent.is_dir() else None)
+    pdq = PdqRows(store)
     try:
         infos, kinds = [], set()
         for source in sources:
             file = Path(source)
-            parser, _, info = _parse(file, _read_head(file), format, lenient, store)
+            head = _read_head(file)
+            if format == PDQ_FORMAT or (format is None and _pdq_only(file, head)):
+                info = _pdq_source(file, pdq, lenient)
+                kinds.add(KNOWN_BAD)
+            else:
+                parser, _, info = _parse(file, head, format, lenient, store)
+                if carries_pdq(file, parser.id):
+                    found = _pdq_pass(file, pdq, lenient)
+                    found.pop("pdq_sha256")  # the same file: its sha256 is already there
+                    info.update(found)
+                kinds.add(getattr(parser, "default_kind", KNOWN_BAD))
             infos.append(info)
-            kinds.add(getattr(parser, "default_kind", KNOWN_BAD))
         finished = store.finish()
         chosen = chosen or _guess(infos, store)
         resolved = kind or (kinds.pop() if len(kinds) == 1 else KNOWN_BAD)
         meta = _meta(name or target.stem, resolved, chosen, infos)
-        return tdb.write_index(target, finished, meta)
+        return tdb.write_index(target, finished, meta, pdq)
     finally:
         store.close()
+
+
+def _pdq_pass(file: Path, pdq: PdqRows, lenient: bool) -> dict[str, Any]:
+    """The PDQ hashes of a source, with the rules of ``--pdq-set``; damage is one line."""
+    try:
+        return pdq.add_source(file, lenient)
+    except HashSetError:
+        raise
+    except _READ_ERRORS as exc:
+        raise HashSetError(f"hash set {file}: cannot read its PDQ hashes: {_one_line(exc)}") from exc
+
+
+def _pdq_only(file: Path, head: bytes) -> bool:
+    """A CSV naming a ``pdq`` column and no md5/sha1/sha256 one: no exact parser claims it."""
+    return pdq_only_csv(head) and not any(p.detect(head, file) for p in FORMATS.values())
+
+
+def _pdq_source(file: Path, pdq: PdqRows, lenient: bool) -> dict[str, Any]:
+    """A source of PDQ hashes only: its ``sources`` entry (no exact records)."""
+    loaded = _pdq_pass(file, pdq, lenient)
+    return {"path": os.fspath(file), "name": file.name, "format": loaded["pdq_format"],
+            "sha256": loaded.pop("pdq_sha256"), "bytes": file.stat().st_size, "records": 0,
+            "skipped": 0, "dropped_empty": 0, **loaded}
 
 
 def _check_kind(kind: str | None) -> None:
@@ -265,7 +305,7 @@ def _choose(file: Path, head: bytes, format: str | None) -> Parser:
         try:
             return FORMATS[format]
         except KeyError:
-            valid = ", ".join([*FORMATS, "tdb"])
+            valid = ", ".join([*FORMATS, "tdb", PDQ_FORMAT + " (import only)"])
             raise HashSetError(f"unknown hash-set format {format!r} (valid: {valid})") from None
     for parser in FORMATS.values():
         if parser.detect(head, file):

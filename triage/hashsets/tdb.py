@@ -2,15 +2,22 @@
 
 Layout (all integers little-endian)::
 
-    0    preamble, 64 bytes: b"TRIAGEDB", u32 format version, u32 0, u64 header offset,
-         u64 header length, 32 zero bytes
+    0    preamble, 64 bytes: b"TRIAGEDB", u32 format version, u32 minor version, u64 header
+         offset, u64 header length, 32 zero bytes
     64   data sections, each 64-byte aligned, per algorithm:
            digests     n x w bytes, sorted (memcmp order); a digest repeats once per category
            categories  n x uint8/uint16 category ids (absent when every row has the same id)
            buckets     2**bits + 1 x uint32/uint64: first row whose top ``bits`` bits >= b
          then ``sizes``: sorted distinct declared file sizes (uint32/uint64), if complete
+         then (minor 1) ``pdq``: PDQ hashes and their multi-index, if a source had any
+         (``pdqsection``)
     end  header: UTF-8 JSON (name, kind, profile, sources + SHA-256, categories, per-algorithm
          counts and section offsets, conflicts, creation time, SHA-256 of the data sections)
+
+Versions: the major version changes when an older reader could misread the file, and is
+refused when it is not ours; a minor version only adds sections and header keys an older
+reader ignores (version 1.0 readers never looked at the minor field, which was 0), so every
+1.x file opens here and a 1.0 file simply has no PDQ section.
 
 The header sits at the end so the data can be streamed out before its totals are known.
 Opening reads the preamble and the header and maps the file: no work proportional to its size,
@@ -44,6 +51,7 @@ from triage.hashsets.table import (
 
 MAGIC = b"TRIAGEDB"
 FORMAT_VERSION = 1
+FORMAT_MINOR = 1  # 1: optional PDQ section
 PREAMBLE = struct.Struct("<8sIIQQ32x")
 ALIGN = 64
 MAX_HEADER = 64 * 1024 * 1024
@@ -85,15 +93,18 @@ def _category_dtype(ids: set[int]) -> np.dtype | None:
     return np.dtype(np.uint8) if max(ids) < 256 else np.dtype("<u2")
 
 
-def write_index(path: Path, finished: Finished, meta: dict[str, Any]) -> dict[str, Any]:
-    """Stream ``finished`` into ``path`` (atomically: a temp file renamed); returns the header."""
+def write_index(path: Path, finished: Finished, meta: dict[str, Any],
+                pdq: Any = None) -> dict[str, Any]:
+    """Stream ``finished`` into ``path`` (atomically: a temp file renamed); returns the header.
+    ``pdq`` (``pdqsection.PdqRows``) adds the PDQ section when it holds any hash."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as stream:
             out = _Out(stream)
             header = dict(meta)
-            header.update(format="triage-hashset-index", format_version=FORMAT_VERSION)
+            header.update(format="triage-hashset-index", format_version=FORMAT_VERSION,
+                          format_minor=FORMAT_MINOR)
             header["algorithms"] = {}
             examples: list[dict[str, Any]] = []
             categories = finished.store.categories
@@ -103,6 +114,8 @@ def write_index(path: Path, finished: Finished, meta: dict[str, Any]) -> dict[st
                 )
             sizes = finished.store.sizes.result()
             header["sizes"] = _write_sizes(out, sizes, finished.store.sizes)
+            if pdq is not None and len(pdq):
+                header["pdq"] = pdq.write(out, categories)
             header["categories"] = list(categories)
             header["conflicts"] = {
                 "total": sum(t["conflicts"] for t in header["algorithms"].values()),
@@ -113,7 +126,7 @@ def write_index(path: Path, finished: Finished, meta: dict[str, Any]) -> dict[st
             data = json.dumps(header, ensure_ascii=False, sort_keys=True).encode("utf-8")
             stream.write(data)
             stream.seek(0)
-            stream.write(PREAMBLE.pack(MAGIC, FORMAT_VERSION, 0, offset, len(data)))
+            stream.write(PREAMBLE.pack(MAGIC, FORMAT_VERSION, FORMAT_MINOR, offset, len(data)))
         os.replace(tmp, path)
     except OSError as exc:
         raise HashSetError(f"cannot write index {path}: {exc.strerror or exc}") from None

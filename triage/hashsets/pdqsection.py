@@ -1,0 +1,210 @@
+"""PDQ perceptual hashes inside a compiled index (``.tdb``, format 1.1): written by ``hashset
+import``, searched by a scan straight from the mapped file.
+
+The section is ``triage.pdqsets.PdqIndex`` as it lies in memory (words, meta, ids, bucket
+offsets), so opening it costs a header read and an ``mmap``: no parsing, no index build, and
+scan workers share the pages. Categories are ids into the index's one category list (the same
+list the exact digests use), so a conflict (one PDQ hash, two categories) keeps both rows,
+exactly like exact digests.
+
+Sources: Project VIC VICS (``AlternativeHashes`` named PDQ), a CSV with a ``pdq`` column
+(beside md5/sha1/sha256 or alone), or a plain list of 64-hex PDQ hashes given with
+``--format pdq`` (a 64-hex line is a SHA-256 otherwise). They are read by the same loader as
+``--pdq-set`` (``triage.pdqsets.load_pdq_set``), so the rules are the same.
+"""
+
+from __future__ import annotations
+
+import codecs
+import mmap
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from triage.categories import KNOWN_BAD
+from triage.errors import HashSetError
+from triage.hashsets import tdb
+from triage.hashsets.store import EntryStore
+from triage.pdqsets import CHUNKS, INDEX_VERSION, WIDTHS, PdqIndex, PdqSet, load_pdq_set
+
+PDQ_FORMAT = "pdq"  # ``hashset import --format pdq``: the source holds PDQ hashes only
+_ARRAYS = {"words": "<u8", "meta": "<u4", "ids": "<u4", "offsets": "<u4"}
+_NEEDLE = b"AlternativeHashes"
+
+
+# -- import ---------------------------------------------------------------------------------
+
+
+def carries_pdq(file: Path, parser_id: str) -> bool:
+    """Whether a source an exact parser read may also hold PDQ hashes (cheap: no parse)."""
+    if parser_id == "vics":
+        return _mentions(file, _NEEDLE)
+    if parser_id == "csv":
+        with open(file, "rb") as stream:
+            return _sniff_pdq(stream.read(16384)) == "pdq-csv"
+    return False
+
+
+def pdq_only_csv(head: bytes) -> bool:
+    """A CSV whose header names a ``pdq`` column (what no exact parser claims)."""
+    return _sniff_pdq(head) == "pdq-csv"
+
+
+def _sniff_pdq(head: bytes) -> str:
+    from triage.pdqsets import _sniff
+
+    return _sniff(head)[0]
+
+
+def _mentions(file: Path, needle: bytes) -> bool:
+    """Substring search in 16 MiB blocks (GB/s); UTF-16 text is left to the loader."""
+    with open(file, "rb") as stream:
+        tail = b""
+        first = True
+        while block := stream.read(16 << 20):
+            if first and block.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                return True
+            first = False
+            if needle in tail + block[: len(needle)] or needle in block:
+                return True
+            tail = block[-len(needle):]
+    return False
+
+
+class PdqRows:
+    """The PDQ hashes of every source of one index, with category ids of its ``EntryStore``."""
+
+    def __init__(self, store: EntryStore) -> None:
+        self.store = store
+        self.hashes: list[np.ndarray] = []
+        self.codes: list[np.ndarray] = []
+
+    def add_source(self, file: Path, lenient: bool) -> dict[str, Any]:
+        """Load one source's PDQ hashes; returns what its ``sources`` entry records."""
+        loaded = load_pdq_set(file, lenient=lenient)
+        ids = np.array([self.store.category_id(label) for label in loaded.labels], np.uint16)
+        self.hashes.append(loaded.hashes)
+        self.codes.append(ids[loaded.codes])
+        return {"pdq_format": loaded.format, "pdq_hashes": loaded.entries,
+                "pdq_skipped": loaded.skipped, "pdq_dropped": loaded.dropped,
+                "pdq_sha256": loaded.sha256}
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(hashes, category ids), sorted by hash; exact (hash, category) repeats collapse."""
+        if not self.hashes:
+            return np.zeros((0, 32), np.uint8), np.zeros(0, np.uint16)
+        hashes = np.concatenate(self.hashes)
+        codes = np.concatenate(self.codes)
+        rows = np.concatenate([hashes, codes.astype(">u2").view(np.uint8).reshape(-1, 2)],
+                              axis=1)
+        _, first = np.unique(np.ascontiguousarray(rows).view("V34").ravel(), return_index=True)
+        return hashes[first], codes[first]
+
+    def __len__(self) -> int:
+        return sum(len(h) for h in self.hashes)
+
+    def write(self, out: Any, categories: list[str | None]) -> dict[str, Any]:
+        """Append the section to a ``tdb._Out``; returns the header's ``pdq`` entry."""
+        hashes, codes = self.result()
+        index = PdqIndex.build([PdqSet("", "", "tdb", "", hashes, codes)])
+        spec: dict[str, Any] = {"index_version": INDEX_VERSION, "rows": len(hashes),
+                                "unique": _distinct_rows(hashes),
+                                "bucket_bits": list(index.bucket_bits)}
+        for name, dtype in _ARRAYS.items():
+            array = np.ascontiguousarray(getattr(index, name), dtype=dtype)
+            offset = out.align()
+            out.write(memoryview(array).cast("B"))
+            spec[name] = {"offset": offset, "length": array.nbytes, "dtype": dtype}
+        counts = np.bincount(codes, minlength=len(categories)) if len(codes) else []
+        spec["counts"] = {"null" if categories[i] is None else str(categories[i]): int(n)
+                          for i, n in enumerate(counts) if n}
+        return spec
+
+
+def _distinct_rows(hashes: np.ndarray) -> int:
+    if not len(hashes):
+        return 0
+    view = np.ascontiguousarray(hashes).view("V32").ravel()  # already sorted by result()
+    return int(1 + np.count_nonzero(view[1:] != view[:-1]))
+
+
+# -- scan -----------------------------------------------------------------------------------
+
+
+@dataclass
+class TdbPdq:
+    """A compiled index used for PDQ near matches: ``summary.json`` ``pdq_sets`` entry."""
+
+    name: str
+    path: str
+    sha256: str
+    entries: int
+    skipped: int = 0
+    dropped: int = 0
+    format: str = "tdb"
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "kind": KNOWN_BAD, "format": self.format,
+                "sha256": self.sha256, "entries": self.entries, "algorithms": ["pdq"],
+                "skipped_lines": self.skipped, "dropped": self.dropped}
+
+
+def describe_tdb(path: str | os.PathLike[str], header: dict[str, Any] | None = None,
+                 required: bool = True) -> TdbPdq | None:
+    """The PDQ part of an index, from its header alone; ``required`` refuses an index
+    without one, or one compiled as known-good (a near match is a lead to known-bad)."""
+    file = Path(path)
+    if header is None:
+        header = tdb.read_header(file)[0]
+    spec = header.get("pdq")
+    if not spec or not spec.get("rows"):
+        if required:
+            raise HashSetError(f"index {file} carries no PDQ hashes (re-import a source with "
+                               "PDQ: VICS AlternativeHashes, a CSV pdq column, or a PDQ list "
+                               "with --format pdq)")
+        return None
+    if header.get("kind") != KNOWN_BAD:
+        if required:
+            raise HashSetError(f"index {file} was compiled as {header.get('kind')}; PDQ near "
+                               "matches are only searched in known-bad sets")
+        return None
+    sources = header.get("sources") or []
+    return TdbPdq(str(header["name"]), str(file), str(header["sections_sha256"]),
+                  int(spec["unique"]), sum(int(s.get("pdq_skipped", 0)) for s in sources),
+                  sum(int(s.get("pdq_dropped", 0)) for s in sources))
+
+
+def open_pdq(path: str | os.PathLike[str]) -> PdqIndex:
+    """Map an index's PDQ section as a ``PdqIndex`` (read-only; pages read on demand)."""
+    file = Path(path)
+    header, limit, _ = tdb.read_header(file)
+    describe_tdb(file, header)
+    spec = header["pdq"]
+    try:
+        with open(file, "rb") as stream:
+            mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as exc:
+        raise HashSetError(f"index {file}: cannot map: {exc}") from None
+    if hasattr(mapped, "madvise"):
+        mapped.madvise(mmap.MADV_RANDOM)
+    try:
+        if spec.get("index_version") != INDEX_VERSION:
+            raise ValueError(f"PDQ index version {spec.get('index_version')}")
+        n = int(spec["rows"])
+        bits = tuple(int(b) for b in spec["bucket_bits"])
+        if len(bits) != CHUNKS or any(not 0 < b <= w for b, w in zip(bits, WIDTHS)):
+            raise ValueError("bucket bits")
+        arrays = {name: tdb._section(mapped, spec[name], np.dtype(dtype), limit)
+                  for name, dtype in _ARRAYS.items()}
+        sizes = {"words": 4 * n, "meta": n, "ids": CHUNKS * n,
+                 "offsets": sum((1 << b) + 1 for b in bits)}
+        if any(len(arrays[k]) != v for k, v in sizes.items()):
+            raise ValueError("PDQ sections disagree in length")
+        sets = [{"name": str(header["name"]), "labels": list(header["categories"])}]
+        return PdqIndex(arrays["words"].reshape(n, 4), arrays["meta"], arrays["ids"],
+                        arrays["offsets"], bits, sets)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HashSetError(f"index {file}: damaged PDQ section ({exc})") from None
