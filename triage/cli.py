@@ -130,8 +130,8 @@ def scan(
     order: Annotated[str, typer.Option("--order", help="Hashing order: walk (directory by directory, fastest on SSD), smallest, physical (disk order, for spinning disks), pictures-first. Orders other than walk list everything first.")] = "walk",
     stop_on_first_hit: Annotated[bool, typer.Option("--stop-on-first-hit", help="Stop at the first known-bad match (exit 1; the report says it stopped early).")] = False,
     size_filter: Annotated[bool, typer.Option("--size-filter", help="Do not hash files whose size no known-bad set declares (every set must declare sizes); they are listed as 'skipped: size-not-in-set'.")] = False,
-    pdq: Annotated[bool, typer.Option("--pdq", help="PDQ perceptual hash of every picture (decoded in memory, never written).")] = False,
-    pdq_set: Annotated[list[str], typer.Option("--pdq-set", help="PDQ hash set: 64-hex list, CSV with a pdq column, or VICS JSON (repeat; implies --pdq).")] = [],  # noqa: B006
+    pdq: Annotated[bool, typer.Option("--pdq", help="PDQ perceptual hash of every picture (decoded in memory, never written); also searches the PDQ hashes of every known-bad --hashset .tdb.")] = False,
+    pdq_set: Annotated[list[str], typer.Option("--pdq-set", help="PDQ hash set: 64-hex list, CSV with a pdq column, VICS JSON, or a .tdb carrying PDQ (repeat; implies --pdq).")] = [],  # noqa: B006
     pdq_threshold: Annotated[int, typer.Option("--pdq-threshold", help="Near-duplicate: PDQ Hamming distance at most this (0..64).")] = 31,
     verify_image: Annotated[bool, typer.Option("--verify-image", help="Also hash the whole media (MD5/SHA-1) and compare with the acquisition hash stored in an E01.")] = False,
     case: Annotated[str | None, typer.Option("--case", help="Case reference (free text).")] = None,
