@@ -136,7 +136,8 @@ def _print_info(d: dict[str, Any]) -> None:
         _out(f"  created   {d['created']} by triage {d['tool'].get('version', '?') if d['tool'] else '?'}")
     _out(f"  sha256    {d['sha256']}")
     if d["file_bytes"]:
-        _out(f"  size      {d['file_bytes']:,} bytes ({d['bytes_per_record']} per record)")
+        per = f" ({d['bytes_per_record']} per record)" if d["bytes_per_record"] else ""
+        _out(f"  size      {d['file_bytes']:,} bytes{per}")
     _out(f"  records   {d['records']:,} -> {d['entries']:,} distinct digests")
     if d["profile"]:
         _out(f"  profile   {d['profile']['name']} ({d['profile']['description'] or d['profile']['source']})")
