@@ -394,6 +394,26 @@ def open_image(spec: EvidenceSpec) -> pytsk3.Img_Info:
         raise EvidenceError(f"{spec.path}: cannot open as {spec.format}: {_first_line(e)}") from None
 
 
+def direct_reader(spec: EvidenceSpec, img: Any) -> Callable[[int, int], bytes] | None:
+    """``read(offset, length)`` straight from the media, under TSK, or None.
+
+    Why: for large files the hash loop reads the file's block runs itself into one reused
+    buffer, which spares TSK's copy, pytsk3's copy and the callback per request: 30% of the
+    CPU of a raw scan and half of an E01 scan. Raw media get their own descriptors (closed
+    with the process, like the TSK image); EWF through the system libewf shares the handle TSK
+    uses (one thread per worker)."""
+    if spec.format == "raw" and len(spec.segments) == 1:  # a file or a block device
+        fd = os.open(spec.segments[0], os.O_RDONLY)
+        return lambda offset, length: os.pread(fd, length, offset)
+    if spec.format == "raw":
+        seg = SegmentedFile(spec.segments)
+        return lambda offset, length: seg.read_buffer_at_offset(length, offset)
+    handle = getattr(img, "_handle", None)
+    if isinstance(img, StreamImage) and hasattr(handle, "readinto"):
+        return handle.read_into_new
+    return None
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip() or type(e).__name__
     return text.splitlines()[0]

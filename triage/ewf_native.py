@@ -126,12 +126,24 @@ class Handle:
             raise OSError("EWF segment files incomplete or corrupted (a segment missing or cut?)")
 
     def read_buffer_at_offset(self, size: int, offset: int) -> bytes:
-        buf = ctypes.create_string_buffer(size)
+        return bytes(self.read_into_new(offset, size))
+
+    def read_into_new(self, offset: int, size: int) -> bytearray:
+        """``size`` bytes at ``offset`` (fewer at the end) in a new buffer, copied once."""
+        buf = bytearray(size)
+        n = self.readinto(memoryview(buf), offset)
+        del buf[n:]
+        return buf
+
+    def readinto(self, buf: memoryview, offset: int) -> int:
+        """Read into a writable buffer without an intermediate copy; bytes read."""
+        target = (ctypes.c_char * len(buf)).from_buffer(buf)
         error = ctypes.c_void_p()
-        n = self._lib.libewf_handle_read_random(self._h, buf, size, offset, ctypes.byref(error))
+        n = self._lib.libewf_handle_read_random(self._h, target, len(buf), offset,
+                                                ctypes.byref(error))
         if n < 0:
-            _raise(self._lib, error, f"unable to read {size} bytes at offset {offset}")
-        return buf.raw[:n]
+            _raise(self._lib, error, f"unable to read {len(buf)} bytes at offset {offset}")
+        return n
 
     def get_media_size(self) -> int:
         size = ctypes.c_uint64(0)
