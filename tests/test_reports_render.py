@@ -113,3 +113,21 @@ def test_memory_is_bounded(tmp_path: Path) -> None:
     assert f"{n // 5 - 1000:,} more, see hits.csv" in text
     assert (run / "hits.csv").read_bytes().count(b"\r\n") == n // 5 + 1
     assert ALGS[0] in text
+
+
+def test_parallel_render_writes_the_same_bytes(scanned_run: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large runs render their formats in spawned processes: same files, byte for byte."""
+    import triage.reports as reports
+
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    for d in (serial, parallel):
+        d.mkdir()
+        for name in ("files.jsonl", "summary.json"):
+            shutil.copy(scanned_run / name, d / name)
+    render_all(serial)
+    monkeypatch.setattr(reports, "PARALLEL_FROM", 0)
+    paths = render_all(parallel)
+    assert [p.name for p in paths] == [reports.FORMAT_FILES[f] for f in reports.FORMATS]
+    for p in paths:
+        assert p.read_bytes() == (serial / p.name).read_bytes(), p.name

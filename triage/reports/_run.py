@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+import msgspec
+
 from triage.errors import TriageError, UsageError
 from triage.records import ALGORITHMS, DEFAULT_ALGORITHMS
 
@@ -37,24 +39,40 @@ def load_summary(run_dir: Path) -> dict[str, Any]:
     return data
 
 
+_decode = msgspec.json.Decoder().decode
+
+
 def iter_records(run_dir: Path) -> Iterator[dict[str, Any]]:
     """One dict per line of files.jsonl; constant memory whatever the number of records."""
     path = run_dir / FILES
     if not path.is_file():
         return
     try:
-        with open(path, encoding="utf-8", newline="\n") as fh:
+        with open(path, "rb") as fh:
             for n, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
                 try:
-                    yield json.loads(line)
-                except ValueError as e:
-                    if not line.endswith("\n"):
-                        return  # a scan killed mid-write leaves a torn last line: stop there
-                    raise ReportError(f"{path}:{n}: not a JSON record: {e}") from None
+                    record = _decode(line)
+                except msgspec.DecodeError:
+                    # msgspec refuses the \udcXX escapes of undecodable names: json keeps them
+                    record = _slow_decode(line, path, n)
+                    if record is None:
+                        return
+                if not isinstance(record, dict):
+                    raise ReportError(f"{path}:{n}: not a JSON record: not an object")
+                yield record
     except OSError as e:
         raise ReportError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def _slow_decode(line: bytes, path: Path, n: int) -> dict[str, Any] | None:
+    try:
+        return json.loads(line.decode("utf-8"))
+    except ValueError as e:
+        if not line.endswith(b"\n"):
+            return None  # a scan killed mid-write leaves a torn last line: stop there
+        raise ReportError(f"{path}:{n}: not a JSON record: {e}") from None
 
 
 def algorithms(summary: dict[str, Any]) -> tuple[str, ...]:
