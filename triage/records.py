@@ -67,10 +67,8 @@ class FileRecord:
     location: int | None = None  # not written: byte offset of the first data run (--order physical)
 
     def to_dict(self, algorithms: tuple[str, ...]) -> dict[str, Any]:
-        names, before, after = _layout(algorithms)
-        hashes = self.hashes
-        return dict(zip(names, before(self) + tuple(hashes.get(a) for a in algorithms)
-                        + after(self)))
+        names, before, hashes_of, after = _layout(algorithms)
+        return dict(zip(names, before(self) + hashes_of(self.hashes) + after(self)))
 
 
 @lru_cache(maxsize=16)
@@ -78,7 +76,18 @@ def _layout(algorithms: tuple[str, ...]):
     """Key order and C-level getters of FILE_FIELDS for one set of algorithms (hot path)."""
     i = FILE_FIELDS.index("<hashes>")
     before, after = FILE_FIELDS[:i], FILE_FIELDS[i + 1:]
-    return (before + algorithms + after, operator.attrgetter(*before),
+    every = operator.itemgetter(*algorithms)
+
+    def hashes_of(hashes: dict[str, str | None]) -> tuple[str | None, ...]:
+        if len(hashes) == len(algorithms):
+            try:
+                found = every(hashes)
+                return found if len(algorithms) > 1 else (found,)
+            except KeyError:
+                pass
+        return tuple(hashes.get(a) for a in algorithms)
+
+    return (before + algorithms + after, operator.attrgetter(*before), hashes_of,
             operator.attrgetter(*after))
 
 

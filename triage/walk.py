@@ -95,6 +95,7 @@ def list_directory(
         stats.errors.append(f"cannot open directory {d.path or '/'}: {_msg(e)}")
         return
     in_orphans = d.in_orphans
+    ntfs = vol.fs_type == "ntfs"
     index = -1
     try:
         for f in directory:
@@ -127,19 +128,15 @@ def list_directory(
                 elif len(d.ancestors) < MAX_DEPTH:
                     subdirs.append(DirRef(e.meta_addr, e.path, d.ancestors | {e.meta_addr},
                                           in_orphans))
-            yield from _entry_records(e, vol)
+            if ntfs:
+                yield from _ntfs_records(e, vol)
+            elif e.meta is None:
+                if e.name_type == _REG_NAME:
+                    yield e.record(vol, str(e.addr), None, None, error=NO_META)
+            elif e.regular:
+                yield e.record(vol, str(e.addr), e.size, ReadTarget(e.addr, file=e.file))
     except OSError as e:
         stats.errors.append(f"error while listing {d.path or '/'}: {_msg(e)}")
-
-
-def _entry_records(e: "_Entry", vol: VolumeContext) -> Iterator[FileRecord]:
-    if vol.fs_type == "ntfs":
-        yield from _ntfs_records(e, vol)
-    elif e.meta is None:
-        if e.name_type == _REG_NAME:
-            yield e.record(vol, str(e.addr), None, None, error=NO_META)
-    elif e.regular:
-        yield e.record(vol, str(e.addr), e.size, ReadTarget(e.addr, file=e.file))
 
 
 NO_META = "no metadata: name only (deleted entry)"
