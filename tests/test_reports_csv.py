@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from test_reports_support import (
+    ALGS,
     HOSTILE_NAMES,
     fake_run,
     record,
@@ -94,3 +95,19 @@ def test_safe_cell_rules() -> None:
     assert safe_cell("a|b") == "a|b" and safe_cell('"q"') == '"q"'
     assert columns(["md5"])[-1] == "md5"
     assert columns([])[:5] == ["category", "label", "hashsets", "near_duplicate", "pdq_distance"]
+
+
+def test_unmatched_lines_are_skimmed_but_names_cannot_fake_it(tmp_path: Path) -> None:
+    """Reports skip decoding lines of unmatched, unerrored files by three key/value marks; a
+    name spelling those marks is JSON-escaped, so a hit with such a name is still listed, and
+    report.html still counts every file."""
+    fake = '/x","matches":[],"error":null,"category":"unknown"'
+    recs = [record(fake, "A", 1), record("/plain", "unknown", 2),
+            record(fake + "2", "unknown", 3), record("/unread", None, 4)]
+    run = fake_run(tmp_path / "run", recs)
+    render_all(run, ["csv", "html"])
+    assert [r["path"] for r in read_rows(run / "hits.csv")] == [fake]
+    from triage.reports._html_collect import collect
+    c = collect(run, ALGS)
+    assert c.files == 4 and c.categories == {"A": 1, "unknown": 2}
+    assert c.errors_total == 1

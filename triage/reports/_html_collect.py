@@ -16,7 +16,7 @@ from typing import Any
 
 from triage.categories import is_known_bad
 from triage.reports._near import closest, near_matches
-from triage.reports._run import iter_records
+from triage.reports._run import iter_notable
 
 HIT_CAP = 1000  # hits listed per category
 ERROR_CAP = 500  # files-not-read listed
@@ -72,8 +72,11 @@ def collect(run_dir: Path, algorithms: tuple[str, ...], hit_cap: int = HIT_CAP,
             error_cap: int = ERROR_CAP, near_cap: int = NEAR_CAP) -> Collected:
     c = Collected()
     keep = HIT_KEYS + algorithms
-    for r in iter_records(run_dir):
+    for r in iter_notable(run_dir):
         c.files += 1
+        if r is None:
+            c.categories["unknown"] += 1
+            continue
         cat = r.get("category")
         if cat is not None:
             c.categories[cat] += 1

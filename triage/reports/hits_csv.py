@@ -24,7 +24,7 @@ from typing import Any
 from triage.categories import is_known_bad
 from triage.reports._escape import escape
 from triage.reports._near import NEAR_LABEL, closest, describe, exact_matches, near_matches
-from triage.reports._run import algorithms, atomic_text, iter_records
+from triage.reports._run import algorithms, atomic_text, iter_notable
 from triage.reports.labels import Labels
 
 NAME = "hits.csv"
@@ -81,7 +81,9 @@ def write(run_dir: Path, summary: dict[str, Any]) -> Path:
         out = csv.writer(fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
         near_only = csv.writer(later, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
         out.writerow(columns(algs))
-        for record in iter_records(run_dir):
+        for record in iter_notable(run_dir):
+            if record is None:
+                continue
             if is_known_bad(record.get("category")):
                 out.writerow(row(record, algs, label))
             elif near_matches(record):
