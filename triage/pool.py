@@ -40,9 +40,17 @@ class Beat:
             self._conn.send(("beat", self._id, None))
 
 
-def _worker_main(conn: Connection, init: Callable[[Any], Any], init_arg: Any,
-                 tasks: dict[str, Callable[..., Any]]) -> None:
+def _worker_main(conn: Connection, tasks: dict[str, Callable[..., Any]]) -> None:
+    """Imports happen at spawn; the state is built from the first message, so a pool can be
+    started before the scan knows its hash sets (start-up overlaps the main process's work)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    try:
+        msg = conn.recv()
+    except (EOFError, OSError):
+        return
+    if msg is None:
+        return
+    init, init_arg = msg
     state = init(init_arg)
     while True:
         try:
@@ -61,22 +69,35 @@ def _worker_main(conn: Connection, init: Callable[[Any], Any], init_arg: Any,
 
 
 class _Worker:
-    def __init__(self, ctx: Any, target_args: tuple) -> None:
+    def __init__(self, ctx: Any, tasks: dict[str, Callable[..., Any]],
+                 init: tuple[Callable[[Any], Any], Any] | None) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_worker_main, args=(child, *target_args), daemon=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, tasks), daemon=True)
         self.proc.start()
         child.close()
+        if init is not None:
+            self.conn.send(init)
         self.task: int | None = None
         self.deadline = 0.0
         self.timeout = 0.0
 
 
 class WorkerPool:
-    def __init__(self, workers: int, init: Callable[[Any], Any], init_arg: Any,
-                 tasks: dict[str, Callable[..., Any]]) -> None:
+    def __init__(self, workers: int, tasks: dict[str, Callable[..., Any]],
+                 init: Callable[[Any], Any] | None = None, init_arg: Any = None) -> None:
+        """Spawn the workers now; they wait for ``initialize`` unless ``init`` is given."""
         self._ctx = multiprocessing.get_context("spawn")
-        self._args = (init, init_arg, tasks)
-        self._workers = [_Worker(self._ctx, self._args) for _ in range(max(1, workers))]
+        self._tasks = tasks
+        self._init: tuple[Callable[[Any], Any], Any] | None = None
+        self._workers = [_Worker(self._ctx, tasks, None) for _ in range(max(1, workers))]
+        if init is not None:
+            self.initialize(init, init_arg)
+
+    def initialize(self, init: Callable[[Any], Any], init_arg: Any) -> None:
+        """Each worker's state is ``init(init_arg)`` (replacement workers' too)."""
+        self._init = (init, init_arg)
+        for w in self._workers:
+            w.conn.send(self._init)
 
     @property
     def size(self) -> int:
@@ -133,7 +154,7 @@ class WorkerPool:
             w.proc.kill()
         w.proc.join(5)
         w.conn.close()
-        self._workers[self._workers.index(w)] = _Worker(self._ctx, self._args)
+        self._workers[self._workers.index(w)] = _Worker(self._ctx, self._tasks, self._init)
         return Event("failed", task_id if task_id is not None else -1, reason)
 
     def close(self) -> None:

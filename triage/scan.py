@@ -166,20 +166,38 @@ def _check_resume(out: Path, config: ScanConfig, sets, algorithms: tuple[str, ..
 
 def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOutcome:
     """Scan every piece of evidence in ``config``; write files.jsonl and summary.json."""
-    progress = progress or ProgressSink()
+    _check_config(config)
+    # the workers spawn and import now, while this process loads sets and opens the evidence
+    pool = WorkerPool(config.workers, TASKS)
+    try:
+        return _run_scan(config, progress or ProgressSink(), pool)
+    except BaseException:
+        pool.kill()
+        raise
+
+
+def _check_config(config: ScanConfig) -> None:
+    """What needs no file opened: a usage error here costs no worker start."""
     if not config.evidence:
         raise UsageError("no evidence given")
     if config.workers < 1:
         raise UsageError("--workers must be at least 1")
     if config.order not in ORDERS:
         raise UsageError(f"--order must be one of {', '.join(ORDERS)}")
-    formats = parse_formats(config.formats)
+    parse_formats(config.formats)
     missing = [p for p in config.evidence if not os.path.lexists(p)]
     if missing:
         raise UsageError(f"evidence {missing[0]}: no such file or device")
-    algorithms = parse_algorithms(config.algorithms)
+    parse_algorithms(config.algorithms)
     if not 0 <= config.pdq_threshold <= 64:
         raise UsageError("--pdq-threshold must be 0..64 (PDQ's reference is 31)")
+    if config.resume and config.out is None:
+        raise UsageError("--resume needs the folder of the interrupted run")
+
+
+def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool) -> ScanOutcome:
+    formats = parse_formats(config.formats)
+    algorithms = parse_algorithms(config.algorithms)
     pdq_on = config.pdq or bool(config.pdq_sets)
     sets = load_sets(config)
     check_pdq_only(sets, pdq_on)
@@ -190,9 +208,8 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
     # never miss a match because a set uses an algorithm that was not asked for
     algorithms = tuple(a for a in ALGORITHMS if a in set(algorithms) | index.algorithms)
     if config.resume:
-        if config.out is None:
-            raise UsageError("--resume needs the folder of the interrupted run")
         out = config.out
+        assert out is not None  # checked by _check_config
         previous = _check_resume(out, config, sets, algorithms, pdq_sets)
     else:
         out = config.out or default_out_dir(config.evidence)
@@ -254,7 +271,7 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
                       config.size_filter,
                       pdq=PdqOptions(config.pdq_threshold, pdq_index and str(pdq_index),
                                      in_place) if pdq_on else None)
-    pool = WorkerPool(config.workers, WorkerState, init, TASKS)
+    pool.initialize(WorkerState, init)
     interrupted = stopped_early = False
     progress.status("scanning")
     try:
