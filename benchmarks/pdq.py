@@ -164,25 +164,21 @@ if os.environ.get("TRIAGE_BENCH_NO_CENSUS"):
 
 
 def bench_census_scan(files: list[tuple[str, bytes]], workdir: Path, workers: int,
-                      repeat: int) -> None:
+                      repeat: int, image: Path | None = None) -> None:
+    """Scans alternately with and without the census; ``image`` defaults to one built here
+    from ``files`` (``--census-image`` measures the speed workloads instead)."""
     from triage.scan import ScanConfig, run_scan
 
-    print(f"census in a scan ({len(files):,} small files, ext4, {workers} workers):")
-    if shutil.which("mke2fs") is None:
+    built = image is None
+    tag = f"{len(files):,} mixed small files" if built else image.name
+    print(f"census in a scan ({tag}, {workers} workers):")
+    if built and shutil.which("mke2fs") is None:
         row("census in a scan", "skipped: mke2fs not installed")
         return
-    src, image = workdir / "census-src", workdir / "census.img"
-    if not image.exists():
-        shutil.rmtree(src, ignore_errors=True)
-        for i, (name, data) in enumerate(files):
-            d = src / f"d{i // 1000:03d}"
-            d.mkdir(parents=True, exist_ok=True)
-            (d / name).write_bytes(data)
-        total = sum(len(d) for _, d in files)
-        blocks = int((total * 1.3 + len(files) * 4096 * 1.2 + (32 << 20)) // 4096)
-        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-N",
-                        str(len(files) + 4096), "-d", str(src), str(image), str(blocks)],
-                       check=True, env=dict(os.environ, E2FSPROGS_FAKE_TIME="1700000000"))
+    if built:
+        image = workdir / "census.img"
+        if not image.exists():
+            _build_census_image(files, workdir / "census-src", image)
     # spawned workers import triage afresh: a sitecustomize empties INSPECTORS there
     hook = workdir / "hook"
     hook.mkdir(exist_ok=True)
@@ -206,25 +202,35 @@ def bench_census_scan(files: list[tuple[str, bytes]], workdir: Path, workers: in
             cpu[census].append(_cpu() - c0)
             kinds = sum(1 for line in (out / "files.jsonl").open() if '"kind":"' in line)
             assert (kinds > 0) == census, "the census switch did not reach the workers"
-            assert outcome.summary["totals"]["files"] >= len(files)
+            assert not built or outcome.summary["totals"]["files"] >= len(files)
     os.environ.pop("TRIAGE_BENCH_NO_CENSUS", None)
     print(f"    wall times off {[round(t, 2) for t in times[False]]} "
           f"on {[round(t, 2) for t in times[True]]}")
     off, on = statistics.median(times[False]), statistics.median(times[True])
-    row("scan without census, wall (median)", f"{off:8.2f} s")
-    row("scan with census, wall (median)", f"{on:8.2f} s  ({100 * (on - off) / off:+.1f}%)")
-    off, on = statistics.median(cpu[False]), statistics.median(cpu[True])
-    row("scan without census, CPU of all processes (median)", f"{off:8.2f} s")
-    row("scan with census, CPU of all processes (median)",
+    row(f"{tag}: scan without census, wall (median)", f"{off:8.2f} s")
+    row(f"{tag}: scan with census, wall (median)",
         f"{on:8.2f} s  ({100 * (on - off) / off:+.1f}%)")
     off, on = min(cpu[False]), min(cpu[True])
-    row("scan without census, CPU of all processes (best)", f"{off:8.2f} s")
-    row("scan with census, CPU of all processes (best)",
+    row(f"{tag}: scan without census, CPU of all processes (best)", f"{off:8.2f} s")
+    row(f"{tag}: scan with census, CPU of all processes (best)",
         f"{on:8.2f} s  ({100 * (on - off) / off:+.1f}%)")
     diffs = [b - a for a, b in zip(cpu[False], cpu[True])]
-    row("census CPU, median of paired differences",
+    row(f"{tag}: census CPU, median of paired differences",
         f"{statistics.median(diffs):+8.2f} s  ({100 * statistics.median(diffs) / off:+.1f}%; "
         f"pairs {', '.join(f'{d:+.2f}' for d in diffs)})")
+
+
+def _build_census_image(files: list[tuple[str, bytes]], src: Path, image: Path) -> None:
+    shutil.rmtree(src, ignore_errors=True)
+    for i, (name, data) in enumerate(files):
+        d = src / f"d{i // 1000:03d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / name).write_bytes(data)
+    total = sum(len(d) for _, d in files)
+    blocks = int((total * 1.3 + len(files) * 4096 * 1.2 + (32 << 20)) // 4096)
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-N",
+                    str(len(files) + 4096), "-d", str(src), str(image), str(blocks)],
+                   check=True, env=dict(os.environ, E2FSPROGS_FAKE_TIME="1700000000"))
 
 
 def _cpu() -> float:
@@ -369,6 +375,8 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--skip-scan", action="store_true")
     ap.add_argument("--skip-search", action="store_true")
+    ap.add_argument("--census-image", type=Path, action="append", default=[],
+                    help="also measure the census on this image (e.g. the speed workloads)")
     args = ap.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="triage-pdq-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -378,6 +386,8 @@ def main() -> None:
     bench_census_micro(files)
     if not args.skip_scan:
         bench_census_scan(files, workdir, args.scan_workers, args.repeat)
+        for image in args.census_image:
+            bench_census_scan(files, workdir, args.scan_workers, args.repeat, image)
     if not args.skip_search:
         bench_search(args.set, args.queries, args.workers, workdir)
         bench_list_parse(workdir)
