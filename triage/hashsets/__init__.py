@@ -7,11 +7,21 @@ sources into an index. The layout of the index is described in ``tdb``.
 
 from __future__ import annotations
 
-from triage.hashsets._base import Parser
-from triage.hashsets.loader import import_hashsets, load_hashset
-from triage.hashsets.model import HashSet
-from triage.hashsets.registry import FORMATS
+import importlib
+from typing import Any
 
-open_hashset = load_hashset  # the name reads better for a compiled index
+# Resolved on first use (PEP 562): scan workers import only the model and the index reader,
+# not every parser (less start-up time and memory per worker process).
+_LAZY = {"Parser": "_base", "import_hashsets": "loader", "load_hashset": "loader",
+         "open_hashset": "loader", "HashSet": "model", "FORMATS": "registry"}
 
 __all__ = ["FORMATS", "HashSet", "Parser", "import_hashsets", "load_hashset", "open_hashset"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
+    value = getattr(module, "load_hashset" if name == "open_hashset" else name)
+    globals()[name] = value
+    return value
