@@ -117,7 +117,8 @@ def test_memory_is_bounded(tmp_path: Path) -> None:
 
 def test_parallel_render_writes_the_same_bytes(scanned_run: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """Large runs render their formats in spawned processes: same files, byte for byte."""
+    """Large runs render DFXML in two halves in spawned processes (ids continue across the cut)
+    while the main process writes the rest: the same files, byte for byte, no parts left."""
     import triage.reports as reports
 
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"
@@ -131,3 +132,4 @@ def test_parallel_render_writes_the_same_bytes(scanned_run: Path, tmp_path: Path
     assert [p.name for p in paths] == [reports.FORMAT_FILES[f] for f in reports.FORMATS]
     for p in paths:
         assert p.read_bytes() == (serial / p.name).read_bytes(), p.name
+    assert sorted(x.name for x in parallel.iterdir()) == sorted(x.name for x in serial.iterdir())

@@ -50,7 +50,7 @@ def parse_formats(formats: str | Iterable[str] | None) -> list[str]:
     return [n for n in FORMATS if n in names]
 
 
-PARALLEL_FROM = 32 << 20  # files.jsonl size from which formats render in parallel processes
+PARALLEL_FROM = 32 << 20  # files.jsonl size from which DFXML renders in two processes
 
 
 def render_all(run_dir: Path, formats: Iterable[str] | None = None) -> list[Path]:
@@ -58,23 +58,19 @@ def render_all(run_dir: Path, formats: Iterable[str] | None = None) -> list[Path
 
     Each writer streams files.jsonl, so memory stays bounded however many records there are;
     each file is replaced atomically, so a failed render leaves the previous one intact. For a
-    large run the formats render side by side in spawned processes (the costliest, DFXML,
-    takes ~15 us per record: seconds on a million-file device, and the cores are idle by now).
+    large run DFXML (the costly format, ~15 us per record, seconds on a million-file device)
+    renders its two halves in spawned processes while this one writes the other formats.
     """
     run_dir = Path(run_dir)
     summary = load_summary(run_dir)
     names = parse_formats(formats)
     files = run_dir / "files.jsonl"
     big = files.is_file() and files.stat().st_size >= PARALLEL_FROM
-    if len(names) < 2 or not big or (os.cpu_count() or 1) < 2:
+    if "dfxml" not in names or not big or (os.cpu_count() or 1) < 2:
         return [FORMATS[name](run_dir, summary) for name in names]
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads
-    with ProcessPoolExecutor(len(names) - 1, mp_context=ctx) as pool:
-        futures = {n: pool.submit(_render_one, n, run_dir, summary) for n in names[1:]}
-        paths = {names[0]: FORMATS[names[0]](run_dir, summary)}
-        paths.update({n: f.result() for n, f in futures.items()})
+    with ProcessPoolExecutor(2, mp_context=ctx) as pool:
+        finish = dfxml.write_parallel(run_dir, summary, pool)
+        paths = {n: FORMATS[n](run_dir, summary) for n in names if n != "dfxml"}
+        paths["dfxml"] = finish()
     return [paths[n] for n in names]
-
-
-def _render_one(name: str, run_dir: Path, summary: dict[str, Any]) -> Path:
-    return FORMATS[name](run_dir, summary)

@@ -42,9 +42,11 @@ def load_summary(run_dir: Path) -> dict[str, Any]:
 _decode = msgspec.json.Decoder().decode
 
 
-def iter_records(run_dir: Path) -> Iterator[dict[str, Any]]:
-    """One dict per line of files.jsonl; constant memory whatever the number of records."""
-    return _iter(run_dir, False)  # type: ignore[return-value]
+def iter_records(run_dir: Path, start: int = 0, end: int | None = None,
+                 first_line: int = 1) -> Iterator[dict[str, Any]]:
+    """One dict per line of files.jsonl (or of the lines from byte ``start``, a line start, up
+    to byte ``end``); constant memory whatever the number of records."""
+    return _iter(run_dir, False, start, end, first_line)  # type: ignore[return-value]
 
 
 # A line holding all three can be no hit, no near-duplicate and no error: an unmatched file.
@@ -58,14 +60,20 @@ def iter_notable(run_dir: Path) -> Iterator[dict[str, Any] | None]:
     return _iter(run_dir, True)
 
 
-def _iter(run_dir: Path, skim: bool) -> Iterator[dict[str, Any] | None]:
+def _iter(run_dir: Path, skim: bool, start: int = 0, end: int | None = None,
+          first_line: int = 1) -> Iterator[dict[str, Any] | None]:
     path = run_dir / FILES
     if not path.is_file():
         return
     a, b, c = _PLAIN
+    pos = start
     try:
         with open(path, "rb") as fh:
-            for n, line in enumerate(fh, 1):
+            fh.seek(start)
+            for n, line in enumerate(fh, first_line):
+                if end is not None and pos >= end:
+                    return
+                pos += len(line)
                 if skim and a in line and b in line and c in line:
                     yield None
                     continue
@@ -83,6 +91,27 @@ def _iter(run_dir: Path, skim: bool) -> Iterator[dict[str, Any] | None]:
                 yield record
     except OSError as e:
         raise ReportError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def split_lines(run_dir: Path) -> list[tuple[int, int | None, int, int]]:
+    """files.jsonl cut in two at a line boundary, so two processes can render one large report
+    side by side: per half ``(start byte, end byte, its first line's number, records before)``."""
+    path = run_dir / FILES
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        fh.seek(size // 2)
+        fh.readline()
+        middle = fh.tell()
+        if middle >= size:
+            return [(0, None, 1, 0)]
+        fh.seek(0)
+        lines = records = 0
+        for line in fh:
+            lines += 1
+            records += bool(line.strip())
+            if fh.tell() >= middle:
+                break
+    return [(0, middle, 1, 0), (middle, None, lines + 1, records)]
 
 
 def _slow_decode(line: bytes, path: Path, n: int) -> dict[str, Any] | None:
