@@ -144,3 +144,31 @@ def test_e01_direct_reads(tmp_path: Path) -> None:
     if identify(str(e01)).format != "ewf":
         pytest.skip("no EWF support")
     _check(e01, "ext4", written, {"a.bin", "b.bin", "c.bin", "small.bin"}, image)
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 10_000, (1 << 20) + 7, (3 << 20) + 1])
+def test_runs_reader_over_fragmented_runs(size: int) -> None:
+    """Content laid out in shuffled runs of a fake medium reads back as the bytes it holds,
+    and a medium that ends early is a short read, never a shorter hash."""
+    from triage.hashing import hash_reads, runs_reader
+
+    rng = random.Random(size)
+    content = rng.randbytes(size)
+    medium = bytearray(rng.randbytes(8 << 20))
+    runs, pos, cursor = [], 0, 4096
+    while pos < size:  # runs of odd lengths, scattered forward and back
+        length = min(rng.choice([512, 4096, 70_000, 1 << 20]), size - pos)
+        start = cursor if len(runs) % 2 else (8 << 20) - cursor - length
+        medium[start:start + length] = content[pos:pos + length]
+        runs.append((start, length))
+        pos += length
+        cursor += length + 512
+    read = lambda offset, n: bytes(medium[offset:offset + n])  # noqa: E731
+    hashes, error, nbytes = hash_reads(runs_reader(read, runs), size, ("md5", "sha1"))
+    assert error is None and nbytes == size
+    assert hashes == {"md5": hashlib.md5(content).hexdigest(),
+                      "sha1": hashlib.sha1(content).hexdigest()}
+    if size > 1:
+        cut = runs[:-1] + [(runs[-1][0], runs[-1][1] - 1)]  # the last run is one byte short
+        hashes, error, nbytes = hash_reads(runs_reader(read, cut), size, ("md5",))
+        assert hashes is None and error == f"short read: got {size - 1} of {size} bytes"

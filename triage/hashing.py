@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -84,50 +85,38 @@ def hash_reads(read: Callable[[int, int], bytes], size: int, algorithms: tuple[s
     ends before ``size`` is an error everywhere, never a shorter file (hashing truncated content
     would produce a confident wrong answer), and inspectors see every file's head. OSError is
     the caller's to catch: it knows how to word it."""
-    if size <= CHUNK:  # most files: one read, no per-chunk bookkeeping (hot path)
-        data = read(0, size) if size else b""
-        if len(data) < size:
-            Digest.current = None
-            return None, f"short read: got {len(data)} of {size} bytes", len(data)
-        return Digest.whole(data[:size], algorithms), None, size
+    data = read(0, min(CHUNK, size)) if size else b""
+    if len(data) == size:  # most files: one read, no per-chunk bookkeeping (hot path)
+        return Digest.whole(data, algorithms), None, size
     digest = Digest(algorithms)
     pos = 0
-    while pos < size:
-        data = read(pos, min(CHUNK, size - pos))
-        if not data:
-            return None, f"short read: got {pos} of {size} bytes", pos
+    while data:
         digest.update(data)
         pos += len(data)
         progress()
-    return digest.hexdigests(), None, pos
-
-
-def hash_runs(read: Callable[[int, int], bytes], runs: list[tuple[int, int]], size: int,
-              algorithms: tuple[str, ...], progress: Callable[[], None] = lambda: None
-              ) -> tuple[dict[str, str] | None, str | None, int]:
-    """Hash ``size`` bytes stored in ``runs`` ((media offset, length), in file order) read
-    straight from the media by ``read(offset, length)``: the same contract as ``hash_reads``.
-    (A fresh buffer per read measured faster than refilling one: 390 vs 340 MiB/s.)"""
-    digest = Digest(algorithms)
-    pos = 0
-    for start, length in runs:
-        length = min(length, size - pos)
-        while length > 0:
-            want = min(CHUNK, length)
-            data = read(start, want)
-            n = len(data)
-            if n < want:
-                return None, f"short read: got {pos + n} of {size} bytes", pos + n
-            digest.update(data)
-            pos += n
-            start += n
-            length -= n
-            progress()
         if pos >= size:
-            break
-    if pos < size:
-        return None, f"short read: got {pos} of {size} bytes", pos
-    return digest.hexdigests(), None, pos
+            return digest.hexdigests(), None, pos
+        data = read(pos, min(CHUNK, size - pos))
+    return None, f"short read: got {pos} of {size} bytes", pos
+
+
+def runs_reader(read: Callable[[int, int], bytes], runs: list[tuple[int, int]]
+                ) -> Callable[[int, int], bytes]:
+    """``read(offset, length)`` over content stored in ``runs`` ((media offset, length), in
+    file order), for ``hash_reads``: each read stops at the end of its run."""
+    starts, pos = [], 0
+    for _, length in runs:
+        starts.append(pos)
+        pos += length
+
+    def read_at(offset: int, length: int) -> bytes:
+        i = bisect.bisect_right(starts, offset) - 1
+        if i < 0 or offset >= starts[i] + runs[i][1]:
+            return b""
+        into = offset - starts[i]
+        return read(runs[i][0] + into, min(length, runs[i][1] - into))
+
+    return read_at
 
 
 def hash_content(fs: Any, target: ReadTarget, size: int, algorithms: tuple[str, ...],

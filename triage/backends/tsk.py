@@ -11,7 +11,7 @@ import pytsk3
 
 from triage.backends import VolumeRef, register
 from triage.evidence import direct_reader, open_image
-from triage.hashing import hash_content, hash_runs
+from triage.hashing import hash_content, hash_reads, runs_reader
 from triage.records import ReadTarget
 from triage.volumes import is_truncated
 from triage.walk import list_directory, root_dir
@@ -66,8 +66,8 @@ class TskBackend:
         runs = _direct_runs(handle, target, size) if handle.direct and size >= DIRECT_MIN else None
         if runs is not None:
             try:
-                hashes, error, nbytes = hash_runs(handle.direct, runs, size, algorithms,
-                                                  progress)
+                hashes, error, nbytes = hash_reads(runs_reader(handle.direct, runs), size,
+                                                   algorithms, progress)
             except OSError as e:
                 hashes, error, nbytes = None, "read error: " + " ".join(str(e).split())[:300], 0
         else:

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -72,5 +73,8 @@ def render_all(run_dir: Path, formats: Iterable[str] | None = None) -> list[Path
     with ProcessPoolExecutor(2, mp_context=ctx) as pool:
         finish = dfxml.write_parallel(run_dir, summary, pool)
         paths = {n: FORMATS[n](run_dir, summary) for n in names if n != "dfxml"}
-        paths["dfxml"] = finish()
+        try:
+            paths["dfxml"] = finish()
+        except BrokenProcessPool:  # a helper process died (memory?): render it here instead
+            paths["dfxml"] = dfxml.write(run_dir, summary)
     return [paths[n] for n in names]
