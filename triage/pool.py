@@ -44,21 +44,12 @@ def _worker_main(conn: Connection, tasks: dict[str, Callable[..., Any]]) -> None
     """Imports happen at spawn; the state is built from the first message, so a pool can be
     started before the scan knows its hash sets (start-up overlaps the main process's work)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    try:
-        msg = conn.recv()
-    except (EOFError, OSError):
-        return
+    msg = _recv(conn)
     if msg is None:
         return
     init, init_arg = msg
     state = init(init_arg)
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
+    while (msg := _recv(conn)) is not None:
         task_id, name, arg = msg
         try:
             result = tasks[name](state, arg, Beat(conn, task_id))
@@ -66,6 +57,14 @@ def _worker_main(conn: Connection, tasks: dict[str, Callable[..., Any]]) -> None
             conn.send(("fail", task_id, f"{type(e).__name__}: {e}"))
         else:
             conn.send(("done", task_id, result))
+
+
+def _recv(conn: Connection) -> Any:
+    """The next message; None when the parent says stop or is gone."""
+    try:
+        return conn.recv()
+    except (EOFError, OSError):
+        return None
 
 
 class _Worker:

@@ -16,7 +16,6 @@ Sources: Project VIC VICS (``AlternativeHashes`` named PDQ), a CSV with a ``pdq`
 from __future__ import annotations
 
 import codecs
-import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,13 +182,7 @@ def open_pdq(path: str | os.PathLike[str]) -> PdqIndex:
     header, limit, _ = tdb.read_header(file)
     describe_tdb(file, header)
     spec = header["pdq"]
-    try:
-        with open(file, "rb") as stream:
-            mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError) as exc:
-        raise HashSetError(f"index {file}: cannot map: {exc}") from None
-    if hasattr(mapped, "madvise"):
-        mapped.madvise(mmap.MADV_RANDOM)
+    mapped = tdb.map_readonly(file)
     try:
         if spec.get("index_version") != INDEX_VERSION:
             raise ValueError(f"PDQ index version {spec.get('index_version')}")

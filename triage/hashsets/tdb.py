@@ -238,17 +238,23 @@ def read_header(path: Path) -> tuple[dict[str, Any], int, int]:
     return header, offset, size
 
 
-def open_index(path: str | os.PathLike[str], *, unlink: bool = False) -> HashSet:
-    """Map a ``.tdb``; ``unlink`` removes the file once mapped (temporary indexes)."""
-    file = Path(path)
-    header, data_end, size = read_header(file)
+def map_readonly(file: Path) -> mmap.mmap:
+    """The whole index mapped read-only; lookups are random: no read-ahead to inflate RSS."""
     try:
         with open(file, "rb") as stream:
             mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError) as exc:
         raise HashSetError(f"index {file}: cannot map: {exc}") from None
     if hasattr(mapped, "madvise"):
-        mapped.madvise(mmap.MADV_RANDOM)  # lookups are random: no read-ahead to inflate RSS
+        mapped.madvise(mmap.MADV_RANDOM)
+    return mapped
+
+
+def open_index(path: str | os.PathLike[str], *, unlink: bool = False) -> HashSet:
+    """Map a ``.tdb``; ``unlink`` removes the file once mapped (temporary indexes)."""
+    file = Path(path)
+    header, data_end, size = read_header(file)
+    mapped = map_readonly(file)
     if unlink:
         file.unlink()
     try:
