@@ -10,7 +10,6 @@ from typing import Any
 import xxhash
 
 from triage.records import ReadTarget
-from triage.volumes import is_truncated
 
 CHUNK = 1 << 20
 
@@ -120,13 +119,13 @@ def runs_reader(read: Callable[[int, int], bytes], runs: list[tuple[int, int]]
 
 
 def hash_content(fs: Any, target: ReadTarget, size: int, algorithms: tuple[str, ...],
-                 progress: Callable[[], None] = lambda: None, truncated: bool | None = None
+                 truncated: bool, progress: Callable[[], None] = lambda: None
                  ) -> tuple[dict[str, str] | None, str | None, int]:
     """A TSK file's content (default or NTFS attribute), hashed by ``hash_reads``. Reads
     through the file object the walk already holds when there is one."""
     try:
         f = target.file or fs.open_meta(inode=target.addr)
-        if is_truncated(fs) if truncated is None else truncated:
+        if truncated:  # the volume's answer, looked up once (volumes.is_truncated)
             beyond = _blocks_beyond_end(f, target, int(fs.info.last_block_act))
             if beyond:
                 return None, beyond, 0

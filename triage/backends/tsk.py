@@ -71,8 +71,8 @@ class TskBackend:
             except OSError as e:
                 hashes, error, nbytes = None, "read error: " + " ".join(str(e).split())[:300], 0
         else:
-            hashes, error, nbytes = hash_content(handle.fs, target, size, algorithms, progress,
-                                                 handle.truncated)
+            hashes, error, nbytes = hash_content(handle.fs, target, size, algorithms,
+                                                 handle.truncated, progress)
         probe = handle.checksum_errors
         bad = probe() if probe and hashes is not None else []
         if bad:
