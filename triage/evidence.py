@@ -20,6 +20,7 @@ from typing import Any
 import pytsk3
 
 from triage.errors import EvidenceError
+from triage.hashing import Buffer, as_bytes
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,10 @@ class StreamImage(pytsk3.Img_Info):
         super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
 
     def read(self, offset: int, length: int) -> bytes:
+        """TSK's (and ``--verify-image``'s) read: always ``bytes`` (``hashing.as_bytes``),
+        whatever buffer type the binding hands back."""
         try:
-            return self._handle.read_buffer_at_offset(length, offset)
+            return as_bytes(self._handle.read_buffer_at_offset(length, offset))
         except Exception as e:  # noqa: BLE001 - libyal raises IOError/RuntimeError/ValueError
             # TSK turns an OSError from this callback into a read error on that one request
             raise OSError(f"{type(e).__name__}: {_first_line(e)}") from None
@@ -394,14 +397,15 @@ def open_image(spec: EvidenceSpec) -> pytsk3.Img_Info:
         raise EvidenceError(f"{spec.path}: cannot open as {spec.format}: {_first_line(e)}") from None
 
 
-def direct_reader(spec: EvidenceSpec, img: Any) -> Callable[[int, int], bytes] | None:
+def direct_reader(spec: EvidenceSpec, img: Any) -> Callable[[int, int], Buffer] | None:
     """``read(offset, length)`` straight from the media, under TSK, or None.
 
     Why: for large files the hash loop reads the file's block runs itself into one reused
     buffer, which spares TSK's copy, pytsk3's copy and the callback per request: 30% of the
     CPU of a raw scan and half of an E01 scan. Raw media get their own descriptors (closed
     with the process, like the TSK image); EWF through the system libewf shares the handle TSK
-    uses (one thread per worker)."""
+    uses (one thread per worker) and returns ``bytearray``s: ``hashing.hash_reads``, the only
+    caller's loop, turns them into ``bytes`` (``as_bytes``) before anything else sees them."""
     if spec.format == "raw" and len(spec.segments) == 1:  # a file or a block device
         fd = os.open(spec.segments[0], os.O_RDONLY)
         return lambda offset, length: os.pread(fd, length, offset)

@@ -137,6 +137,9 @@ def compute(data: bytes | bytearray | memoryview) -> tuple[str | None, int | Non
         return to_hex(bits), int(quality), None
     except Image.DecompressionBombError as e:
         return None, None, f"not decoded: {e}"[:200]
+    except Image.UnidentifiedImageError:
+        # Pillow's message names the BytesIO's address: a record must not differ between runs
+        return None, None, "not decoded: Pillow cannot identify the picture"
     except MemoryError:
         return None, None, "not decoded: out of memory"
     except Exception as e:  # noqa: BLE001 - hostile pictures: a reason, never a crash
