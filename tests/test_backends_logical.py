@@ -18,7 +18,7 @@ import pytest
 from triage.backends import VolumeRef, backend
 from triage.errors import ExitCode
 from triage.evidence import identify
-from triage.records import ReadTarget, iso_time
+from triage.records import ReadTarget, iso_time, record_path
 from triage.scan import ScanConfig, run_scan
 
 BIG = random.Random(7).randbytes(9 << 20)  # above tasks.BIG_FILE: hashed in its own task
@@ -68,7 +68,7 @@ def test_folder_hashes_match_hashlib(tree, tmp_path: Path) -> None:
     assert outcome.exit_code == ExitCode.OK, outcome.summary["evidence"]
     ev = outcome.summary["evidence"][0]
     assert ev["format"] == "logical" and ev["volumes"][0]["status"] == "scanned"
-    by_path = {r["path"]: r for r in records}
+    by_path = {record_path(r): r for r in records}
     for path, data in files.items():
         r = by_path[path]
         assert r["md5"] == hashlib.md5(data).hexdigest(), path
@@ -85,7 +85,7 @@ def test_folder_hashes_match_hashlib(tree, tmp_path: Path) -> None:
 def test_symlinks_recorded_not_followed(tree, tmp_path: Path) -> None:
     root, files = tree
     _, records = _scan(root, tmp_path / "out")
-    by_path = {r["path"]: r for r in records}
+    by_path = {record_path(r): r for r in records}
     for link, target in [("/link_in", "a.txt"), ("/link_out", "/etc/passwd"),
                          ("/link_dir_out", str(tmp_path / "outside")), ("/sub/loop", "..")]:
         r = by_path[link]

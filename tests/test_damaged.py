@@ -8,6 +8,7 @@ testimages/build.py wrote) and the corpus index.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import resource
@@ -160,7 +161,8 @@ def test_non_utf8_names_stay_recoverable(tmp_path: Path) -> None:
     import hashlib
 
     (rec,) = [r for r in recs if r["path"].endswith(".bin")]
-    assert os.fsencode(rec["path"][1:]) == raw_name  # \udcXX escapes give the bytes back
+    assert base64.b64decode(rec["path_bytes"]) == b"/" + raw_name  # exact bytes, strict JSON
+    assert rec["path"] == "/caf\ufffd-\ufffd.bin"  # readable, valid UTF-8
     assert rec["md5"] == hashlib.md5(content).hexdigest()
 
 

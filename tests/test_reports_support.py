@@ -19,6 +19,7 @@ from conftest import TESTIMAGES
 
 from triage.records import SCHEMA_VERSION, FileRecord
 from triage.reports import render_all
+from triage.results import encode_line
 from triage.scan import ScanConfig, run_scan
 
 SETS = TESTIMAGES / "hashsets"
@@ -111,9 +112,9 @@ def record(path: str, category: str | None = "A", n: int = 1, **kw: Any) -> File
 
 
 def jsonl_line(r: FileRecord) -> str:
-    """A files.jsonl line as the scan writes it: UTF-8, lone surrogates as \\udcXX escapes."""
-    line = json.dumps(r.to_dict(ALGS), ensure_ascii=False, separators=(",", ":"))
-    return line.encode("utf-8", "backslashreplace").decode("utf-8") + "\n"
+    """A files.jsonl line as the scan writes it (its own encoder): strict UTF-8, a name that
+    is not UTF-8 readable in ``path`` and exact in ``path_bytes``."""
+    return encode_line(r.to_dict(ALGS)).decode("utf-8")
 
 
 def fake_run(run_dir: Path, records: list[FileRecord], **summary: Any) -> Path:

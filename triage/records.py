@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import operator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 
 ALGORITHMS = ("md5", "sha1", "sha256", "xxh128")
 DEFAULT_ALGORITHMS = ("md5", "sha1", "sha256")
 
 # Output keys of files.jsonl, in order; the per-algorithm keys go where "<hashes>" stands.
 FILE_FIELDS: tuple[str, ...] = (
-    "evidence", "volume_offset", "fs_type", "path", "inode", "size", "deleted", "orphan",
+    "evidence", "volume_offset", "fs_type", "path", "path_bytes", "orphan_long_name", "inode",
+    "size", "deleted", "orphan",
     "realloc", "mtime", "atime", "ctime", "crtime", "<hashes>", "kind", "signature",
     "extension_mismatch", "pdq", "pdq_quality", "pdq_error", "pdq_distance", "category",
     "matches", "error",
@@ -65,6 +67,12 @@ class FileRecord:
     error: str | None = None
     target: ReadTarget | None = None  # not written; None when there is no content to read
     location: int | None = None  # not written: byte offset of the first data run (--order physical)
+    # files.jsonl only: base64 of the raw path bytes when ``path`` is not valid UTF-8 (set by
+    # the line encoder, never by a walk: in memory ``path`` keeps them as surrogateescape)
+    path_bytes: str | None = None
+    # FAT: a long name whose checksum does not match its 8.3 entry (an orphan per Microsoft's
+    # specification: the file's name is the 8.3 one, but the long name is evidence too)
+    orphan_long_name: str | None = None
 
     def to_dict(self, algorithms: tuple[str, ...]) -> dict[str, Any]:
         names, before, hashes_of, after = _layout(algorithms)
@@ -89,6 +97,23 @@ def _layout(algorithms: tuple[str, ...]):
 
     return (before + algorithms + after, operator.attrgetter(*before), hashes_of,
             operator.attrgetter(*after))
+
+
+def raw_path(path: str) -> bytes:
+    """The on-disk bytes of a path held with ``surrogateescape`` (lone U+DC80..U+DCFF)."""
+    try:
+        return path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # another lone surrogate (not from a byte): keep it visible
+        return path.encode("utf-8", "surrogatepass")
+
+
+def record_path(record: dict[str, Any]) -> str:
+    """The exact path of a files.jsonl record, as the scan held it: ``path`` when the name is
+    UTF-8, else ``path_bytes`` (base64) decoded with ``surrogateescape`` (lossless)."""
+    encoded = record.get("path_bytes")
+    if not encoded:
+        return record.get("path") or ""
+    return base64.b64decode(encoded).decode("utf-8", "surrogateescape")
 
 
 def iso_time(seconds: int | None, nanos: int | None = 0) -> str | None:

@@ -6,9 +6,10 @@ not finish, in the main process; both share this one code path.
 
 from __future__ import annotations
 
-import json
+import base64
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -16,7 +17,7 @@ from triage.categories import is_known_bad
 from triage.census import census_key
 from triage.pdq import near_matches
 from triage.matching import HashIndex
-from triage.records import FileRecord
+from triage.records import FileRecord, raw_path
 
 SKIPPED_SIZE = "skipped: size-not-in-set"
 
@@ -89,14 +90,42 @@ _encode = msgspec.json.Encoder().encode  # the same bytes as json.dumps(compact)
 
 
 def encode_line(data: dict) -> bytes:
-    """One files.jsonl line. Names with undecodable bytes carry lone surrogates, which UTF-8
-    cannot hold: those lines are written with ``\\udcXX`` escapes (valid JSON) so the raw bytes
-    stay recoverable."""
+    """One files.jsonl line, always strict UTF-8 JSON (RFC 8259 / I-JSON: no lone surrogate).
+
+    A name with bytes that are not UTF-8 is held with ``surrogateescape`` (lone U+DC80..U+DCFF),
+    which UTF-8 cannot carry: such a line gets a readable ``path`` (U+FFFD for each undecodable
+    sequence) plus ``path_bytes``, the exact bytes in base64; any other text with a lone
+    surrogate (evidence path, message) gets U+FFFD."""
     try:
         return _encode(data) + b"\n"
     except UnicodeEncodeError:
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
-        return text.encode("utf-8", "backslashreplace")
+        return _encode(strict_utf8(data)) + b"\n"
+
+
+def strict_utf8(data: dict) -> dict:
+    """``data`` with every string made valid UTF-8; the raw path kept in ``path_bytes``."""
+    out = {k: _clean(v) for k, v in data.items()}
+    path = data.get("path")
+    if isinstance(path, str) and out["path"] is not path:
+        raw = raw_path(path)
+        out["path"] = raw.decode("utf-8", "replace")
+        out["path_bytes"] = base64.b64encode(raw).decode("ascii")
+    return out
+
+
+def _clean(value: Any) -> Any:
+    """Strings that UTF-8 cannot hold get U+FFFD (returns the same object when nothing changes)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return raw_path(value).decode("utf-8", "replace")
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    return value
 
 
 def encode_lines(lines: list[bytes]) -> bytes:

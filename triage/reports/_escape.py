@@ -1,8 +1,9 @@
 """One reversible escaping for every name that leaves the lab in a derived report.
 
 File names are hostile input: they may hold newlines, control characters, bidi overrides that
-disguise an extension, or bytes that are not UTF-8 (``files.jsonl`` keeps those as lone
-surrogates U+DC80..U+DCFF, Python's ``surrogateescape``). CSV, HTML and DFXML show the same
+disguise an extension, or bytes that are not UTF-8 (held as lone surrogates U+DC80..U+DCFF,
+Python's ``surrogateescape``: ``files.jsonl`` keeps them in ``path_bytes`` and the report reader
+restores them, see ``triage.records.record_path``). CSV, HTML and DFXML show the same
 escaped text, and ``unescape`` gives back the exact raw bytes:
 
 * ``\\``  -> ``\\\\``
@@ -56,7 +57,7 @@ def _back(m: re.Match[str]) -> str:
 
 
 def unescape(text: str) -> str:
-    """Inverse of ``escape``: the name as files.jsonl holds it (lone surrogates for raw bytes)."""
+    """Inverse of ``escape``: the exact name (lone surrogates for raw bytes, as ``record_path``)."""
     return _BACK.sub(_back, text)
 
 

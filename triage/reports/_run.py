@@ -16,7 +16,7 @@ from typing import Any, TextIO
 import msgspec
 
 from triage.errors import TriageError, UsageError
-from triage.records import ALGORITHMS, DEFAULT_ALGORITHMS
+from triage.records import ALGORITHMS, DEFAULT_ALGORITHMS, record_path
 
 FILES = "files.jsonl"
 SUMMARY = "summary.json"
@@ -82,12 +82,15 @@ def _iter(run_dir: Path, skim: bool, start: int = 0, end: int | None = None,
                 try:
                     record = _decode(line)
                 except msgspec.DecodeError:
-                    # msgspec refuses the \udcXX escapes of undecodable names: json keeps them
+                    # lines of runs before schema 1.2 carried \udcXX escapes, which msgspec
+                    # refuses and json keeps
                     record = _slow_decode(line, path, n)
                     if record is None:
                         return
                 if not isinstance(record, dict):
                     raise ReportError(f"{path}:{n}: not a JSON record: not an object")
+                if record.get("path_bytes"):  # a name that is not UTF-8: reports show its bytes
+                    record["path"] = record_path(record)
                 yield record
     except OSError as e:
         raise ReportError(f"{path}: cannot read ({e.strerror})") from None

@@ -166,6 +166,8 @@ def fileobject(r: dict[str, Any], n: int, volume: _Volume, algs: list[str],
     parts.append(volume.tail)
     if attr or not is_addr:
         parts.append(_el("triage:inode", inode))
+    if get("orphan_long_name"):
+        parts.append(_el("triage:orphan_long_name", r["orphan_long_name"]))
     parts += [f'    <triage:hashdigest type="{a}">{esc(v)}</triage:hashdigest>\n'
               for a, v in digests if a not in DFXML_HASHES]
     if kind is not None:

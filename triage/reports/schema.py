@@ -48,8 +48,17 @@ FIELD_TYPES: dict[str, dict[str, Any]] = {
     "evidence": {**_STR, "description": "evidence path as given on the command line"},
     "volume_offset": {**_COUNT, "description": "byte offset of the volume in the evidence"},
     "fs_type": {**_STR, "description": "file system type (ntfs, fat16, ext4, ...)"},
-    "path": {**_STR, "description": "full path in the volume; undecodable name bytes are lone "
-             "surrogates \\udc80-\\udcff (JSON escapes), i.e. Python surrogateescape"},
+    "path": {**_STR, "description": "full path in the volume, valid UTF-8; when the on-disk "
+             "name is not UTF-8, each undecodable sequence is U+FFFD here and path_bytes holds "
+             "the exact bytes"},
+    "path_bytes": {"type": ["string", "null"], "contentEncoding": "base64",
+                   "pattern": "^[A-Za-z0-9+/]*={0,2}$",
+                   "description": "null when path is the exact name; else the path's raw bytes "
+                   "(standard base64 with padding, RFC 4648): names that are not UTF-8"},
+    "orphan_long_name": {**_STR_NULL, "description": "FAT: a long name (LFN) whose checksum "
+                         "does not match the 8.3 entry it precedes: an orphan, so path uses the "
+                         "8.3 name (Microsoft's FAT specification, as mtools and 7-Zip); the "
+                         "long name is kept here as evidence"},
     "inode": {**_STR, "pattern": r"^[0-9]+(-[0-9]+-[0-9]+)?$",
               "description": "TSK metadata address; on NTFS 'addr-type-id' of the attribute"},
     "size": {"type": ["integer", "null"], "minimum": 0,
@@ -83,7 +92,7 @@ FIELD_TYPES: dict[str, dict[str, Any]] = {
 
 # Keys added by a minor version: optional, so that records of older 1.x runs still validate.
 OPTIONAL_FIELDS = frozenset({"kind", "signature", "extension_mismatch", "pdq", "pdq_quality",
-                             "pdq_error", "pdq_distance"})
+                             "pdq_error", "pdq_distance", "path_bytes", "orphan_long_name"})
 
 
 class SchemaDefinitionError(RuntimeError):
