@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import resource
 import shutil
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from test_reports_support import ALGS, fake_run, jsonl_line, record, scanned_run
 
 from triage import cli
 from triage.cli_report import report
-from triage.errors import UsageError
+from triage.errors import ExitCode, UsageError
 from triage.reports import FORMATS, ReportError, parse_formats, render_all
 
 __all__ = ["scanned_run"]
@@ -133,3 +136,61 @@ def test_parallel_render_writes_the_same_bytes(scanned_run: Path, tmp_path: Path
     for p in paths:
         assert p.read_bytes() == (serial / p.name).read_bytes(), p.name
     assert sorted(x.name for x in parallel.iterdir()) == sorted(x.name for x in serial.iterdir())
+
+
+def _triage_report(run: Path, *args: str, fsize: int | None = None
+                   ) -> subprocess.CompletedProcess[str]:
+    """``triage report`` in a child process; ``fsize`` caps the size of any file it writes
+    (RLIMIT_FSIZE: a write past it fails with EFBIG, as on a full disk, even as root)."""
+    def limit() -> None:
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    return subprocess.run([sys.executable, "-m", "triage", "report", str(run), *args],
+                          capture_output=True, text=True, timeout=120, preexec_fn=limit,
+                          check=False)
+
+
+def _one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("triage: error: "), proc.stderr
+    return lines[0]
+
+
+def test_report_on_a_full_disk_exits_5(tmp_path: Path) -> None:
+    """Disk full while writing report.html: exit 5 (output error), not 2; no torn report and
+    no temporary file left, and the inputs are untouched."""
+    run = fake_run(tmp_path / "run", [record(f"/p{i}.jpg", "A", i) for i in range(50)])
+    inputs = {n: (run / n).read_bytes() for n in ("files.jsonl", "summary.json")}
+    proc = _triage_report(run, "--formats", "html", fsize=4096)
+    assert proc.returncode == ExitCode.OUTPUT, proc.stderr
+    assert "report.html: cannot write" in _one_line_error(proc)
+    assert not (run / "report.html").exists() and not list(run.glob(".*.tmp"))
+    assert {n: (run / n).read_bytes() for n in inputs} == inputs
+    proc = _triage_report(run, "--formats", "html")  # space again: the report is written
+    assert proc.returncode == 0, proc.stderr
+    assert (run / "report.html").stat().st_size > 4096
+
+
+def test_report_into_an_unwritable_place_exits_5(tmp_path: Path) -> None:
+    """A report whose name is taken by a folder (root ignores permission bits, so this is the
+    unwritable output every test machine can make): exit 5, the folder is left alone."""
+    run = fake_run(tmp_path / "run", [record("/a.jpg", "A", 1)])
+    (run / "hits.csv").mkdir()
+    (run / "hits.csv" / "keep").write_text("x")
+    proc = _triage_report(run, "--formats", "csv")
+    assert proc.returncode == ExitCode.OUTPUT, proc.stderr
+    assert "hits.csv: cannot write" in _one_line_error(proc)
+    assert (run / "hits.csv" / "keep").read_text() == "x" and not list(run.glob(".*.tmp"))
+    # the temporary name taken by a folder too: still exit 5, one line
+    (run / ".report.html.tmp").mkdir()
+    proc = _triage_report(run, "--formats", "html")
+    assert proc.returncode == ExitCode.OUTPUT, proc.stderr
+    _one_line_error(proc)
+    # a damaged input stays a bad-input error (exit 2)
+    with open(run / "files.jsonl", "a", encoding="utf-8") as fh:
+        fh.write("not json\n")
+    (run / ".report.html.tmp").rmdir()
+    proc = _triage_report(run, "--formats", "html")
+    assert proc.returncode == ExitCode.USAGE, proc.stderr
+    assert "files.jsonl:2" in _one_line_error(proc)

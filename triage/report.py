@@ -7,13 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from triage.errors import ExitCode, TriageError, UsageError
+from triage.errors import OutputError, UsageError
 
-
-class OutputError(TriageError):
-    """The output folder cannot be written (disk full, permissions)."""
-
-    exit_code = ExitCode.OUTPUT
+__all__ = ["OutputError", "prepare_out_dir", "write_json_atomic"]  # OutputError: old home
 
 
 def prepare_out_dir(out: Path, force: bool, evidence: list[str] = ()) -> None:

@@ -7,11 +7,10 @@ Each task returns finished files.jsonl lines: the main process only writes and c
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from triage import faults
 from triage.backends import Backend, VolumeRef, backend
 from triage.categories import KNOWN_BAD
 from triage.evidence import EvidenceSpec, open_image
@@ -87,25 +86,8 @@ class WorkerState:
         return b, self._handles[v]
 
 
-_FAULT = os.environ.get("TRIAGE_FAULT_INJECT", "")  # read once: workers are fresh processes
-
-
-def _fault(record: FileRecord) -> None:
-    """Test hook (TRIAGE_FAULT_INJECT=crash:<path suffix> or hang:<suffix>): lets the tests
-    prove that a worker dying or hanging on one file costs only that file."""
-    if not _FAULT:
-        return
-    kind, _, suffix = _FAULT.partition(":")
-    if record.path.endswith(suffix):
-        if kind == "crash":
-            os._exit(70)
-        if kind == "hang":
-            time.sleep(3600)
-
-
 def _hash_into(state: WorkerState, b: Backend, handle: Any, record: FileRecord, tally: Tally,
                beat) -> None:
-    _fault(record)
     Digest.current = None
     hashes, error, nbytes = b.hash_content(handle, record.target, record.size,
                                            state.init.algorithms, beat)
@@ -117,6 +99,10 @@ def _hash_into(state: WorkerState, b: Backend, handle: Any, record: FileRecord, 
         for inspect in INSPECTORS:
             inspect(record, digest.head, digest.content)
         digest.content = None
+
+
+# the tests' crash/hang seam (triage.faults): the function itself unless TRIAGE_FAULT_INJECT is set
+_hash_into = faults.wrap(_hash_into, lambda state, b, handle, record, *rest: record.path)
 
 
 def run_dir_task(state: WorkerState, task: DirTask, beat) -> TaskResult:

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 import msgspec
 
-from triage.errors import TriageError, UsageError
+from triage.errors import ExitCode, OutputError, TriageError, UsageError
 from triage.records import ALGORITHMS, DEFAULT_ALGORITHMS, record_path
 
 FILES = "files.jsonl"
@@ -23,7 +23,10 @@ SUMMARY = "summary.json"
 
 
 class ReportError(TriageError):
-    """A run folder whose files.jsonl or summary.json cannot be read as the scan wrote them."""
+    """A run folder whose files.jsonl or summary.json cannot be read as the scan wrote them
+    (bad input, exit 2). A report that cannot be *written* is an ``OutputError`` (exit 5)."""
+
+    exit_code = ExitCode.USAGE
 
 
 def load_summary(run_dir: Path) -> dict[str, Any]:
@@ -135,15 +138,25 @@ def algorithms(summary: dict[str, Any]) -> tuple[str, ...]:
 @contextmanager
 def atomic_text(path: Path, encoding: str = "utf-8") -> Iterator[TextIO]:
     """Write beside ``path`` and rename at the end: a reader never sees half a report, and a
-    failed re-render leaves the previous report in place."""
+    failed re-render leaves the previous report in place. A write that fails (disk full,
+    read-only folder, a directory in the report's place) is an ``OutputError``: exit 5."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(tmp, "w", encoding=encoding, newline="") as fh:
             yield fh
         os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ReportError(f"{path}: cannot write ({e.strerror or e})") from None
+        _unlink_quietly(tmp)
+        raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _unlink_quietly(tmp)
         raise
+
+
+def _unlink_quietly(tmp: Path) -> None:
+    """Remove a temporary report; one that cannot be removed (a directory in its place, a
+    read-only folder) must not replace the error being reported."""
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:
+        pass

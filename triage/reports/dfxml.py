@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any, TextIO
 from xml.sax.saxutils import quoteattr
 
+from triage.errors import OutputError
 from triage.reports._escape import _NEEDS, escape
-from triage.reports._run import ReportError, atomic_text, iter_records, split_lines
+from triage.reports._run import atomic_text, iter_records, split_lines
 from triage.reports.labels import Labels
 
 NAME = "files.dfxml"
@@ -255,7 +256,7 @@ def _write_part(part: Path, run_dir: Path, summary: dict[str, Any],
         with open(part, "w", encoding="utf-8", newline="") as fh:
             _body(fh, run_dir, summary, *piece)
     except OSError as e:
-        raise ReportError(f"{part}: cannot write ({e.strerror or e})") from None
+        raise OutputError(f"{part}: cannot write ({e.strerror or e})") from None
 
 
 def _body(fh: TextIO, run_dir: Path, summary: dict[str, Any], start: int, end: int | None,
