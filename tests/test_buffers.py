@@ -148,6 +148,9 @@ def test_as_bytes_types() -> None:
         assert type(out) is bytes and out == b"abc"
     same = b"xyz"
     assert as_bytes(same) is same  # no copy for bytes
+    for wrong in (42, "text", None):  # never bytes(42) == 42 zero bytes
+        with pytest.raises(TypeError):
+            as_bytes(wrong)
 
 
 class _ByteArrayHandle:

@@ -41,7 +41,9 @@ def config(out: Path, **kw) -> ScanConfig:
                       out=out, workers=2, **kw)
 
 
-@pytest.mark.parametrize("fault", ["crash", "hang"])
+@pytest.mark.parametrize("fault", [
+    pytest.param("crash", marks=pytest.mark.internal_errors_expected),  # a crash is a defect
+    "hang"])
 def test_worker_fault_costs_only_that_file(tmp_path: Path, monkeypatch, fault: str) -> None:
     monkeypatch.setenv("TRIAGE_FAULT_INJECT", f"{fault}:/docs/notes.txt")
     outcome = run_scan(config(tmp_path / "o", fs_timeout=3, read_timeout=3))
@@ -53,6 +55,11 @@ def test_worker_fault_costs_only_that_file(tmp_path: Path, monkeypatch, fault: s
         if f["path"] != "/docs/notes.txt" and f["content_expected"]:
             assert recs[f["path"]]["md5"] == f["md5"], f["path"]
     assert outcome.summary["totals"]["errors"] == 1
+    # a crash is a defect (counted, named); a hang is a limit (slow or looping media)
+    assert outcome.summary["totals"]["internal_errors"] == (fault == "crash")
+    if fault == "crash":
+        assert outcome.summary["first_internal_error"].startswith(
+            "/docs/notes.txt: worker process died")
     assert outcome.exit_code == ExitCode.HITS  # the CAID hits are still found and reported
 
 

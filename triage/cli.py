@@ -21,6 +21,7 @@ try:  # typer >= 0.16 vendors click as typer._click; older releases use click it
 except ImportError:  # pragma: no cover
     from click import exceptions as click_exc
 from rich.console import Console
+from rich.markup import escape as markup_escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -37,6 +38,7 @@ from triage.cli_hashset import hashset_app
 from triage.cli_info import info
 from triage.cli_report import report, schema
 from triage.errors import ExitCode, TriageError, UsageError
+from triage.reports._escape import escape
 from triage.scan import ProgressSink, ScanConfig, resume_config, run_scan
 
 EXIT_CODES_HELP = (
@@ -162,6 +164,7 @@ def scan(
     console = Console(file=_env.stderr)
     with (RichProgress(console) if show else _NullContext()) as progress:
         outcome = run_scan(config, progress)
+    print_internal_errors(outcome.summary, console)
     if json_out:
         _env.stdout.write(json.dumps(outcome.summary, indent=2, ensure_ascii=False) + "\n")
     elif not quiet:
@@ -189,6 +192,17 @@ def print_census(census: dict[str, Any], console: Console) -> None:
     console.print(census["headline"])
 
 
+def print_internal_errors(summary: dict[str, Any], console: Console) -> None:
+    """Internal errors (defects of triage, never results) in red on stderr, whatever
+    ``--quiet`` or ``--json`` say: the examiner must not miss that a file was lost to a bug."""
+    n = summary["totals"].get("internal_errors", 0)
+    if n:
+        first = escape(summary.get("first_internal_error") or "")
+        console.print(f"[bold red]triage: {n} internal error{'s' * (n != 1)} (a defect of "
+                      f"triage: please report it); first:[/] {markup_escape(first)}",
+                      highlight=False, soft_wrap=True)
+
+
 def print_summary(summary: dict[str, Any], out: Path, console: Console) -> None:
     t = summary["totals"]
     table = Table(title="triage summary", show_header=True)
@@ -198,6 +212,9 @@ def print_summary(summary: dict[str, Any], out: Path, console: Console) -> None:
     table.add_row("bytes hashed", f"{t['bytes_hashed']:,}")
     table.add_row("deleted", str(t["deleted"]))
     table.add_row("errors", str(t["errors"]))
+    if t.get("internal_errors"):
+        table.add_row("[bold red]internal errors (defects of triage)[/]",
+                      f"[bold red]{t['internal_errors']}[/]")
     table.add_row("no content (names only)", str(t["no_content"]))
     if summary["options"].get("size_filter"):
         table.add_row("[yellow]not hashed: size in no set (--size-filter)[/]",

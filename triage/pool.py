@@ -4,14 +4,25 @@ TSK has a long record of segfaults and infinite loops on corrupt file systems, s
 directory listing and every content read runs in a worker process. Workers send a heartbeat
 while they make progress; a worker that dies, or is silent for longer than its task's timeout,
 is killed and replaced, and the task is reported failed with the reason. The scheduler decides
-what to retry. ``concurrent.futures`` cannot kill one hung worker, hence this small pool.
+what to retry.
+
+A failure is *internal* (``Event.internal``: a defect of this tool, counted in
+``totals.internal_errors``) when a task raised anything but ``OSError`` - a TypeError, an
+AttributeError ... in our code - or when its worker process died (a crash of our code or of a
+library we run; TSK has segfaulted on corrupt file systems, still a defect, never a result).
+Evidence errors are ``OSError``: pytsk3 raises IOError for what TSK cannot read,
+``evidence.StreamImage`` turns every libyal error into OSError and ``ewf_native`` raises it, so
+an OSError that escapes a task is the evidence's. A task that makes no progress for its timeout
+is a limit (slow or looping media), not internal. ``concurrent.futures`` cannot kill one hung worker, hence this small pool.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -25,6 +36,7 @@ class Event:
     kind: str  # "done" | "failed"
     task_id: int
     payload: Any  # the task's result, or the failure reason
+    internal: bool = False  # a failed task's cause is a defect of this tool (module docstring)
 
 
 class Beat:
@@ -53,10 +65,24 @@ def _worker_main(conn: Connection, tasks: dict[str, Callable[..., Any]]) -> None
         task_id, name, arg = msg
         try:
             result = tasks[name](state, arg, Beat(conn, task_id))
-        except Exception as e:  # noqa: BLE001 - reported to the parent as a task failure
+        except OSError as e:  # the evidence's: reported to the parent as a task failure
             conn.send(("fail", task_id, f"{type(e).__name__}: {e}"))
+        except Exception as e:  # noqa: BLE001 - a defect: the parent counts it as internal
+            conn.send(("defect", task_id, describe_defect(e)))
         else:
             conn.send(("done", task_id, result))
+
+
+def describe_defect(e: BaseException) -> str:
+    """``TypeError: message (at triage/census.py:312)``: the exception and the innermost frame
+    of our code, so the first internal error shown on the terminal says where to look."""
+    text = f"{type(e).__name__}: {' '.join(str(e).split())}"[:300]
+    ours = [f for f in traceback.extract_tb(e.__traceback__)
+            if f"{os.sep}triage{os.sep}" in f.filename]
+    if ours:
+        f = ours[-1]
+        text += f" (at triage{f.filename.rsplit(os.sep + 'triage', 1)[1]}:{f.lineno})"
+    return text
 
 
 def _recv(conn: Connection) -> Any:
@@ -124,7 +150,8 @@ class WorkerPool:
             if w.conn in ready:
                 events.extend(self._drain(w))
             elif w.proc.sentinel in ready:
-                events.append(self._replace(w, f"worker process died (exit code {w.proc.exitcode})"))
+                events.append(self._replace(w, f"worker process died (exit code {w.proc.exitcode})",
+                                            internal=True))
         now = time.monotonic()
         for w in busy:
             if w.task is not None and now > w.deadline:
@@ -138,23 +165,25 @@ class WorkerPool:
                 kind, task_id, payload = w.conn.recv()
             except (EOFError, OSError):
                 w.proc.join(1)
-                events.append(self._replace(w, f"worker process died (exit code {w.proc.exitcode})"))
+                events.append(self._replace(w, f"worker process died (exit code {w.proc.exitcode})",
+                                            internal=True))
                 break
             if kind == "beat":
                 w.deadline = time.monotonic() + w.timeout
                 continue
             w.task = None
-            events.append(Event("done" if kind == "done" else "failed", task_id, payload))
+            events.append(Event("done" if kind == "done" else "failed", task_id, payload,
+                                internal=kind == "defect"))
         return events
 
-    def _replace(self, w: _Worker, reason: str) -> Event:
+    def _replace(self, w: _Worker, reason: str, internal: bool = False) -> Event:
         task_id = w.task
         if w.proc.is_alive():
             w.proc.kill()
         w.proc.join(5)
         w.conn.close()
         self._workers[self._workers.index(w)] = _Worker(self._ctx, self._tasks, self._init)
-        return Event("failed", task_id if task_id is not None else -1, reason)
+        return Event("failed", task_id if task_id is not None else -1, reason, internal)
 
     def close(self) -> None:
         for w in self._workers:

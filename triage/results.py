@@ -37,6 +37,8 @@ class Tally:
     skipped_bytes: int = 0
     listed_bytes: int = 0  # content bytes found by the walk (progress total)
     near_duplicates: int = 0  # files with a PDQ near match (never a category: needs review)
+    internal_errors: int = 0  # defects of this tool met on a file or directory (pool docstring)
+    first_internal_error: str | None = None  # "path: TypeError: ... (at triage/x.py:12)"
     categories: Counter[str] = field(default_factory=Counter)
     census: Counter[str] = field(default_factory=Counter)  # "kind/category" -> files
 
@@ -46,6 +48,8 @@ class Tally:
                      "listed_bytes"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.near_duplicates += other.near_duplicates
+        self.internal_errors += other.internal_errors
+        self.first_internal_error = self.first_internal_error or other.first_internal_error
         self.categories.update(other.categories)
         self.census.update(other.census)
 
@@ -53,7 +57,14 @@ class Tally:
         return {"files": self.files, "bytes_hashed": self.bytes_hashed, "deleted": self.deleted,
                 "errors": self.errors, "no_content": self.no_content,
                 "known_bad_files": self.known_bad_files, "skipped_size_filter": self.skipped,
-                "skipped_bytes": self.skipped_bytes, "near_duplicates": self.near_duplicates}
+                "skipped_bytes": self.skipped_bytes, "near_duplicates": self.near_duplicates,
+                "internal_errors": self.internal_errors}
+
+    def internal(self, where: str, message: str) -> None:
+        """Count one internal error (a defect, never a result), keeping the first message."""
+        self.internal_errors += 1
+        if self.first_internal_error is None:
+            self.first_internal_error = f"{where}: {message}"
 
 
 def finish_record(record: FileRecord, index: HashIndex, algorithms: tuple[str, ...],

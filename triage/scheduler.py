@@ -57,6 +57,7 @@ class Scan:
         self.unopenable = False
         self.lost_dirs = 0
         self.verify_failed = False
+        self.outside = Tally()  # internal errors met outside any volume (--verify-image)
 
     # -- evidence and volumes (main process: cheap, and needed for the summary) ---------------
 
@@ -183,12 +184,16 @@ class Scan:
             v.status = "incomplete"
             v.notes.extend(n for n in notes if len(v.notes) < 100)
 
-    def finish_failed(self, volume: int, records: list[FileRecord], reason: str) -> tuple[bytes, Tally]:
-        """Records whose worker crashed or hung: written with the reason, never dropped."""
+    def finish_failed(self, volume: int, records: list[FileRecord], reason: str,
+                      internal: bool = False) -> tuple[bytes, Tally]:
+        """Records whose worker crashed or hung: written with the reason, never dropped; an
+        internal cause (a defect) is also counted as such."""
         tally = Tally()
         lines = []
         for r in records:
             r.hashes, r.error = {}, f"not read: {reason}"
+            if internal:
+                tally.internal(r.path, reason)
             lines.append(finish_record(r, self.index, self.algorithms, tally))
         return encode_lines(lines), tally
 
@@ -212,6 +217,7 @@ class Scan:
 
     def total(self) -> Tally:
         t = Tally()
+        t.add(self.outside)
         for vs in self.volumes:
             t.add(vs.tally)
         return t
@@ -221,7 +227,8 @@ class Scan:
             return ExitCode.HITS
         if self.unopenable:
             return ExitCode.EVIDENCE
-        if total.errors_allocated or self.lost_dirs or self.verify_failed or any(
+        if total.errors_allocated or total.internal_errors or self.lost_dirs or \
+                self.verify_failed or any(
                 vs.volume.unreadable for vs in self.volumes):
             return ExitCode.INCOMPLETE
         return ExitCode.OK
@@ -308,10 +315,13 @@ def schedule(scan: Scan, pool: WorkerPool, writer: Writer, journal: Journal) -> 
             if isinstance(task, MediaTask):
                 scan.verified(task, event.payload if event.kind == "done" else None,
                               None if event.kind == "done" else str(event.payload))
+                if event.internal:
+                    scan.outside.internal(f"--verify-image of {task.evidence.path}",
+                                          str(event.payload))
             elif event.kind == "done":
                 _done(scan, task, event.payload, writer, journal)
             else:
-                _failed(scan, task, str(event.payload), writer, journal)
+                _failed(scan, task, str(event.payload), writer, journal, event.internal)
 
 
 def _done(scan: Scan, task: DirTask | FileTask, result: TaskResult, writer: Writer,
@@ -337,8 +347,9 @@ def _done(scan: Scan, task: DirTask | FileTask, result: TaskResult, writer: Writ
 
 
 def _failed(scan: Scan, task: DirTask | FileTask, reason: str, writer: Writer,
-            journal: Journal) -> None:
-    """Retry smaller until the one thing that fails is isolated, then record it."""
+            journal: Journal, internal: bool = False) -> None:
+    """Retry smaller until the one thing that fails is isolated, then record it (an internal
+    cause is counted once, for that one thing)."""
     v = task.volume.index
     if isinstance(task, DirTask):
         if task.hash_inline:
@@ -346,13 +357,17 @@ def _failed(scan: Scan, task: DirTask | FileTask, reason: str, writer: Writer,
             return
         scan.lost_dirs += 1
         note = f"directory {task.dir.path or '/'} could not be listed: {reason}"
-        journal.dir_done(v, task.dir, task.start, writer.write(b""), [], None, [], Tally(), [note])
+        tally = Tally()
+        if internal:
+            tally.internal(f"directory {task.dir.path or '/'}", reason)
+        journal.dir_done(v, task.dir, task.start, writer.write(b""), [], None, [], tally, [note])
+        scan.account(v, tally)
         scan.notes(v, [note])
         return
     if len(task.records) > 1:
         for r in task.records:
             scan.files.appendleft(FileTask(task.volume, [r]))
         return
-    data, tally = scan.finish_failed(v, task.records, reason)
+    data, tally = scan.finish_failed(v, task.records, reason, internal)
     journal.files_done(v, task.records, writer.write(data), tally)
     scan.account(v, tally, listed=False)

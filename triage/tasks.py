@@ -20,6 +20,7 @@ from triage.inspect import INSPECTORS
 from triage.matching import HashIndex
 from triage.pdq import PdqOptions
 from triage.pdq import start_worker as start_pdq
+from triage.pool import describe_defect
 from triage.records import FileRecord
 from triage.results import SKIPPED_SIZE, Tally, encode_lines, finish_record
 from triage.walk import DirRef, VolumeContext, WalkOptions, WalkStats
@@ -96,8 +97,11 @@ def _hash_into(state: WorkerState, b: Backend, handle: Any, record: FileRecord, 
     tally.bytes_hashed += nbytes
     digest = Digest.current
     if hashes is not None and digest is not None:
-        for inspect in INSPECTORS:
-            inspect(record, digest.head, digest.content)
+        try:
+            for inspect in INSPECTORS:
+                inspect(record, digest.head, digest.content)
+        except Exception as e:  # noqa: BLE001 - a defect: counted; the file keeps its hashes
+            tally.internal(record.path, "content inspection: " + describe_defect(e))
         digest.content = None
 
 

@@ -190,7 +190,8 @@ _END_KEYS = ["interrupted", "elapsed_seconds", "evidence", "totals", "categories
 
 
 # Keys a newer scan writes that older runs lack: documented, not required.
-_NEWER_KEYS = ["resumed", "evidence_given", "stopped_early", "reports", "census", "pdq_sets"]
+_NEWER_KEYS = ["resumed", "evidence_given", "stopped_early", "reports", "census", "pdq_sets",
+               "first_internal_error"]
 
 
 def summary_schema() -> dict[str, Any]:
@@ -224,7 +225,7 @@ def summary_schema() -> dict[str, Any]:
         "totals": _obj({k: _COUNT for k in ("files", "bytes_hashed", "deleted", "errors",
                                             "no_content", "known_bad_files",
                                             "skipped_size_filter", "skipped_bytes",
-                                            "near_duplicates")},
+                                            "near_duplicates", "internal_errors")},
                        ["files", "bytes_hashed", "deleted", "errors", "no_content",
                         "known_bad_files"]),
         "census": _obj({
@@ -242,6 +243,10 @@ def summary_schema() -> dict[str, Any]:
             "skipped_lines": _COUNT, "dropped": _COUNT})},
         "categories": {"type": "object", "additionalProperties": _COUNT},
         "first_hit_seconds": {"type": ["number", "null"], "minimum": 0},
+        "first_internal_error": {
+            "type": ["string", "null"],
+            "description": "where and what the first internal error was (a defect of triage, "
+            "counted in totals.internal_errors): 'path: TypeError: ... (at triage/x.py:N)'"},
         "exit_code": {"type": "integer"},
     }
     required = [k for k in props if k not in _END_KEYS + _NEWER_KEYS]
