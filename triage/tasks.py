@@ -94,7 +94,8 @@ def _hash_into(state: WorkerState, b: Backend, handle: Any, record: FileRecord, 
                                            state.init.algorithms, beat)
     record.hashes = hashes or {}
     record.error = error
-    tally.bytes_hashed += nbytes
+    if hashes is not None:  # only what was hashed: not the bytes of a read that failed
+        tally.bytes_hashed += nbytes
     digest = Digest.current
     if hashes is not None and digest is not None:
         try:
