@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pytsk3
 
+from triage.fatnames import FAT_TYPES, orphan_long_names
 from triage.records import FileRecord, ReadTarget, iso_time
 
 MAX_DEPTH = 128  # TSK's own recursion bound
@@ -96,6 +97,9 @@ def list_directory(
         return
     in_orphans = d.in_orphans
     ntfs = vol.fs_type == "ntfs"
+    # FAT: entries whose long name fails its checksum are named by their 8.3 name
+    lfn_orphans = (orphan_long_names(fs, d.addr)
+                   if vol.fs_type in FAT_TYPES and not in_orphans else None)
     index = -1
     try:
         for f in directory:
@@ -110,7 +114,14 @@ def list_directory(
             name = _name(name_info.name)
             if name == "." or name == "..":
                 continue
+            orphan_lfn = lfn_orphans.get(int(name_info.meta_addr)) if lfn_orphans else None
+            if orphan_lfn and name in orphan_lfn:  # TSK named that very entry by either name
+                name = orphan_lfn[0]
+            else:
+                orphan_lfn = None
             e = _Entry(f, name_info, info.meta, f"{d.path}/{name}", in_orphans)
+            if orphan_lfn:
+                e.orphan_lfn = orphan_lfn[1]
             if e.meta is None and in_orphans:
                 e.load_orphan_meta(fs)
             if d.path == "" and name == ORPHAN_DIR and e.meta_type == _VIRT_DIR:
@@ -152,10 +163,11 @@ class _Entry:
     """One directory entry with TSK's enums read once as plain ints (pytsk3 access is slow)."""
 
     __slots__ = ("file", "meta", "path", "orphan", "addr", "name_type", "name_flags",
-                 "meta_type", "meta_flags", "meta_addr", "size")
+                 "meta_type", "meta_flags", "meta_addr", "size", "orphan_lfn")
 
     def __init__(self, f: pytsk3.File, name_info, meta, path: str, orphan: bool) -> None:
         self.file, self.path, self.orphan = f, path, orphan
+        self.orphan_lfn: str | None = None  # FAT long name that fails its checksum
         self.addr = int(name_info.meta_addr)
         self.name_type = int(name_info.type)
         self.name_flags = int(name_info.flags)
@@ -197,7 +209,7 @@ class _Entry:
             vol.evidence, vol.volume_offset, vol.fs_type, self.path + suffix, inode, size,
             name_unalloc or meta_unalloc, self.orphan,
             name_unalloc and self.meta is not None and not meta_unalloc,
-            error=error, target=target,
+            error=error, target=target, orphan_long_name=self.orphan_lfn,
         )
         m = self.meta
         if m is not None:

@@ -26,7 +26,7 @@ NEAR_CAP = 1000  # near-duplicates listed, closest first
 NEAR_KEYS = ("evidence", "volume_offset", "path", "inode", "size", "deleted", "category",
              "matches", "pdq_quality", "pdq_distance")
 HIT_KEYS = ("evidence", "volume_offset", "path", "inode", "size", "deleted", "orphan", "realloc",
-            "mtime", "atime", "ctime", "crtime", "category", "matches")
+            "orphan_long_name", "mtime", "atime", "ctime", "crtime", "category", "matches")
 
 
 @dataclass

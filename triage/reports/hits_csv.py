@@ -34,7 +34,7 @@ TIMES = ("mtime", "atime", "ctime", "crtime")
 
 def columns(algs: Iterable[str]) -> list[str]:
     return ["category", "label", "hashsets", "near_duplicate", "pdq_distance", "path",
-            "evidence", "volume_offset", "inode", "size", "deleted", *TIMES, *algs]
+            "orphan_long_name", "evidence", "volume_offset", "inode", "size", "deleted", *TIMES, *algs]
 
 
 def safe_cell(value: Any) -> str:
@@ -63,7 +63,7 @@ def row(record: dict[str, Any], algs: Iterable[str], label: Labels) -> list[str]
                         else NEAR_LABEL,
                         matched_sets(exact_matches(record)), "; ".join(map(describe, near)),
                         closest(record) if near else None, record.get("path"),
-                        record.get("evidence"), record.get("volume_offset"), record.get("inode"),
+                        record.get("orphan_long_name"), record.get("evidence"), record.get("volume_offset"), record.get("inode"),
                         record.get("size"), record.get("deleted")]
     cells += [record.get(t) for t in TIMES]
     cells += [record.get(a) for a in algs]

@@ -250,6 +250,8 @@ def matched(matches: list[dict[str, Any]]) -> str:
 
 def _hit_row(i: int, r: dict[str, Any], algs: tuple[str, ...]) -> str:
     flags = [f for f in ("deleted", "orphan", "realloc") if r.get(f)]
+    if r.get("orphan_long_name"):  # FAT: the long name that fails its checksum is evidence too
+        flags.append(f'orphan long name "{e(r["orphan_long_name"])}"')
     where = f'{e(r.get("evidence"))} @ {num(r.get("volume_offset"))}, inode {e(r.get("inode"))}'
     times = "".join(f"<div>{short:<2} {e(r.get(t))}</div>" for t, short in TIME_LABELS)
     hashes = "".join(f"<div>{a}: {e(r.get(a))}</div>" for a in algs if r.get(a))
