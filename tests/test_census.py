@@ -13,6 +13,7 @@ import io
 import json
 import lzma
 import os
+import re
 import shutil
 import sqlite3
 import struct
@@ -27,7 +28,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triage.census import KINDS, SIGNATURE_KIND, extension, identify, inspect_census, signature
+from triage.census import (
+    KINDS,
+    SIGNATURE_KIND,
+    USUAL_EXTENSIONS,
+    extension,
+    identify,
+    inspect_census,
+    signature,
+)
 from triage.hashing import HEAD, Digest
 from triage.inspect import INSPECTORS
 from triage.records import FileRecord
@@ -346,24 +355,58 @@ def test_wrong_extension_is_a_mismatch_and_counts_by_content(samples):
     assert counts == Counter(kind for _, kind, _, _ in samples)
 
 
-def test_same_kind_other_type_is_not_a_mismatch(samples):
-    """Decision: a PNG named .jpg, a RAR named .zip, an AVI named .mp4 are not mismatches."""
+def test_pictures_videos_archives_need_a_usual_extension(samples):
+    """Autopsy's rule for pictures, videos and archives: any extension that is not one of the
+    type's usual ones is a mismatch - the names one hides a picture under (.dat, .tmp, .db, no
+    extension) included. The web picture types may carry each other's extensions."""
     by_sig = {sig: data for sig, _, _, data in samples}
+    hidden = ("cache/f_000123", "dir.d/noext", ".hidden", "a.", "a.dat", "a.tmp", "a.db",
+              "a.bin", "a.xyz123", "thumbs.db", "a.jpg.dat")
+    for sig, kind, ext, data in samples:
+        if kind not in ("picture", "video", "archive"):
+            continue
+        for name in hidden:
+            assert identify(data, name) == (kind, sig, True), (sig, name)
+        assert identify(data, f"UPPER.{ext.upper()}")[2] is False, sig
     assert identify(by_sig["png"], "photo.jpg") == ("picture", "png", False)
-    assert identify(by_sig["rar"], "a.zip") == ("archive", "rar", False)
-    assert identify(by_sig["avi"], "clip.mp4") == ("video", "avi", False)
+    assert identify(by_sig["jpeg"], "photo.webp")[2] is False
+    assert identify(by_sig["jpeg"], "photo.bmp")[2] is True  # not a web picture name
+    assert identify(by_sig["tiff"], "DSC_0001.NEF")[2] is False  # camera raw in TIFF
+    assert identify(by_sig["heic"], "IMG_0001.heif")[2] is False
+    assert identify(by_sig["rar"], "a.zip") == ("archive", "rar", True)
+    assert identify(by_sig["rar"], "a.r07")[2] is False  # old-style RAR volume
+    assert identify(by_sig["7z"], "backup.7z.001")[2] is False  # first volume of a split 7z
+    assert identify(by_sig["avi"], "clip.mp4") == ("video", "avi", True)
+    assert identify(by_sig["mov"], "clip.mp4")[2] is False  # ISO BMFF: MP4 and MOV agree
+    assert identify(by_sig["webm"], "clip.mkv")[2] is False  # WebM is Matroska
+    assert identify(by_sig["mpeg-ts"], "clip.ts")[2] is False
     assert identify(by_sig["zip"], "report.docx")[2] is False  # OOXML the head did not reveal
+    assert identify(by_sig["zip"], "app.apk")[2] is False
     assert identify(by_sig["zip"], "report.pdf")[2] is True
+
+
+def test_other_content_mismatches_by_kind(samples):
+    """Documents, programs and the rest: a known extension of another kind is a mismatch, an
+    unknown or missing extension says nothing (None)."""
+    by_sig = {sig: data for sig, _, _, data in samples}
     assert identify(by_sig["ole"], "setup.msi")[2] is False
     assert identify(by_sig["ole"], "setup.exe")[2] is True
-    assert identify(by_sig["m4a"], "song.mp4")[2] is False
-
-
-def test_unknown_or_missing_extension_is_none(samples):
-    data = samples[0][3]
-    for name in ("noext", "dir.d/noext", ".hidden", "a.xyz123", "a.", "a.bin", "a.ts"):
-        assert identify(data, name)[2] is None, name
+    assert identify(by_sig["m4a"], "song.mp4")[2] is False  # audio-only MP4 brand
+    assert identify(by_sig["docx"], "lib.jar")[2] is False
+    assert identify(by_sig["pe"], "holiday.jpg")[2] is True
+    assert identify(by_sig["pdf"], "film.mp4")[2] is True
+    assert identify(by_sig["pdf"], "a.docx")[2] is False  # same kind
+    for sig in ("pdf", "pe", "sqlite", "mp3"):
+        for name in ("noext", "dir.d/noext", ".hidden", "a.xyz123", "a.", "a.bin", "a.ts"):
+            assert identify(by_sig[sig], name)[2] is None, (sig, name)
     assert extension("DIR/Photo.JPG") == "jpg"
+
+
+def test_usual_extensions_cover_exactly_pictures_videos_archives():
+    rule1 = {s for s, k in SIGNATURE_KIND.items() if k in ("picture", "video", "archive")}
+    assert set(USUAL_EXTENSIONS) == rule1
+    for sig, names in USUAL_EXTENSIONS.items():
+        assert names and all(n == n.lower() and "." not in n for n in names), sig
 
 
 def test_unrecognised_content():
@@ -435,6 +478,13 @@ def test_scan_counts_kinds_and_mismatches(samples, tmp_path):
     (src / "notes.txt").write_text("plain text\n")
     (src / "empty.jpg").write_bytes(b"")
     expected["/notes.txt"] = ("other", None, False)
+    (src / "cache").mkdir()  # pictures hidden under names that name no kind: still flagged
+    by_sig = {sig: data for sig, _, _, data in samples}
+    for name, sig, want in (("f_000001", "jpeg", True), ("index.dat", "png", True),
+                            ("thumbs.db", "gif", True), ("x.tmp", "mp4", True),
+                            ("manual", "pdf", None)):
+        (src / "cache" / name).write_bytes(by_sig[sig])
+        expected[f"/cache/{name}"] = (SIGNATURE_KIND[sig], sig, want)
     image = tmp_path / "census.img"
     _mke2fs(src, image)
     outcome = run_scan(ScanConfig(evidence=[str(image)], out=tmp_path / "out", workers=2))
@@ -448,3 +498,22 @@ def test_scan_counts_kinds_and_mismatches(samples, tmp_path):
     hidden = Counter(by_path[p]["kind"] for p in expected if p.startswith("/hidden/"))
     assert hidden == Counter(kind for _, kind, _, _ in samples)
     assert all(r["pdq"] is None for r in rows)
+
+
+def test_documented_extension_lists_are_the_code():
+    """docs/pdq.md lists every type's usual extensions: the table must be what the code does."""
+    text = (Path(__file__).parent.parent / "docs" / "pdq.md").read_text(encoding="utf-8")
+    documented: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 2:
+            continue
+        sigs = re.findall(r"`([^`]+)`", cells[0])
+        if not sigs or not all(sig in SIGNATURE_KIND for sig in sigs):
+            continue
+        names = set(" ".join(re.findall(r"`([^`]+)`", cells[1])).split())
+        if "…" in cells[1]:  # r00…r99
+            names |= {f"r{i:02d}" for i in range(100)}
+        for sig in sigs:
+            documented[sig] = {sig} if "own name" in cells[1] else names
+    assert documented == {k: set(v) for k, v in USUAL_EXTENSIONS.items()}

@@ -5,11 +5,17 @@
 - ``kind``: picture, video, archive, document, executable or other;
 - ``signature``: the content type found in the first bytes (``"jpeg"``, ``"mp4"`` ...), None when
   no signature is recognised (the kind is then ``other``);
-- ``extension_mismatch``: True when the name's extension is known and names another *kind* of
-  content (a picture named ``.txt`` or ``.dll``, an executable named ``.jpg``), False when it
-  agrees, None when the extension is unknown or absent. A PNG named ``.jpg`` is *not* a mismatch:
-  both are pictures, the census counts it as a picture either way, and such files are common and
-  harmless (web downloads); the exact type is in ``signature`` for anyone who wants it.
+- ``extension_mismatch``, two rules (see ``mismatch``):
+
+  * a picture, video or archive (the content is what matters: the things one hides) follows
+    Autopsy's extension mismatch detector: True unless the extension is one of its type's usual
+    extensions (``USUAL_EXTENSIONS``) - so a JPEG named ``.dat``, ``.tmp``, ``.db`` or with no
+    extension at all is flagged, as is an AVI named ``.mp4``. As in Autopsy's list, the common
+    web picture types (JPEG, PNG, GIF, WebP) may carry each other's extensions: such files are
+    everywhere (web downloads) and harmless;
+  * any other content: True when the extension is known and names another *kind* (a program
+    named ``.jpg``, a PDF named ``.mp4``), False when it agrees, None when the extension is
+    unknown or absent (text and data files carry any name).
 
 A small signature table dispatched on the first byte: about a microsecond per file, several
 times faster than ``puremagic`` or ``filetype`` (``benchmarks/pdq.py`` measures all three) and it
@@ -284,10 +290,63 @@ def signature(head: bytes) -> str | None:
 _BMFF_TYPES = {b"ftyp"} | _QT_ATOMS - {b"free", b"skip"}
 
 # ---------------------------------------------------------------------------------------------
-# Extensions: what each known extension promises (ambiguous ones - .ts for MPEG-TS or
-# TypeScript, .com, .raw, .bin, .dat - are left unknown). Kind-level agreement, plus signatures that are
-# fine despite another kind (an .m4a is audio in an MP4 container; a .docx whose first ZIP entry
-# did not reveal it; an .msi is an OLE file).
+# Extensions, rule 1 - pictures, videos, archives: the usual extensions of each type (after
+# Autopsy's mismatch_config.xml, extended to the types this table recognises). Anything else,
+# no extension included, is a mismatch. Documented in docs/pdq.md ("Extension mismatch").
+
+
+def _names(*groups: str) -> frozenset[str]:
+    return frozenset(" ".join(groups).split())
+
+
+_WEB_PICTURE = "jpg jpeg jpe jfif jfi jif png apng gif webp"  # interchangeable on the web
+_TIFF_RAW = "nef nrw arw srf sr2 dng pef srw 3fr erf kdc mef mos iiq"  # camera raw in TIFF
+_BMFF_VIDEO = "mp4 m4v mp4v mpg4 m4p m4s m4a m4b m4r mov qt 3gp 3gpp 3g2 3gp2 f4v f4p"
+_MATROSKA = "mkv mk3d mka mks webm"
+_MPEG = "mpg mpeg mpe mpv m1v m2v m2p vob mod tod"
+_ZIP_BASED = ("zip zipx z01 001 jar war ear apk aab ipa xpi kmz wmz amo vsix nupkg whl cbz "
+              "docx docm dotx dotm xlsx xlsm xlsb xltx xltm pptx pptm ppsx ppsm potx potm "
+              "ppam xlam odt ods odp odg ott ots otp epub")  # ZIP containers: office, e-books...
+
+USUAL_EXTENSIONS: dict[str, frozenset[str]] = {
+    # pictures
+    "jpeg": _names(_WEB_PICTURE), "png": _names(_WEB_PICTURE), "gif": _names(_WEB_PICTURE),
+    "webp": _names(_WEB_PICTURE),
+    "bmp": _names("bmp dib bm"),
+    "heic": _names("heic heif hif heics heifs"),
+    "avif": _names("avif avifs"),
+    "tiff": _names("tif tiff", _TIFF_RAW),
+    "ico": _names("ico cur"),
+    "psd": _names("psd psb"),
+    "jp2": _names("jp2 j2k j2c jpc jpf jpx jpm"),
+    "jxl": _names("jxl"),
+    "cr2": _names("cr2"), "cr3": _names("cr3"), "orf": _names("orf"),
+    "rw2": _names("rw2 rwl raw"), "raf": _names("raf"), "x3f": _names("x3f"),
+    # videos
+    "mp4": _names(_BMFF_VIDEO), "mov": _names(_BMFF_VIDEO), "3gp": _names(_BMFF_VIDEO),
+    "avi": _names("avi divx"),
+    "mkv": _names(_MATROSKA), "webm": _names(_MATROSKA),
+    "asf": _names("asf wmv wma dvr-ms"),
+    "mpeg-ps": _names(_MPEG), "mpeg": _names(_MPEG),
+    "mpeg-ts": _names("ts mts m2ts m2t tp trp"),
+    "flv": _names("flv"),
+    # archives (first volumes of split sets too: .7z.001, .z01, .r00)
+    "zip": _names(_ZIP_BASED),
+    "rar": _names("rar cbr 001", " ".join(f"r{i:02d}" for i in range(100))),
+    "7z": _names("7z cb7 001"),
+    "gzip": _names("gz gzip tgz taz svgz"),
+    "bzip2": _names("bz2 bz bzip2 tbz tbz2 tb2"),
+    "xz": _names("xz txz"),
+    "zstd": _names("zst zstd tzst"),
+    "tar": _names("tar cbt ova"),
+    "cab": _names("cab msu"),
+}
+
+# ---------------------------------------------------------------------------------------------
+# Extensions, rule 2 - everything else: what each known extension promises (ambiguous ones -
+# .ts for MPEG-TS or TypeScript, .com, .raw, .bin, .dat - are left unknown). Kind-level
+# agreement, plus signatures that are fine despite another kind (audio-only MP4 under a video
+# name; an office or e-book file under an archive name such as .jar; an .msi is an OLE file).
 
 _EXT_KIND: dict[str, str] = {}
 _EXT_ALSO: dict[str, frozenset[str]] = {}
@@ -309,13 +368,12 @@ _ext(VIDEO, "ogv", also=("ogg",))
 _ext(ARCHIVE, "zip rar 7z gz tgz bz2 tbz tbz2 xz txz zst tar cab")
 _ext(ARCHIVE, "jar war apk ipa xpi", also=("docx", "xlsx", "pptx", "odt", "ods", "odp", "epub"))
 _ext(DOCUMENT, "pdf doc dot xls xlt ppt pps pot msg rtf")
-_ext(DOCUMENT, "docx docm dotx xlsx xlsm pptx pptm ppsx odt ods odp epub",
-     also=("zip",))  # an office file whose first ZIP entry does not tell
+_ext(DOCUMENT, "docx docm dotx xlsx xlsm pptx pptm ppsx odt ods odp epub")
 _ext(EXECUTABLE, "exe dll sys scr ocx cpl drv efi so ko dylib")
 _ext(EXECUTABLE, "msi", also=("ole",))  # installers are OLE compound files
 _ext(OTHER, "txt text log csv tsv json xml html htm css js md ini cfg conf yaml yml sql "
             "wav flac ogg oga opus db sqlite sqlite3 class")
-_ext(OTHER, "mp3 m4a m4b aac wma", also=("mp4", "asf"))  # audio in video containers
+_ext(OTHER, "mp3 m4a m4b aac wma")  # MP4/ASF content under these: rule 1 decides
 
 
 def extension(name: str) -> str:
@@ -326,9 +384,12 @@ def extension(name: str) -> str:
     return name[dot + 1:].lower()
 
 
-def mismatch(sig: str | None, kind: str, name: str) -> bool | None:
-    """True when the extension is known and promises another kind of content."""
-    ext = extension(name)
+def mismatch(sig: str | None, kind: str, ext: str) -> bool | None:
+    """``extension_mismatch`` of content ``sig`` (of ``kind``) under extension ``ext`` ("" for
+    none): rule 1 for pictures, videos and archives, rule 2 for the rest (module docstring)."""
+    usual = USUAL_EXTENSIONS.get(sig)  # type: ignore[arg-type]
+    if usual is not None:
+        return ext not in usual
     promised = _EXT_KIND.get(ext)
     if promised is None:
         return None
@@ -342,14 +403,7 @@ def identify(head: bytes, name: str) -> tuple[str, str | None, bool | None]:
     """``(kind, signature, extension_mismatch)`` of a file from its first bytes and its name."""
     sig = signature(head)
     kind = _KIND_OF.get(sig, OTHER)
-    ext = extension(name)
-    promised = _EXT_KIND.get(ext)
-    if promised is None:
-        return kind, sig, None
-    if promised == kind:
-        return kind, sig, False
-    also = _EXT_ALSO.get(ext)
-    return kind, sig, also is None or sig not in also
+    return kind, sig, mismatch(sig, kind, extension(name))
 
 
 _KIND_OF: dict[str | None, str] = dict(SIGNATURE_KIND)
@@ -357,25 +411,16 @@ _KIND_OF: dict[str | None, str] = dict(SIGNATURE_KIND)
 
 def inspect_census(record: FileRecord, head: bytes, content: "bytearray | None") -> None:
     """Inspector: fills ``kind``, ``signature`` and ``extension_mismatch`` (``identify``,
-    inlined: it runs for every file). Never raises for hostile bytes (every check is bounded;
-    ``test_census`` fuzzes it): an exception here is a defect of this code, so it is not
-    swallowed but counted by the worker as an internal error (the file keeps its hashes)."""
+    partly inlined: it runs for every file). Never raises for hostile bytes (every check is
+    bounded; ``test_census`` fuzzes it): an exception here is a defect of this code, so it is
+    not swallowed but counted by the worker as an internal error (the file keeps its hashes)."""
     sig = signature(head)
     record.signature = sig
     record.kind = kind = _KIND_OF.get(sig, OTHER)
     name = record.path
     dot = name.rfind(".")
-    promised = None
-    if dot > name.rfind("/") + 1:
-        ext = name[dot + 1:].lower()
-        promised = _EXT_KIND.get(ext)
-    if promised is None:
-        record.extension_mismatch = None  # no extension, or an unknown one
-    elif promised == kind:
-        record.extension_mismatch = False
-    else:
-        also = _EXT_ALSO.get(ext)
-        record.extension_mismatch = also is None or sig not in also
+    ext = name[dot + 1:].lower() if dot > name.rfind("/") + 1 else ""
+    record.extension_mismatch = mismatch(sig, kind, ext)
 
 
 def is_picture(head: bytes) -> bool:
