@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from dissect.apfs import APFS
+
 from triage.backends import Found, VolumeRef, backend
 from triage.backends import apfs as apfs_mod
-from triage.backends.apfs import ApfsVolumeInfo, probe_apfs
+from triage.backends.apfs import RESOURCE_FORK, ApfsVolumeInfo, probe_apfs
 from triage.errors import ExitCode
 from triage.evidence import identify, open_image
 from triage.records import ReadTarget
@@ -38,9 +41,15 @@ def test_apfs_records(corpus: Path, tmp_path: Path) -> None:
     # the resource fork is its own record, read through libfsapfs
     fork = by_path["/a_directory/a_resourcefork:com.apple.ResourceFork"]
     assert fork["md5"] == hashlib.md5(b"My resource fork\n").hexdigest() and fork["size"] == 17
-    # TSK finds no data attribute for that inode: no content, not an error
+    # TSK finds no data attribute for that inode; it is an empty data fork: the empty-file
+    # digests, as on HFS+ (dissect.apfs, sharing no code with libfsapfs or TSK, agrees)
     data = by_path["/a_directory/a_resourcefork"]
-    assert data["md5"] is None and data["error"].startswith("no content")
+    with open(corpus / "dfvfs/apfs.raw", "rb") as fh:
+        inode = APFS(fh).volumes[0].get("/a_directory/a_resourcefork")
+        content, fork = inode.open().read(), inode.xattr[RESOURCE_FORK].open().read()
+    assert data["size"] == inode.size == 0 and data["error"] is None
+    assert data["md5"] == hashlib.md5(content).hexdigest() == hashlib.md5(b"").hexdigest()
+    assert fork == b"My resource fork\n"
     assert outcome.summary["totals"]["errors"] == 0
     # symbolic links and directories are not records, as in fls -r -p
     assert "/a_link" not in by_path and "/a_directory" not in by_path
@@ -151,3 +160,30 @@ def test_ewf_checksum_error_in_a_file_is_an_error(corpus: Path) -> None:
     assert hashes is None and error.startswith("EWF chunk checksum error")
     hashes, error, _ = b.hash_content(h, ReadTarget(19), 22, ("md5",))  # another extent
     assert error is None and hashes
+
+
+def test_hfs_resource_forks_listed_like_apfs(corpus: Path, tmp_path: Path) -> None:
+    """The dfvfs HFS+ and APFS images hold the same files (made on macOS by dfvfs' authors):
+    both list the resource fork as ``path:com.apple.ResourceFork`` and the empty data fork with
+    the empty-file digests. Truth: TSK's icat for the HFS+ fork attribute (4353), dissect.apfs
+    for the APFS one; the two readers and the two images must agree."""
+    _, hfs = _scan(corpus / "dfvfs/hfsplus.raw", tmp_path / "hfs")
+    _, apfs = _scan(corpus / "dfvfs/apfs.raw", tmp_path / "apfs")
+    fork_path = "/a_directory/a_resourcefork:" + RESOURCE_FORK
+    fork = hfs[fork_path]
+    assert fork["inode"] == "25-4353-1" and fork["error"] is None
+    icat = subprocess.run(["icat", str(corpus / "dfvfs/hfsplus.raw"), "25-4353-1"],
+                          check=True, capture_output=True).stdout
+    with open(corpus / "dfvfs/apfs.raw", "rb") as fh:
+        inode = APFS(fh).volumes[0].get("/a_directory/a_resourcefork")
+        apfs_fork = inode.xattr[RESOURCE_FORK].open().read()
+    assert icat == apfs_fork == b"My resource fork\n"
+    assert fork["md5"] == hashlib.md5(icat).hexdigest() and fork["size"] == len(icat)
+    # the same files, the same digests on both file systems, forks included
+    shared = [p for p in apfs if p in hfs and not p.startswith("/.fseventsd/")]  # logs differ
+    assert fork_path in shared and "/a_directory/a_resourcefork" in shared
+    assert "/passwords.txt" in shared
+    for p in shared:
+        assert (hfs[p]["size"], hfs[p]["md5"]) == (apfs[p]["size"], apfs[p]["md5"]), p
+    forks = {p for p in hfs if p.endswith(":" + RESOURCE_FORK)}
+    assert forks == {p for p in apfs if p.endswith(":" + RESOURCE_FORK)} == {fork_path}

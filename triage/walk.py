@@ -97,6 +97,7 @@ def list_directory(
         return
     in_orphans = d.in_orphans
     ntfs = vol.fs_type == "ntfs"
+    hfs = vol.fs_type == "hfs+"
     # FAT: entries whose long name fails its checksum are named by their 8.3 name
     lfn_orphans = (orphan_long_names(fs, d.addr)
                    if vol.fs_type in FAT_TYPES and not in_orphans else None)
@@ -146,6 +147,8 @@ def list_directory(
                     yield e.record(vol, str(e.addr), None, None, error=NO_META)
             elif e.regular:
                 yield e.record(vol, str(e.addr), e.size, ReadTarget(e.addr, file=e.file))
+                if hfs:
+                    yield from _hfs_resource_fork(e, vol)
     except OSError as e:
         stats.errors.append(f"error while listing {d.path or '/'}: {_msg(e)}")
 
@@ -259,6 +262,29 @@ def _ntfs_records(e: _Entry, vol: VolumeContext) -> Iterator[FileRecord]:
     if regular and not emitted:
         yield e.record(vol, str(e.addr), None, None,
                        error="no data attribute")
+
+
+RESOURCE_FORK = "com.apple.ResourceFork"  # the name macOS (and the APFS backend) give it
+_HFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_HFS_DATA)
+_HFS_RSRC = int(pytsk3.TSK_FS_ATTR_TYPE_HFS_RSRC)
+_ATTR_COMP = int(pytsk3.TSK_FS_ATTR_COMP)
+
+
+def _hfs_resource_fork(e: _Entry, vol: VolumeContext) -> Iterator[FileRecord]:
+    """An HFS+ resource fork as its own record ``path:com.apple.ResourceFork`` (inode
+    ``addr-4353-id``, the TSK attribute ``icat`` reads), as the APFS backend lists them; not
+    for a compressed file, whose resource fork holds the compressed data fork."""
+    try:
+        attrs = [(int(a.info.type), int(a.info.id), int(a.info.size), int(a.info.flags))
+                 for a in e.file]
+    except OSError:
+        return  # TSK cannot load this file's attributes: its data fork record says so
+    if any(t == _HFS_DATA and flags & _ATTR_COMP for t, _, _, flags in attrs):
+        return
+    for atype, aid, asize, _ in attrs:
+        if atype == _HFS_RSRC:
+            yield e.record(vol, f"{e.addr}-{atype}-{aid}", asize,
+                           ReadTarget(e.addr, atype, aid, e.file), ":" + RESOURCE_FORK)
 
 
 def _msg(e: BaseException) -> str:

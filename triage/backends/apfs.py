@@ -32,7 +32,6 @@ ROOT_DIR_ID = 2  # APFS ROOT_DIR_INO_NUM: fixed, so even a locked volume has a k
 RESOURCE_FORK = "com.apple.ResourceFork"
 DECMPFS = "com.apple.decmpfs"  # a compressed file keeps its compressed data in the fork
 XATTR = 1  # ReadTarget.attr_type for an extended attribute (attr_id = its index)
-NO_DATA_STREAM = "no content: empty data fork (no data stream to read)"
 
 _S_IFMT, _S_IFREG, _S_IFDIR = 0o170000, 0o100000, 0o040000
 
@@ -324,18 +323,16 @@ def _file_records(entry: Any, ident: int, path: str, vol: VolumeContext) -> Iter
 
     try:
         size = int(entry.get_size() or 0)
-        extents = int(entry.get_number_of_extents() or 0)
         xattrs = [(i, x.get_name(), int(x.get_size() or 0))
                   for i, x in enumerate(entry.extended_attributes)]
     except (OSError, UnicodeError) as e:
         yield record(path, None, None, f"cannot read file metadata: {_msg(e)}")
         return
     names = {n for _, n, _ in xattrs}
-    if size == 0 and extents == 0 and DECMPFS not in names:
-        # TSK reports such an inode as having no data attribute (icat fails): same here
-        yield record(path, 0, None, NO_DATA_STREAM)
-    else:
-        yield record(path, size, ReadTarget(ident))
+    # an empty data fork (no extents) is an empty file: the empty-file digests, as HFS+, ext4
+    # and every other file system give (TSK's APFS code finds no data attribute and icat
+    # fails; libfsapfs and dissect.apfs read it as zero bytes)
+    yield record(path, size, ReadTarget(ident))
     if DECMPFS in names:
         return  # the resource fork holds the compressed data fork, already hashed above
     for i, name, xsize in xattrs:
