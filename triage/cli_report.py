@@ -17,7 +17,9 @@ from typing import Annotated, TextIO
 import typer
 
 from triage.errors import UsageError
-from triage.reports import FORMATS, SCAN_FORMATS, render_all
+from triage.outdir import RENDERING, FolderLock, finish, remove_leftovers
+from triage.reports import FORMAT_FILES, FORMATS, SCAN_FORMATS, parse_formats, render_all
+from triage.reports._run import load_summary
 from triage.reports.schema import SCHEMAS
 from triage.reports.schema import schema as get_schema
 
@@ -38,9 +40,28 @@ def report(
     """Re-render the reports of a run from files.jsonl + summary.json (the evidence is not read)."""
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: no such run folder")
-    for path in render_all(run_dir, formats):
+    lock = FolderLock(run_dir, "report")  # never render beside a scan still writing
+    try:
+        paths = _render_or_finish(run_dir, formats)
+    finally:
+        lock.release()
+    for path in paths:
         _stdout().write(f"{path}\n")
     return 0
+
+
+def _render_or_finish(run_dir: Path, formats: str | None) -> list[Path]:
+    """A run whose records are all written but whose reports are not (killed while rendering)
+    is finished here: its reports rendered, then summary.json marked complete."""
+    summary = load_summary(run_dir)
+    names = parse_formats(formats)
+    run_formats = parse_formats((summary.get("options") or {}).get("formats"))
+    if (summary.get("complete") is False and summary.get("incomplete_reason") == RENDERING
+            and set(run_formats) <= set(names)):
+        remove_leftovers(run_dir)
+        finish(run_dir, summary, names)
+        return [run_dir / FORMAT_FILES[n] for n in names]
+    return render_all(run_dir, names)
 
 
 def schema(

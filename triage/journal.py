@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from triage.records import FileRecord, record_from_state, record_state
+from triage.report import OutputError
 from triage.results import Tally
 from triage.walk import DirRef
 
@@ -51,11 +52,26 @@ def _tally_in(x: dict[str, Any]) -> Tally:
 
 class Journal:
     def __init__(self, out: Path, append: bool) -> None:
-        self._fh = open(out / JOURNAL, "a" if append else "w", encoding="utf-8")
+        self._path = out / JOURNAL
+        try:
+            self._fh = open(self._path, "a" if append else "w", encoding="utf-8")
+        except OSError as e:
+            raise OutputError(f"{self._path}: cannot write ({e.strerror})") from None
 
     def _write(self, entry: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(entry, separators=(",", ":")) + "\n")  # ASCII-safe
-        self._fh.flush()
+        try:
+            self._fh.write(json.dumps(entry, separators=(",", ":")) + "\n")  # ASCII-safe
+            self._fh.flush()
+        except OSError as e:  # disk full: a torn last line is dropped by replay
+            raise OutputError(f"{self._path}: write failed ({e.strerror})") from None
+
+    def sync(self) -> None:
+        """Durable before the run may say complete."""
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as e:
+            raise OutputError(f"{self._path}: cannot sync ({e.strerror})") from None
 
     def dir_done(self, volume: int, d: DirRef, start: int, end: int, subdirs: list[DirRef],
                  more: int | None, deferred: list[FileRecord], tally: Tally,
@@ -70,12 +86,16 @@ class Journal:
                      "end": end, "t": _tally_out(tally)})
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError:
+            pass  # its buffer could not be flushed (disk full): replay drops the torn line
 
 
 @dataclass
 class Replay:
     end: int = 0
+    journal_end: int = 0  # bytes of the journal that hold whole, usable entries
     done_dirs: set[DirKey] = field(default_factory=set)
     found_dirs: dict[DirKey, tuple[int, DirRef, int]] = field(default_factory=dict)
     deferred: dict[tuple[int, str, str], FileRecord] = field(default_factory=dict)
@@ -91,17 +111,25 @@ class Replay:
 
 
 def replay(out: Path) -> Replay:
-    """Read the journal; a torn last line (crash mid-write) is ignored."""
+    """Read the journal; a torn last line (crash mid-write, disk full) ends it, and so does
+    an entry vouching for more of files.jsonl than is on disk (lost in a power cut)."""
     r = Replay()
     path = out / JOURNAL
     if not path.exists():
         return r
-    with open(path, encoding="utf-8") as fh:
+    files = out / "files.jsonl"
+    have = files.stat().st_size if files.exists() else 0
+    with open(path, "rb") as fh:
         for line in fh:
+            if not line.endswith(b"\n"):
+                break
             try:
                 e = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, UnicodeDecodeError):
                 break
+            if e["end"] > have:
+                break
+            r.journal_end += len(line)
             v = e["v"]
             r.end = max(r.end, e["end"])
             r.tallies.setdefault(v, Tally()).add(_tally_in(e["t"]))
@@ -123,8 +151,11 @@ def replay(out: Path) -> Replay:
 
 
 def truncate(path: Path, size: int) -> None:
-    """Cut files.jsonl back to what the journal vouches for."""
-    with open(path, "r+b") as fh:
-        fh.truncate(size)
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Cut files.jsonl (or the journal) back to what the journal vouches for."""
+    try:
+        with open(path, "r+b") as fh:
+            fh.truncate(size)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as e:
+        raise OutputError(f"{path}: cannot cut back to {size} bytes ({e.strerror})") from None

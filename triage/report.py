@@ -7,27 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from triage.errors import OutputError, UsageError
+from triage.errors import OutputError
 
-__all__ = ["OutputError", "prepare_out_dir", "write_json_atomic"]  # OutputError: old home
-
-
-def prepare_out_dir(out: Path, force: bool, evidence: list[str] = ()) -> None:
-    """Create the output folder; an existing non-empty one is refused unless ``force``, and
-    one inside a folder given as evidence always (the scan would read its own output)."""
-    resolved = out.resolve()
-    for e in evidence:
-        if os.path.isdir(e) and resolved.is_relative_to(Path(e).resolve()):
-            raise UsageError(f"--out {out}: inside the evidence folder {e}; choose another place")
-    if out.exists():
-        if not out.is_dir():
-            raise UsageError(f"--out {out}: exists and is not a directory")
-        if any(out.iterdir()) and not force:
-            raise UsageError(f"--out {out}: folder exists and is not empty (use --force to reuse it)")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"--out {out}: cannot create ({e.strerror})") from None
+__all__ = ["OutputError", "write_json_atomic"]  # OutputError: old home
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -42,4 +24,8 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as e:
+        try:
+            tmp.unlink(missing_ok=True)  # no stray half summary beside the last good one
+        except OSError:
+            pass
         raise OutputError(f"{path}: cannot write ({e.strerror})") from None

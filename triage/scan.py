@@ -35,7 +35,8 @@ from triage.pdqsets import PdqIndex, PdqSet
 from triage.pdqsources import check_pdq_only, in_place_files, load_pdq_sources
 from triage.pool import WorkerPool
 from triage.records import ALGORITHMS, SCHEMA_VERSION, utc_now
-from triage.report import OutputError, prepare_out_dir, write_json_atomic
+from triage.outdir import RENDERING, FolderLock, claim, finish, remove_leftovers
+from triage.report import OutputError, write_json_atomic
 from triage.reports import FORMAT_FILES, parse_formats, render_all
 from triage.scheduler import Scan, StopEarly, Writer, schedule
 from triage.tasks import TASKS, WorkerInit, WorkerState
@@ -169,11 +170,15 @@ def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOu
     _check_config(config)
     # the workers spawn and import now, while this process loads sets and opens the evidence
     pool = WorkerPool(config.workers, TASKS)
+    locks: list[FolderLock] = []  # the output folder's lock, held until the run returns
     try:
-        return _run_scan(config, progress or ProgressSink(), pool)
+        return _run_scan(config, progress or ProgressSink(), pool, locks)
     except BaseException:
         pool.kill()
         raise
+    finally:
+        for lock in locks:
+            lock.release()
 
 
 def _check_config(config: ScanConfig) -> None:
@@ -214,7 +219,8 @@ def _log_internal_errors(out: Path, count: int, first: str | None) -> None:
         pass  # a test seam must not change a run's outcome
 
 
-def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool) -> ScanOutcome:
+def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
+              locks: list[FolderLock]) -> ScanOutcome:
     formats = parse_formats(config.formats)
     algorithms = parse_algorithms(config.algorithms)
     pdq_on = config.pdq or bool(config.pdq_sets)
@@ -229,14 +235,20 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool) -> S
     if config.resume:
         out = config.out
         assert out is not None  # checked by _check_config
+        if not out.is_dir():
+            raise UsageError(f"--resume {out}: no such run folder")
+        locks.append(FolderLock(out))
         previous = _check_resume(out, config, sets, algorithms, pdq_sets)
+        remove_leftovers(out)
     else:
         out = config.out or default_out_dir(config.evidence)
-        prepare_out_dir(out, config.force, config.evidence)
+        locks.append(claim(out, config.force, config.evidence))
         previous = None
 
     summary: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION, "complete": False, "tool": tool_versions(),
+        "schema_version": SCHEMA_VERSION, "complete": False,
+        "incomplete_reason": "running, or killed while running: --resume finishes it",
+        "tool": tool_versions(),
         "case": {"case": config.case, "examiner": config.examiner, "exhibit": config.exhibit},
         "host": socket.gethostname(), "command": config.argv,
         "started": previous["started"] if previous else utc_now(), "finished": None,
@@ -292,46 +304,80 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool) -> S
                                      in_place) if pdq_on else None)
     pool.initialize(WorkerState, init)
     interrupted = stopped_early = False
+    failure: BaseException | None = None  # why the run stopped short of its end, if it did
     progress.status("scanning")
     try:
         schedule(scan, pool, writer, journal)
         pool.close()
+        writer.sync()  # every record durable before anything may say complete
+        journal.sync()
     except KeyboardInterrupt:
         interrupted = True
         pool.kill()
     except StopEarly:
         stopped_early = True
         pool.kill()
-    except BaseException:
+    except BaseException as e:  # disk full (OutputError), or a defect: never "complete"
+        failure = e
         pool.kill()
-        raise
-    finally:
-        writer.close()
-        journal.close()
-        if pdq_index is not None:
-            shutil.rmtree(pdq_index, ignore_errors=True)
-        if scan.spool is not None:
-            scan.spool.close()
-        total = scan.total()
-        code = ExitCode.INTERRUPTED if interrupted else scan.exit_code(total)
-        summary.update(
-            reports=[str(out / FORMAT_FILES[f]) for f in formats],
-            complete=not (interrupted or stopped_early),
-            interrupted=interrupted,
-            stopped_early=stopped_early,
-            finished=utc_now(),
-            elapsed_seconds=round(time.monotonic() - scan.t0, 3),
-            evidence=scan.evidence_summary(),
-            totals=total.totals(),
-            categories=dict(sorted(total.categories.items())),
-            census=census_summary(total.census, total.near_duplicates if pdq_on else None),
-            first_hit_seconds=None if scan.first_hit is None else round(scan.first_hit, 3),
-            first_internal_error=total.first_internal_error,
-            exit_code=int(code),
-        )
+    writer.close()
+    journal.close()
+    if pdq_index is not None:
+        shutil.rmtree(pdq_index, ignore_errors=True)
+    if scan.spool is not None:
+        scan.spool.close()
+    total = scan.total()
+    code = scan.exit_code(total)
+    if interrupted:
+        code, reason = ExitCode.INTERRUPTED, "interrupted (Ctrl-C or SIGTERM): --resume finishes it"
+    elif stopped_early:
+        reason = ("stopped at the first known-bad match (--stop-on-first-hit): "
+                  "--resume finishes it")
+    elif failure is not None:
+        if isinstance(failure, TriageError):
+            code = failure.exit_code
+        reason = (f"{failure}" if isinstance(failure, TriageError)
+                  else f"stopped by an internal error: {type(failure).__name__}: {failure}")
+        if isinstance(failure, OutputError):
+            reason += f"; free space, then triage scan --resume {out} finishes it"
+    else:
+        reason = RENDERING
+    summary.update(
+        reports=[str(out / FORMAT_FILES[f]) for f in formats],
+        complete=False,
+        incomplete_reason=reason,
+        interrupted=interrupted,
+        stopped_early=stopped_early,
+        finished=utc_now(),
+        elapsed_seconds=round(time.monotonic() - scan.t0, 3),
+        evidence=scan.evidence_summary(),
+        totals=total.totals(),
+        categories=dict(sorted(total.categories.items())),
+        census=census_summary(total.census, total.near_duplicates if pdq_on else None),
+        first_hit_seconds=None if scan.first_hit is None else round(scan.first_hit, 3),
+        first_internal_error=total.first_internal_error,
+        exit_code=int(code),
+    )
+    _log_internal_errors(out, total.internal_errors, total.first_internal_error)
+    try:
+        # incomplete until the reports exist: a kill while rendering leaves a run that
+        # --resume or triage report finishes
         write_json_atomic(out / "summary.json", summary)
-        _log_internal_errors(out, total.internal_errors, total.first_internal_error)
-        _render(out, formats, failing=sys.exc_info()[1] is not None)
+        if reason == RENDERING:
+            summary = finish(out, summary, formats)
+        else:
+            _render(out, formats, failing=failure is not None)
+    except OutputError as e:
+        if failure is None:
+            failure = e
+    if isinstance(failure, OutputError) and reason == RENDERING:
+        raise OutputError(f"{failure}; the run is not complete: free space, then "
+                          f"triage scan --resume {out} (or triage report {out}) finishes it")
+    if isinstance(failure, OutputError):
+        raise OutputError(f"{failure}; the run is not complete: free space, then "
+                          f"triage scan --resume {out} finishes it")
+    if failure is not None:
+        raise failure
     if interrupted:
         raise KeyboardInterrupt
     return ScanOutcome(out, summary, code)

@@ -4,6 +4,7 @@ pieces until only the directory or file that breaks a worker is left."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -284,6 +285,14 @@ class Writer:
             self._fh.seek(size)
         except OSError:
             pass
+
+    def sync(self) -> None:
+        """Durable before the run may say complete."""
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot sync ({e.strerror})") from None
 
     def close(self) -> None:
         try:

@@ -54,16 +54,19 @@ def parse_formats(formats: str | Iterable[str] | None) -> list[str]:
 PARALLEL_FROM = 32 << 20  # files.jsonl size from which DFXML renders in two processes
 
 
-def render_all(run_dir: Path, formats: Iterable[str] | None = None) -> list[Path]:
+def render_all(run_dir: Path, formats: Iterable[str] | None = None,
+               summary: dict[str, Any] | None = None) -> list[Path]:
     """Write the requested derived reports (default: all) into ``run_dir``; return their paths.
 
     Each writer streams files.jsonl, so memory stays bounded however many records there are;
     each file is replaced atomically, so a failed render leaves the previous one intact. For a
     large run DFXML (the costly format, ~15 us per record, seconds on a million-file device)
     renders its two halves in spawned processes while this one writes the other formats.
+    ``summary`` (default: DIR/summary.json) lets a finishing scan render the summary it will
+    write last, so summary.json never says complete before the reports exist.
     """
     run_dir = Path(run_dir)
-    summary = load_summary(run_dir)
+    summary = load_summary(run_dir) if summary is None else summary
     names = parse_formats(formats)
     files = run_dir / "files.jsonl"
     big = files.is_file() and files.stat().st_size >= PARALLEL_FROM

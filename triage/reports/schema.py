@@ -191,14 +191,18 @@ _END_KEYS = ["interrupted", "elapsed_seconds", "evidence", "totals", "categories
 
 # Keys a newer scan writes that older runs lack: documented, not required.
 _NEWER_KEYS = ["resumed", "evidence_given", "stopped_early", "reports", "census", "pdq_sets",
-               "first_internal_error"]
+               "first_internal_error", "incomplete_reason"]
 
 
 def summary_schema() -> dict[str, Any]:
     """Schema of summary.json (written at start with complete=false, rewritten at the end)."""
     props: dict[str, Any] = {
         "schema_version": {"type": "string", "pattern": VERSION_PATTERN},
-        "complete": {**_BOOL, "description": "false while running, after a crash or Ctrl-C"},
+        "complete": {**_BOOL, "description": "true only once every record is written and "
+                     "every report rendered (synced to disk); false while running, after a "
+                     "crash, Ctrl-C, --stop-on-first-hit or a full disk"},
+        "incomplete_reason": {**_STR_NULL, "description": "why complete is false (null when "
+                              "complete)"},
         "tool": _obj({"name": _STR, "version": _STR}, extra=True) | {
             "additionalProperties": {"type": "string"},
             "description": "triage, pytsk3, tsk, libewf, python versions"},
