@@ -73,6 +73,9 @@ class FileRecord:
     # FAT: a long name whose checksum does not match its 8.3 entry (an orphan per Microsoft's
     # specification: the file's name is the 8.3 one, but the long name is evidence too)
     orphan_long_name: str | None = None
+    # not written: content exists but its metadata could not be read (damaged record, size past
+    # the file system's limit): counted as an error, not as "no content", though target is None
+    unreadable: bool = False
 
     def to_dict(self, algorithms: tuple[str, ...]) -> dict[str, Any]:
         names, before, hashes_of, after = _layout(algorithms)

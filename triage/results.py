@@ -88,7 +88,7 @@ def finish_record(record: FileRecord, index: HashIndex, algorithms: tuple[str, .
         tally.skipped += 1
         tally.skipped_bytes += record.size or 0
     elif record.error:
-        if record.target is None:
+        if record.target is None and not record.unreadable:
             tally.no_content += 1
         else:
             tally.errors += 1

@@ -4,10 +4,17 @@ Semantics follow ``fls -r -p`` so that TSK's command-line tools can serve as ind
 recursion into a directory only when name and metadata agree it is one and it is not a
 reallocated entry; loops are cut by refusing to enter a directory that is already an ancestor;
 NTFS yields one record per $DATA stream (and per named $INDEX_ROOT of a regular file, as fls).
+A deleted NTFS file keeps its metadata when its MFT entry was not reused, as in fls (pytsk3's
+own directory iteration drops it: see ``_Entry.load_named_meta``). Unlike fls, the walk does
+not stop at depth 128: it goes ``MAX_DEPTH`` levels deep and notes any directory it leaves out.
+An allocated file whose metadata TSK cannot read is an error with TSK's reason, never "no
+content".
 """
 
 from __future__ import annotations
 
+import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -16,7 +23,10 @@ import pytsk3
 from triage.fatnames import FAT_TYPES, orphan_long_names
 from triage.records import FileRecord, ReadTarget, iso_time
 
-MAX_DEPTH = 128  # TSK's own recursion bound
+# Far beyond any real tree (TSK's fls stops at 128; PATH_MAX allows 2048 levels of one-letter
+# names) yet bounded, because every queued directory carries its ancestors (loop cut). A
+# directory deeper than this is noted on its volume (exit code 4), never silently skipped.
+MAX_DEPTH = int(os.environ.get("TRIAGE_MAX_DEPTH", "4096"))
 ORPHAN_DIR = "$OrphanFiles"
 
 _DIR_META = (int(pytsk3.TSK_FS_META_TYPE_DIR), int(pytsk3.TSK_FS_META_TYPE_VIRT_DIR))
@@ -123,8 +133,11 @@ def list_directory(
             e = _Entry(f, name_info, info.meta, f"{d.path}/{name}", in_orphans)
             if orphan_lfn:
                 e.orphan_lfn = orphan_lfn[1]
-            if e.meta is None and in_orphans:
-                e.load_orphan_meta(fs)
+            if e.meta is None:
+                if in_orphans:
+                    e.load_orphan_meta(fs)
+                elif e.addr:
+                    e.load_named_meta(fs, ntfs, int(name_info.meta_seq))
             if d.path == "" and name == ORPHAN_DIR and e.meta_type == _VIRT_DIR:
                 if options.include_orphans:
                     subdirs.append(DirRef(e.meta_addr, e.path, d.ancestors | {e.meta_addr}, True))
@@ -140,12 +153,19 @@ def list_directory(
                 elif len(d.ancestors) < MAX_DEPTH:
                     subdirs.append(DirRef(e.meta_addr, e.path, d.ancestors | {e.meta_addr},
                                           in_orphans))
-            if ntfs:
-                yield from _ntfs_records(e, vol)
-            elif e.meta is None:
-                if e.name_type == _REG_NAME:
-                    yield e.record(vol, str(e.addr), None, None, error=NO_META)
+                else:
+                    stats.errors.append(f"directory {e.path} is deeper than {MAX_DEPTH} levels: "
+                                        "not entered")
+            if e.meta is None:
+                yield from _name_only(e, vol, stats)
+            elif ntfs:
+                yield from _ntfs_records(e, vol, fs)
             elif e.regular:
+                if e.size > _size_limit(fs, vol.fs_type):
+                    yield e.record(vol, str(e.addr), e.size, None, unreadable=True, error=(
+                        f"size {e.size:,} is larger than {vol.fs_type} allows "
+                        f"({_size_limit(fs, vol.fs_type):,} bytes): metadata damaged"))
+                    continue
                 yield e.record(vol, str(e.addr), e.size, ReadTarget(e.addr, file=e.file))
                 if hfs:
                     yield from _hfs_resource_fork(e, vol)
@@ -156,6 +176,7 @@ def list_directory(
 NO_META = "no metadata: name only (deleted entry)"
 _REG_NAME = int(pytsk3.TSK_FS_NAME_TYPE_REG)
 _REG_META = int(pytsk3.TSK_FS_META_TYPE_REG)
+_UNDEF_NAME = int(pytsk3.TSK_FS_NAME_TYPE_UNDEF)
 _VIRT_DIR = int(pytsk3.TSK_FS_META_TYPE_VIRT_DIR)
 _NAME_ALLOC = int(pytsk3.TSK_FS_NAME_FLAG_ALLOC)
 _NAME_UNALLOC = int(pytsk3.TSK_FS_NAME_FLAG_UNALLOC)
@@ -166,7 +187,7 @@ class _Entry:
     """One directory entry with TSK's enums read once as plain ints (pytsk3 access is slow)."""
 
     __slots__ = ("file", "meta", "path", "orphan", "addr", "name_type", "name_flags",
-                 "meta_type", "meta_flags", "meta_addr", "size", "orphan_lfn")
+                 "meta_type", "meta_flags", "meta_addr", "size", "orphan_lfn", "meta_error")
 
     def __init__(self, f: pytsk3.File, name_info, meta, path: str, orphan: bool) -> None:
         self.file, self.path, self.orphan = f, path, orphan
@@ -174,6 +195,7 @@ class _Entry:
         self.addr = int(name_info.meta_addr)
         self.name_type = int(name_info.type)
         self.name_flags = int(name_info.flags)
+        self.meta_error: str | None = None  # TSK's reason when it could not load the metadata
         self._set_meta(meta)
 
     def _set_meta(self, meta) -> None:
@@ -193,6 +215,31 @@ class _Entry:
             return
         self._set_meta(self.file.info.meta)
 
+    def load_named_meta(self, fs: pytsk3.FS_Info, ntfs: bool, name_seq: int) -> None:
+        """Load what pytsk3's directory iteration left out, the way fls does. That iteration
+        drops an NTFS entry's metadata whenever the MFT entry's sequence number differs from
+        the name's; but NTFS increments the sequence when it frees an entry, so every deleted
+        file would lose its metadata. TSK's own walk (``ntfs_inode_lookup``) compares a free
+        entry's sequence minus one with the name's: equal, the entry still holds that file's
+        metadata; different, the entry was reused and the name is all that is left. An entry
+        TSK cannot load at all (damaged record) keeps TSK's reason in ``meta_error``."""
+        try:
+            f = fs.open_meta(inode=self.addr)
+        except OSError as err:
+            self.meta_error = _msg(err)
+            return
+        meta = f.info.meta
+        if meta is None:
+            return
+        if ntfs:
+            seq = int(meta.seq)
+            if int(meta.flags) & _META_UNALLOC and seq > 0:
+                seq -= 1
+            if seq != name_seq:
+                return
+        self.file = f
+        self._set_meta(meta)
+
     @property
     def regular(self) -> bool:
         return self.name_type == _REG_NAME or self.meta_type == _REG_META
@@ -204,8 +251,8 @@ class _Entry:
         return bool(self.name_flags & _NAME_ALLOC) or bool(self.meta_flags & _META_UNALLOC)
 
     def record(self, vol: VolumeContext, inode: str, size: int | None,
-               target: ReadTarget | None, suffix: str = "", error: str | None = None
-               ) -> FileRecord:
+               target: ReadTarget | None, suffix: str = "", error: str | None = None,
+               unreadable: bool = False) -> FileRecord:
         name_unalloc = bool(self.name_flags & _NAME_UNALLOC)
         meta_unalloc = bool(self.meta_flags & _META_UNALLOC)
         r = FileRecord(
@@ -213,6 +260,7 @@ class _Entry:
             name_unalloc or meta_unalloc, self.orphan,
             name_unalloc and self.meta is not None and not meta_unalloc,
             error=error, target=target, orphan_long_name=self.orphan_lfn,
+            unreadable=unreadable,
         )
         m = self.meta
         if m is not None:
@@ -223,19 +271,38 @@ class _Entry:
         return r
 
 
-def _ntfs_records(e: _Entry, vol: VolumeContext) -> Iterator[FileRecord]:
-    if e.meta is None:
-        if e.name_type == _REG_NAME:
-            yield e.record(vol, str(e.addr), None, None,
-                           error=NO_META)
-        return
+def _name_only(e: _Entry, vol: VolumeContext, stats: WalkStats) -> Iterator[FileRecord]:
+    """An entry without metadata. A deleted name is what is left of a file (no content to
+    read); an allocated name whose metadata TSK cannot read is damage: an error with TSK's
+    reason for a file, a note on the volume for a directory that cannot be entered."""
+    if e.meta_error and not e.name_flags & _NAME_UNALLOC:
+        if e.name_type in _DIR_NAME and e.name_type != _UNDEF_NAME:
+            stats.errors.append(f"directory {e.path} not entered: cannot read its metadata: "
+                                f"{e.meta_error}")
+            return
+        yield e.record(vol, str(e.addr), None, None, unreadable=True,
+                       error=f"cannot read metadata: {e.meta_error}")
+    elif e.name_type == _REG_NAME:
+        yield e.record(vol, str(e.addr), None, None, error=NO_META)
+
+
+def _size_limit(fs: pytsk3.FS_Info, fs_type: str) -> int:
+    """The largest file a file system can hold, where its format bounds it: ext2/3/4 address a
+    file's blocks with 32-bit logical numbers. A larger size is a damaged inode; hashing it
+    would read zeros for ever."""
+    if fs_type.startswith("ext"):
+        return int(fs.info.block_size) << 32
+    return 1 << 63
+
+
+def _ntfs_records(e: _Entry, vol: VolumeContext, fs: pytsk3.FS_Info) -> Iterator[FileRecord]:
     regular = e.regular
     try:
         attrs = [(int(a.info.type), int(a.info.id), a.info.name, int(a.info.size))
                  for a in e.file]
     except OSError as err:
         if regular:
-            yield e.record(vol, str(e.addr), None, None,
+            yield e.record(vol, str(e.addr), None, None, unreadable=True,
                            error=f"cannot list attributes: {_msg(err)}")
         return
     emitted = False
@@ -260,8 +327,48 @@ def _ntfs_records(e: _Entry, vol: VolumeContext) -> Iterator[FileRecord]:
             continue
         yield e.record(vol, inode, asize, ReadTarget(e.addr, atype, aid, e.file), suffix)
     if regular and not emitted:
-        yield e.record(vol, str(e.addr), None, None,
-                       error="no data attribute")
+        # TSK stops loading attributes at the first damaged one and the directory iteration
+        # hides why: opening the entry again gives TSK's reason (as istat shows it)
+        try:
+            fs.open_meta(inode=e.addr)
+        except OSError as err:
+            yield e.record(vol, str(e.addr), None, None, unreadable=True,
+                           error=f"cannot read metadata: {_msg(err)}")
+            return
+        damage = _mft_damage(fs, e.addr)
+        if damage:
+            yield e.record(vol, str(e.addr), None, None, unreadable=True,
+                           error=f"cannot read metadata: {damage}")
+            return
+        yield e.record(vol, str(e.addr), None, None, error="no data attribute")
+
+
+def _mft_damage(fs: pytsk3.FS_Info, addr: int) -> str | None:
+    """Why an MFT entry's attribute list is broken, if it is. TSK stops reading attributes
+    without an error at one whose length is zero or runs past the record, so a damaged
+    record looks like a file without $DATA; walking the attribute headers of the raw record
+    (read through $MFT itself) tells the two apart."""
+    try:
+        boot = fs.open_meta(inode=7).read_random(0, 512)  # $Boot
+        cluster = struct.unpack_from("<H", boot, 11)[0] * boot[13]
+        per = struct.unpack_from("<b", boot, 0x40)[0]
+        size = per * cluster if per > 0 else 1 << -per
+        rec = bytearray(fs.open_meta(inode=0).read_random(addr * size, size))  # $MFT
+    except (OSError, struct.error, IndexError):
+        return None
+    if len(rec) != size or rec[:4] != b"FILE":
+        return f"MFT entry {addr} has no FILE signature"
+    used = min(struct.unpack_from("<I", rec, 0x18)[0], size)
+    pos = struct.unpack_from("<H", rec, 0x14)[0]
+    while pos + 8 <= used:
+        atype, length = struct.unpack_from("<II", rec, pos)
+        if atype == 0xFFFFFFFF:
+            return None
+        if length < 16 or pos + length > used:
+            return (f"MFT entry {addr}: attribute 0x{atype:x} at offset {pos} has length "
+                    f"{length} (record uses {used} bytes); the attributes after it are lost")
+        pos += length
+    return f"MFT entry {addr}: attribute list has no end marker"
 
 
 RESOURCE_FORK = "com.apple.ResourceFork"  # the name macOS (and the APFS backend) give it
@@ -288,4 +395,8 @@ def _hfs_resource_fork(e: _Entry, vol: VolumeContext) -> Iterator[FileRecord]:
 
 
 def _msg(e: BaseException) -> str:
-    return " ".join(str(e).split())[:300]
+    """TSK's message without pytsk3's wrapper ("FS_Info_open_meta: (tsk3.cpp:427) Unable to
+    open file: "), on one line."""
+    text = " ".join(str(e).split())
+    _, sep, reason = text.partition("Unable to open file: ")
+    return (reason if sep else text)[:300]
