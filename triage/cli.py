@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 import triage
 from triage.categories import KNOWN_GOOD, is_known_bad, severity_key
@@ -39,7 +41,10 @@ from triage.cli_info import info
 from triage.cli_report import report, schema
 from triage.errors import ExitCode, TriageError, UsageError
 from triage.reports._escape import escape
-from triage.scan import ProgressSink, ScanConfig, resume_config, run_scan
+from triage.reports.labels import Labels
+from triage.reports.words import (EXAMINED, NO_KNOWN_BAD, census_category, census_kind,
+                                  known_bad_sets, stopped_early, volume_reason)
+from triage.scan import ProgressSink, ScanConfig, default_out_dir, resume_config, run_scan
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 finished, no known-bad match; 1 finished with known-bad matches; "
@@ -65,12 +70,17 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 
 class RichProgress(ProgressSink):
+    """Bytes hashed of a total, rate and ETA. In walk order the total starts as the bytes the
+    file systems say they use (allocation metadata), grows when the walk finds more, and
+    becomes exact once every directory is listed."""
+
     def __init__(self, console: Console) -> None:
         self._p = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                           TransferSpeedColumn(), TimeRemainingColumn(), console=console,
-                           transient=True)
-        self._task = self._p.add_task("scanning", total=0)
-        self._total = 0
+                           TransferSpeedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                           console=console, transient=True)
+        self._task = self._p.add_task("scanning", total=None)
+        self._listed = self._estimate = 0
+        self._exact = False
 
     def __enter__(self) -> "RichProgress":
         self._p.start()
@@ -79,9 +89,21 @@ class RichProgress(ProgressSink):
     def __exit__(self, *exc: Any) -> None:
         self._p.stop()
 
+    def _retotal(self) -> None:
+        total = self._listed if self._exact else max(self._listed, self._estimate)
+        self._p.update(self._task, total=total or None)  # None: unknown, never a full bar
+
+    def estimate(self, nbytes: int) -> None:
+        self._estimate += nbytes
+        self._retotal()
+
+    def listing_done(self) -> None:
+        self._exact = True
+        self._retotal()
+
     def add_total(self, nbytes: int) -> None:
-        self._total += nbytes
-        self._p.update(self._task, total=self._total)
+        self._listed += nbytes
+        self._retotal()
 
     def advance(self, nbytes: int, files: int = 1) -> None:
         self._p.advance(self._task, nbytes)
@@ -89,13 +111,31 @@ class RichProgress(ProgressSink):
     def status(self, text: str) -> None:
         self._p.update(self._task, description=text[-40:])
 
+    def note(self, text: str) -> None:
+        self._p.console.print(f"triage: {text}", markup=False, highlight=False)
 
-class _NullContext(ProgressSink):
-    def __enter__(self) -> "_NullContext":
+    def warn(self, text: str) -> None:
+        self._p.console.print(Text(f"triage: warning: {text}", style="bold yellow"))
+
+
+class PlainProgress(ProgressSink):
+    """No terminal to draw on (or --quiet): notes still go to stderr as lines, unless quiet."""
+
+    def __init__(self, stream: TextIO, quiet: bool) -> None:
+        self._stream, self._quiet = stream, quiet
+
+    def __enter__(self) -> "PlainProgress":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         return None
+
+    def note(self, text: str) -> None:
+        if not self._quiet:
+            self._stream.write(f"triage: {text}\n")
+
+    def warn(self, text: str) -> None:
+        self._stream.write(f"triage: warning: {text}\n")
 
 
 def _print_version(value: bool) -> None:
@@ -113,6 +153,7 @@ def _root(version: Annotated[bool, typer.Option("--version", is_eager=True,
 
 @app.command(epilog=EXIT_CODES_HELP)
 def scan(
+    ctx: typer.Context,
     evidence: Annotated[list[str] | None, typer.Argument(
         metavar="EVIDENCE...", show_default=False,
         help="Disk images (raw/dd, split raw first segment, E01, VHD/VHDX, VMDK, QCOW2), "
@@ -145,7 +186,10 @@ def scan(
 ) -> int:
     """Walk every file system of the evidence, hash every file, match against hash sets."""
     if resume is not None:
+        _refuse_with_resume(ctx)
         config = resume_config(resume, argv=list(sys.argv))
+        if _given(ctx, "workers"):
+            config.workers = workers
     elif not evidence:
         raise UsageError("missing EVIDENCE (or --resume DIR)")
     else:
@@ -160,16 +204,69 @@ def scan(
             case=case, examiner=examiner,
             exhibit=exhibit, argv=list(sys.argv),
         )
+    if config.out is None:  # named here so an interruption can say where the outputs are
+        config.out = default_out_dir(config.evidence)
     show = _env.interactive and not quiet and not json_out
     console = Console(file=_env.stderr)
-    with (RichProgress(console) if show else _NullContext()) as progress:
-        outcome = run_scan(config, progress)
+    try:
+        with (RichProgress(console) if show else PlainProgress(_env.stderr, quiet)) as progress:
+            outcome = run_scan(config, progress)
+    except KeyboardInterrupt:
+        _say_interrupted(config.out)
+        return int(ExitCode.INTERRUPTED)
     print_internal_errors(outcome.summary, console)
     if json_out:
         _env.stdout.write(json.dumps(outcome.summary, indent=2, ensure_ascii=False) + "\n")
     elif not quiet:
         print_summary(outcome.summary, outcome.out, Console(file=_env.stdout))
+    _warn_after(outcome.summary, table_shown=not (quiet or json_out))
     return int(outcome.exit_code)
+
+
+# Options that only change how a resumed run is shown or how fast it goes; everything that
+# decides what is scanned and matched comes from DIR/summary.json.
+RESUME_ALLOWS = ("resume", "workers", "quiet", "json_out")
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def _refuse_with_resume(ctx: typer.Context) -> None:
+    """--resume with --hashset (say) would be silently ignored and yet appear in the recorded
+    command: refuse it, naming the options, so what is recorded is what ran."""
+    extra = [(p.opts[0] if p.opts and p.param_type_name == "option" else "EVIDENCE")
+             for p in ctx.command.params
+             if p.name not in RESUME_ALLOWS and p.name is not None and _given(ctx, p.name)]
+    if extra:
+        raise UsageError(f"--resume DIR takes the evidence, hash sets and options from "
+                         f"DIR/summary.json; remove {', '.join(extra)} (with --resume only "
+                         "--workers, --quiet and --json are allowed)")
+
+
+def _warn(text: str) -> None:
+    _env.stderr.write(f"triage: warning: {text}\n")
+
+
+def _warn_after(summary: dict[str, Any], table_shown: bool) -> None:
+    """Without the summary table (--quiet, --json) an early stop is still said, on stderr."""
+    early = stopped_early(summary)
+    if early and not table_shown:
+        _warn(early)
+
+
+def _say_interrupted(out: Path) -> None:
+    """Ctrl-C / SIGTERM: what became of the run, and the exact command that continues it."""
+    dir_ = shlex.quote(str(out))
+    if not (out / "summary.json").is_file():
+        _env.stderr.write("triage: interrupted before the scan started; nothing was written\n")
+        return
+    _env.stderr.write(
+        f"triage: interrupted: the scan did not finish. The outputs in {dir_} are valid: "
+        "files.jsonl holds every record finished so far, summary.json says "
+        "\"complete\": false and the reports are marked partial.\n"
+        f"triage: to continue where it stopped: triage scan --resume {dir_}\n")
 
 
 app.add_typer(hashset_app, name="hashset")
@@ -181,15 +278,20 @@ app.command("schema")(schema)
 def print_census(census: dict[str, Any], console: Console) -> None:
     """Files by kind (rows) and category (columns), then the headline."""
     kinds = census["kinds"]
+    if not kinds:
+        console.print("files by kind and category: no files")
+        console.print(census["headline"], markup=False)
+        return
     cats = sorted({c for row in kinds.values() for c in row}, key=severity_key)
-    table = Table(title="files by kind and category", show_header=True)
+    title = "files by kind and category"
+    table = Table(title=title, show_header=True, min_width=len(title) + 4)
     table.add_column("kind")
     for c in cats:
-        table.add_column(c, justify="right")
+        table.add_column(census_category(c), justify="right")
     for kind, row in kinds.items():
-        table.add_row(kind, *(str(row.get(c, 0)) for c in cats))
+        table.add_row(census_kind(kind), *(str(row.get(c, 0)) for c in cats))
     console.print(table)
-    console.print(census["headline"])
+    console.print(census["headline"], markup=False)
 
 
 def print_internal_errors(summary: dict[str, Any], console: Console) -> None:
@@ -204,6 +306,7 @@ def print_internal_errors(summary: dict[str, Any], console: Console) -> None:
 
 
 def print_summary(summary: dict[str, Any], out: Path, console: Console) -> None:
+    label = Labels(summary)
     t = summary["totals"]
     table = Table(title="triage summary", show_header=True)
     table.add_column("measure")
@@ -221,7 +324,8 @@ def print_summary(summary: dict[str, Any], out: Path, console: Console) -> None:
                       f"{t['skipped_size_filter']} ({t['skipped_bytes']:,} bytes)")
     for cat, n in sorted(summary["categories"].items(), key=lambda kv: severity_key(kv[0])):
         style = "bold red" if is_known_bad(cat) else ("green" if cat == KNOWN_GOOD else "")
-        table.add_row(f"category {cat}", f"[{style}]{n}[/]" if style else str(n))
+        name = Text(f"{cat}: {label(cat)}")  # Text: a label is never read as markup
+        table.add_row(name, f"[{style}]{n}[/]" if style else str(n))
     hits = t["known_bad_files"]
     table.add_row("known-bad hits", f"[bold red]{hits}[/]" if hits else "0")
     near = t.get("near_duplicates", 0)
@@ -233,17 +337,29 @@ def print_summary(summary: dict[str, Any], out: Path, console: Console) -> None:
         print_census(census, console)
     for ev in summary.get("evidence", []):
         if ev.get("error"):
-            console.print(f"[red]evidence not scanned:[/] {ev['error']}")
+            console.print(Text.assemble(("evidence not scanned: ", "red"), str(ev["error"])))
         ver = ev.get("verification")
         if ver:
             style = "green" if ver["status"] == "verified" else "red"
-            console.print(f"[{style}]image verification: {ver['status']}[/] ({ev['path']})")
+            console.print(f"[{style}]image verification: {ver['status']}[/] ({ev['path']})",
+                          markup=True, highlight=False)
         for v in ev.get("volumes", []):
-            if v["status"] not in ("scanned", "empty"):
-                console.print(f"[yellow]volume at {v['offset']} {v['status']}:[/] "
-                              f"{v['error'] or '; '.join(v['notes'])}")
+            if v["status"] not in EXAMINED:
+                words, detail = volume_reason(v)
+                line = Text.assemble((f"volume at offset {v['offset']:,} "
+                                      f"({v.get('description') or '?'}) {v['status']}: ",
+                                      "yellow"), words)
+                if detail:
+                    line.append(f" [{detail}]", style="dim")
+                console.print(line)
+    early = stopped_early(summary)
+    if early:
+        console.print(Text(early, style="bold yellow"))
+    if not known_bad_sets(summary):
+        console.print(Text("warning: " + NO_KNOWN_BAD, style="bold yellow"))
     written = [f"{out}/files.jsonl", f"{out}/summary.json"] + summary.get("reports", [])
-    console.print(f"report: {', '.join(written)}  exit code {summary['exit_code']}")
+    console.print(f"report: {', '.join(written)}  exit code {summary['exit_code']}",
+                  markup=False)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

@@ -50,3 +50,17 @@ class ProgressSink:
     def advance(self, nbytes: int, files: int = 1) -> None: ...
 
     def status(self, text: str) -> None: ...
+
+    def estimate(self, nbytes: int) -> None:
+        """Bytes the evidence's file systems say they hold (allocated), known before the walk:
+        the bar's total until the walk has found more."""
+
+    def listing_done(self) -> None:
+        """Every directory is listed: the bytes found are now the exact total."""
+
+    def note(self, text: str) -> None:
+        """A sentence for the examiner (resume state), shown even without a bar."""
+
+    def warn(self, text: str) -> None:
+        """Something that limits what the run can tell (no known-bad set, too many workers):
+        shown even with --quiet."""

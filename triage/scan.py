@@ -37,7 +37,9 @@ from triage.pool import WorkerPool
 from triage.records import ALGORITHMS, SCHEMA_VERSION, utc_now
 from triage.outdir import RENDERING, FolderLock, claim, finish, remove_leftovers
 from triage.report import OutputError, write_json_atomic
+from triage.results import Tally
 from triage.reports import FORMAT_FILES, parse_formats, render_all
+from triage.reports.words import NO_KNOWN_BAD
 from triage.scheduler import Scan, StopEarly, Writer, schedule
 from triage.tasks import TASKS, WorkerInit, WorkerState
 from triage.walk import WalkOptions
@@ -123,6 +125,34 @@ def resume_config(out: Path, **overrides: Any) -> ScanConfig:
     for key, value in overrides.items():
         setattr(config, key, value)
     return config
+
+
+def _resume_state(out: Path, done, scan: Scan) -> str:
+    """What a resumed run starts from, in words: how much is kept, how much is left."""
+    kept = Tally()
+    for t in done.tallies.values():
+        kept.add(t)
+    files = len(scan.files) + (scan.spool.count if scan.spool is not None else 0)
+    return (f"resuming {out}: {kept.files:,} records kept ({kept.bytes_hashed:,} bytes hashed); "
+            f"left to do: {len(scan.dirs):,} directories to list and {files:,} files to hash "
+            "(queued), plus what those directories hold")
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _warn(config: ScanConfig, pdq_sets, progress: ProgressSink) -> None:
+    """Said once the run has started (a usage error stays one line)."""
+    cpus = _cpus()
+    if config.workers > cpus:
+        progress.warn(f"--workers {config.workers} is more than the {cpus} CPU(s) available: "
+                      "the workers compete for cores and the scan gets no faster")
+    if not config.hashsets and not pdq_sets:
+        progress.warn(NO_KNOWN_BAD)
 
 
 def _check_size_filter(sets) -> None:
@@ -250,7 +280,11 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         "incomplete_reason": "running, or killed while running: --resume finishes it",
         "tool": tool_versions(),
         "case": {"case": config.case, "examiner": config.examiner, "exhibit": config.exhibit},
-        "host": socket.gethostname(), "command": config.argv,
+        "host": socket.gethostname(),
+        # the command that defined the run; each --resume adds the command that continued it
+        "command": previous["command"] if previous else config.argv,
+        "resume_commands": (previous.get("resume_commands", []) + [config.argv])
+        if previous else [],
         "started": previous["started"] if previous else utc_now(), "finished": None,
         "resumed": (previous.get("resumed", []) + [utc_now()]) if previous else [],
         "evidence_given": [{"path": p} for p in config.evidence],
@@ -266,6 +300,7 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         "pdq_sets": [s.summary() for s in pdq_sets],
     }
     write_json_atomic(out / "summary.json", summary)
+    _warn(config, pdq_sets, progress)
 
     scan = Scan(config, index, algorithms, out, progress)
     for path in config.evidence:
@@ -289,6 +324,7 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
                 scan.queue_dir(v, d, start)
         for v, record in done.pending_files():
             scan.defer(v, [record])
+        progress.note(_resume_state(out, done, scan))
 
     writer = Writer(out / "files.jsonl")
     journal = Journal(out, append=config.resume)
@@ -328,6 +364,8 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         scan.spool.close()
     total = scan.total()
     code = scan.exit_code(total)
+    if stopped_early:
+        scan.mark_stopped()
     if interrupted:
         code, reason = ExitCode.INTERRUPTED, "interrupted (Ctrl-C or SIGTERM): --resume finishes it"
     elif stopped_early:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from triage.allocated import allocated_bytes
 from triage.backends import VolumeRef, probe
 from triage.config import ProgressSink, ScanConfig
 from triage.errors import EvidenceError, ExitCode
@@ -59,6 +60,7 @@ class Scan:
         self.lost_dirs = 0
         self.verify_failed = False
         self.outside = Tally()  # internal errors met outside any volume (--verify-image)
+        self.inflight: dict[int, MediaTask | DirTask | FileTask] = {}
 
     # -- evidence and volumes (main process: cheap, and needed for the summary) ---------------
 
@@ -86,6 +88,7 @@ class Scan:
         for volume in volumes:
             fs = open_fs(img, volume) if img is not None else None
             if fs is not None:
+                self.progress.estimate(allocated_bytes(img, volume.offset, fs) or 0)
                 self.add_volume(entry, VolumeRef(spec, volume.offset, volume.fs_type or "",
                                                  len(self.volumes)), volume, root_dir(fs))
                 continue
@@ -216,6 +219,23 @@ class Scan:
 
     # -- summary ------------------------------------------------------------------------------
 
+    def unfinished(self) -> set[int]:
+        """Volumes with work queued or running: after --stop-on-first-hit, not fully examined.
+        Files waiting in an ordered run's spool may belong to any volume with a file system."""
+        left = {t.volume.index for t in (*self.dirs, *self.files, *self.inflight.values())
+                if not isinstance(t, MediaTask)}
+        if self.spool is not None and self.spool.count:
+            left |= {i for i, vs in enumerate(self.volumes) if vs.ref is not None}
+        return left
+
+    def mark_stopped(self) -> None:
+        """Say of every volume the stop left unfinished that it was not fully examined."""
+        for i in sorted(self.unfinished()):
+            v = self.volumes[i].volume
+            v.status = "stopped"
+            v.notes.append("not fully examined: the scan stopped at the first known-bad file "
+                           "(--stop-on-first-hit); triage scan --resume finishes it")
+
     def total(self) -> Tally:
         t = Tally()
         t.add(self.outside)
@@ -303,11 +323,15 @@ class Writer:
 
 def schedule(scan: Scan, pool: WorkerPool, writer: Writer, journal: Journal) -> None:
     """Keep every worker busy until the queues are empty; file tasks first (they hold records)."""
-    inflight: dict[int, MediaTask | DirTask | FileTask] = {}
+    inflight = scan.inflight  # kept on the scan: after a stop it tells what was left undone
     next_id = 0
     cfg = scan.config
+    told = False
     while True:
         listing = any(isinstance(t, DirTask) for t in inflight.values()) or bool(scan.dirs)
+        if not listing and not told:
+            scan.progress.listing_done()
+            told = True
         more_sorted = scan.refill(not listing, 2 * pool.size)
         if not (scan.media or scan.dirs or scan.files or inflight or more_sorted):
             break
@@ -346,13 +370,13 @@ def _done(scan: Scan, task: DirTask | FileTask, result: TaskResult, writer: Writ
         notes.append(f"orphan files truncated at --max-orphans {scan.config.max_orphans}")
     journal.dir_done(v, task.dir, task.start, end, result.subdirs, result.more, result.deferred,
                      result.tally, notes)
-    scan.account(v, result.tally)
     scan.notes(v, notes)
     for d in result.subdirs:  # a retry's list-only mode was for that directory alone
         scan.queue_dir(v, d)
     if result.more is not None:
         scan.queue_dir(v, task.dir, result.more, task.hash_inline)
     scan.defer(v, result.deferred)
+    scan.account(v, result.tally)  # last: a stop at a hit leaves what it found queued
 
 
 def _failed(scan: Scan, task: DirTask | FileTask, reason: str, writer: Writer,

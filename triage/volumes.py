@@ -42,6 +42,7 @@ class Volume:
     slot: str | None = None
     fs_type: str | None = None
     status: str = "pending"  # scanned | empty | no-filesystem | encrypted | error | incomplete
+    # | stopped (--stop-on-first-hit ended the scan before this volume was fully examined)
     error: str | None = None
     files: int = 0
     errors: int = 0

@@ -28,6 +28,10 @@ tr.warn td { background: #fff6e0; }
 .muted { color: #555; }
 .more { font-style: italic; color: #444; }
 .nowrap { white-space: pre; }
+.nb { white-space: nowrap; }
+td.path { min-width: 16em; }
+td.hashes { word-break: break-all; overflow-wrap: anywhere; min-width: 14em; }
+td.hashes div { padding-left: 1.5em; text-indent: -1.5em; }
 footer { margin-top: 32px; font-size: 11px; color: #555; border-top: 1px solid var(--line); }
 @media print {
   @page { size: A4; margin: 14mm 12mm; }
@@ -37,6 +41,8 @@ footer { margin-top: 32px; font-size: 11px; color: #555; border-top: 1px solid v
   tr { break-inside: avoid; page-break-inside: avoid; }
   .banner, tr.bad td, tr.warn td, th { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   .mono, code { font-size: 7.5pt; }
+  td.path { min-width: 38mm; }
+  td.hashes { min-width: 30mm; }
   section.hits { break-before: page; page-break-before: always; }
 }
 """

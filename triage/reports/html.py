@@ -21,9 +21,11 @@ from triage.reports._html_style import CSS
 from triage.reports._near import closest, exact_matches, near_matches
 from triage.reports._run import algorithms, atomic_text
 from triage.reports.labels import Labels, severity, sort_key
+from triage.reports.words import (EXAMINED, NO_KNOWN_BAD, census_category, census_kind,
+                                  known_bad_sets, stopped_early, volume_reason)
 
 NAME = "report.html"
-EXAMINED = ("scanned", "empty")
+UNREAD_TOP = 10  # unread files named in the top box (all are listed further down)
 EXIT_MEANING = {
     0: "finished, no known-bad match", 1: "finished with known-bad matches",
     2: "usage error or bad input", 3: "evidence could not be opened",
@@ -45,6 +47,12 @@ def e(value: Any) -> str:
 
 def num(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else e(value)
+
+
+def nb(value: Any) -> str:
+    """A number inside wrapping text, never broken across lines (an offset cut in two reads
+    as two numbers)."""
+    return f"<span class=nb>{num(value)}</span>"
 
 
 def size(value: Any) -> str:
@@ -79,25 +87,61 @@ def more(shown: int, total: int, where: str) -> str:
 # -- sections ----------------------------------------------------------------------------------
 
 
-def warnings(s: dict[str, Any]) -> list[str]:
-    """What the reader must not miss: what was not (fully) examined."""
+def warnings(s: dict[str, Any], c: Collected | None = None) -> list[str]:
+    """What the reader must not miss: what was not (fully) examined, and why."""
     out = []
     if not s.get("complete"):
-        why = "interrupted" if s.get("interrupted") else "did not finish"
-        out.append(f"The scan {why}: the results below are partial.")
+        if s.get("interrupted"):
+            out.append("The scan was <b>interrupted</b>: the results below are partial "
+                       "(<code>triage scan --resume</code> continues it).")
+        elif not s.get("stopped_early"):
+            why = f" ({e(s['incomplete_reason'])})" if s.get("incomplete_reason") else ""
+            out.append(f"The scan did not finish{why}: the results below are partial.")
+    early = stopped_early(s)
+    if early:
+        out.append(e(early[0].upper() + early[1:]) + ".")
+    if not known_bad_sets(s):
+        out.append("<b>No known-bad hash set</b> was used: " + e(NO_KNOWN_BAD.split(": ", 1)[1])
+                   + ".")
     for ev in s.get("evidence") or []:
         if ev.get("error"):
-            out.append(f"Evidence {e(ev.get('path'))} not examined: {e(ev['error'])}")
+            out.append(f"Evidence {e(ev.get('path'))} <b>not examined</b>: {e(ev['error'])}")
         ver = ev.get("verification") or {}
         if ver.get("status") in ("mismatch", "error", "pending"):
             out.append(f"Evidence {e(ev.get('path'))}: image verification "
                        f"<b>{e(ver['status'])}</b>{': ' + e(ver['error']) if ver.get('error') else ''}")
-        for v in ev.get("volumes") or []:
+        vols = ev.get("volumes") or []
+        if vols and not ev.get("error") and all(v.get("status") == "empty" for v in vols):
+            out.append(f"Evidence {e(ev.get('path'))} holds <b>only zero bytes</b> (never "
+                       "written, or wiped): there is no file system and no file to examine.")
+        for v in vols:
             if v.get("status") not in EXAMINED:
-                out.append(f"Volume at offset {num(v.get('offset'))} of {e(ev.get('path'))} "
+                words, detail = volume_reason(v)
+                raw = f" <span class=muted>[{e(detail)}]</span>" if detail else ""
+                out.append(f"Volume at offset {nb(v.get('offset'))} of {e(ev.get('path'))} "
                            f"({e(v.get('description'))}) <b>{e(v.get('status'))}</b>: "
-                           f"{e(v.get('error') or '; '.join(v.get('notes') or []))}")
+                           f"{e(words)}{raw}")
+    if c is not None and c.errors_total:
+        reasons = "; ".join(f"{e(k)} ({num(n)})" for k, n in c.reasons.most_common(5))
+        shown = "".join(f"<li class=wrap>{e(r.get('path'))} <span class=muted>"
+                        f"{e(r.get('error'))}</span></li>" for r in c.errors[:UNREAD_TOP])
+        rest = c.errors_total - min(len(c.errors), UNREAD_TOP)
+        out.append(f"<b>{num(c.errors_total)} file(s) whose content was not read</b> "
+                   f"(so not matched): {reasons}<ul>{shown}</ul>"
+                   + (f"{num(rest)} more under <i>Files whose content was not read</i>."
+                      if rest > 0 else ""))
     return out
+
+
+def banner_class(s: dict[str, Any], hits: int, warn: list[str]) -> str:
+    """Red: known-bad files found. Amber: not fully examined (interrupted, stopped early, a
+    volume or file not read, evidence not opened, nothing to examine, nothing to match).
+    Green only for a complete, fully examined run without hits."""
+    if hits:
+        return "bad"
+    if warn or not s.get("complete") or s.get("exit_code") != 0:
+        return "warn"
+    return "ok"
 
 
 def header(s: dict[str, Any], c: Collected) -> Iterator[str]:
@@ -109,15 +153,18 @@ def header(s: dict[str, Any], c: Collected) -> Iterator[str]:
               ("Started / finished (UTC)", f"{e(s.get('started'))} / {e(s.get('finished'))}")])
     hits = (s.get("totals") or {}).get("known_bad_files", sum(c.hits_total.values()))
     code = s.get("exit_code")
-    cls = "bad" if hits else "ok"
-    yield (f'<div class="banner {cls}"><b>{num(hits)} known-bad file(s)</b> in '
+    warn = warnings(s, c)
+    cls = banner_class(s, hits, warn)
+    verdict = {"bad": "", "ok": " Every volume was examined and every file read.",
+               "warn": " <b>Not fully examined</b> (see below): for what was not examined, no "
+                       "hit is no answer."}[cls]
+    yield (f'<div class="banner {cls}" id="verdict"><b>{num(hits)} known-bad file(s)</b> in '
            f"{num((s.get('totals') or {}).get('files', c.files))} files. Exit code "
-           f"{e(code)}: {e(EXIT_MEANING.get(code, 'unknown'))}.</div>")
-    warn = warnings(s)
+           f"{e(code)}: {e(EXIT_MEANING.get(code, 'unknown'))}.{verdict}</div>")
     if warn:
         items = "".join(f"<li>{w}</li>" for w in warn)
-        yield (f'<div class="banner" id="not-examined"><b class="warn">Not (fully) examined'
-               f"</b><ul>{items}</ul></div>")
+        yield (f'<div class="banner warn" id="not-examined"><b class="warn">Not (fully) '
+               f"examined</b><ul>{items}</ul></div>")
     yield "</header>"
 
 
@@ -220,12 +267,12 @@ def census(c: dict[str, Any] | None) -> Iterator[str]:
         return
     kinds = c["kinds"]
     cats = sorted({k for row in kinds.values() for k in row}, key=sort_key)
-    rows = (f"<tr><td>{e(kind)}</td>" + "".join(f"<td class=n>{num(row.get(k, 0))}</td>"
-                                                for k in cats) + "</tr>"
+    rows = (f"<tr><td>{e(census_kind(kind))}</td>"
+            + "".join(f"<td class=n>{num(row.get(k, 0))}</td>" for k in cats) + "</tr>"
             for kind, row in kinds.items())
     yield "<h3>Content census (kind by category)</h3>"
     yield f"<p><b>{e(c.get('headline', ''))}</b></p>"
-    yield table(["Kind", *cats], rows, numeric=range(1, len(cats) + 1))
+    yield table(["Kind", *map(census_category, cats)], rows, numeric=range(1, len(cats) + 1))
     near = c.get("near_duplicates")
     if near:
         yield (f"<p class=warn><b>{num(near)} near-duplicate picture(s), needs review</b>: "
@@ -252,16 +299,17 @@ def _hit_row(i: int, r: dict[str, Any], algs: tuple[str, ...]) -> str:
     flags = [f for f in ("deleted", "orphan", "realloc") if r.get(f)]
     if r.get("orphan_long_name"):  # FAT: the long name that fails its checksum is evidence too
         flags.append(f'orphan long name "{e(r["orphan_long_name"])}"')
-    where = f'{e(r.get("evidence"))} @ {num(r.get("volume_offset"))}, inode {e(r.get("inode"))}'
+    where = (f'{e(r.get("evidence"))} @ {nb(r.get("volume_offset"))}, '
+             f'inode <span class=nb>{e(r.get("inode"))}</span>')
     times = "".join(f"<div>{short:<2} {e(r.get(t))}</div>" for t, short in TIME_LABELS)
     hashes = "".join(f"<div>{a}: {e(r.get(a))}</div>" for a in algs if r.get(a))
     near = closest(r) if near_matches(r) else None
     also = "" if near is None else (f"<div class=muted>also a PDQ near-duplicate (distance "
                                     f"{num(near)}): see Near-duplicates</div>")
-    return (f'<tr><td class=n>{i}</td><td class=wrap><b>{e(r.get("path"))}</b>'
+    return (f'<tr><td class=n>{i}</td><td class="wrap path"><b>{e(r.get("path"))}</b>'
             f'<div class=muted>{where}{"; " + ", ".join(flags) if flags else ""}</div></td>'
             f'<td class=n>{num(r.get("size"))}</td><td class="mono nowrap">{times}</td>'
-            f'<td class="mono nowrap">{hashes}</td><td>{matched(r.get("matches") or [])}{also}'
+            f'<td class="mono hashes">{hashes}</td><td>{matched(r.get("matches") or [])}{also}'
             "</td></tr>")
 
 
@@ -285,7 +333,8 @@ def hits(c: Collected, algs: tuple[str, ...], label: Labels) -> Iterator[str]:
 def _near_row(i: int, r: dict[str, Any], label: Labels) -> str:
     """One near-duplicate: where it is and what it is close to; never a picture."""
     flags = ", deleted" if r.get("deleted") else ""
-    where = f'{e(r.get("evidence"))} @ {num(r.get("volume_offset"))}, inode {e(r.get("inode"))}'
+    where = (f'{e(r.get("evidence"))} @ {nb(r.get("volume_offset"))}, '
+             f'inode <span class=nb>{e(r.get("inode"))}</span>')
     sets = "<br>".join(f'{e(m.get("hashset"))}: {e(m.get("category"))} '
                        f'<span class=muted>{e(label(m.get("category")))}</span> '
                        f'(distance {num(m.get("distance"))})' for m in near_matches(r))
@@ -294,7 +343,8 @@ def _near_row(i: int, r: dict[str, Any], label: Labels) -> str:
              else '<span class="warn">none: needs review</span>'
                   f'{" (" + e(label(cat)) + ")" if cat == KNOWN_GOOD else ""}')
     return (f'<tr{"" if is_known_bad(cat) else " class=warn"}><td class=n>{i}</td>'
-            f'<td class=wrap><b>{e(r.get("path"))}</b><div class=muted>{where}{flags}</div></td>'
+            f'<td class="wrap path"><b>{e(r.get("path"))}</b><div class=muted>{where}{flags}</div>'
+            "</td>"
             f"<td class=n>{num(closest(r))}</td><td class=wrap>{sets}</td><td>{exact}</td>"
             f'<td class=n>{num(r.get("pdq_quality"))}</td><td class=n>{num(r.get("size"))}</td>'
             "</tr>")
@@ -330,14 +380,21 @@ def errors(c: Collected) -> Iterator[str]:
         return
     yield table(["Reason", "Files"], (f"<tr><td class=wrap>{e(k)}</td><td class=n>{num(n)}</td>"
                                       f"</tr>" for k, n in c.reasons.most_common()), numeric=(1,))
-    rows = (f'<tr><td class=wrap>{e(r.get("path"))}<div class=muted>{e(r.get("evidence"))} @ '
-            f'{num(r.get("volume_offset"))}, inode {e(r.get("inode"))}'
+    rows = (f'<tr><td class="wrap path">{e(r.get("path"))}<div class=muted>{e(r.get("evidence"))} @ '
+            f'{nb(r.get("volume_offset"))}, inode <span class=nb>{e(r.get("inode"))}</span>'
             f'{", deleted" if r.get("deleted") else ""}</div></td>'
             f'<td class=n>{num(r.get("size"))}</td><td class=wrap>{e(r.get("error"))}</td></tr>'
             for r in c.errors)
     yield table(["Path", "Size", "Error"], rows, numeric=(1,))
     yield more(len(c.errors), c.errors_total, "files.jsonl (records with a non-null error)")
     yield "</section>"
+
+
+def _option(key: str, value: Any) -> str:
+    """One option as run: ``formats`` None means every report format was written."""
+    if key == "formats" and value is None:
+        return "all (csv, html, dfxml)"
+    return e(value if not isinstance(value, list) else ", ".join(map(str, value)))
 
 
 def run_info(s: dict[str, Any]) -> Iterator[str]:
@@ -352,9 +409,10 @@ def run_info(s: dict[str, Any]) -> Iterator[str]:
         ("Resumed (UTC)", "<br>".join(e(t) for t in s.get("resumed") or []) or "never"),
         ("Host", e(s.get("host"))),
         ("Tool and libraries", "<br>".join(f"{e(k)} {e(v)}" for k, v in tool.items())),
-        ("Options", "<br>".join(f"{e(k)}: {e(v if not isinstance(v, list) else ', '.join(map(str, v)))}"
-                                for k, v in opts.items())),
+        ("Options", "<br>".join(f"{e(k)}: {_option(k, v)}" for k, v in opts.items())),
         ("Command", f'<code class=wrap>{e(shlex.join(s.get("command") or []))}</code>'),
+        ("Resumed with", "<br>".join(f"<code class=wrap>{e(shlex.join(cmd))}</code>"
+                                     for cmd in s.get("resume_commands") or []) or "&mdash;"),
         ("Schema version", e(s.get("schema_version"))),
     ])
     yield "</section>"

@@ -141,7 +141,7 @@ VOLUME = _obj({
     "offset": _COUNT, "length": _COUNT, "description": _STR, "slot": _STR_NULL,
     "fs_type": _STR_NULL,
     "status": {"enum": ["pending", "scanned", "empty", "no-filesystem", "encrypted", "error",
-                        "incomplete"],
+                        "incomplete", "stopped"],
                "description": "scanned/empty: examined; anything else: NOT (fully) examined"},
     "error": _STR_NULL, "files": _COUNT, "errors": _COUNT,
     "notes": {"type": "array", "items": _STR},
@@ -191,7 +191,8 @@ _END_KEYS = ["interrupted", "elapsed_seconds", "evidence", "totals", "categories
 
 # Keys a newer scan writes that older runs lack: documented, not required.
 _NEWER_KEYS = ["resumed", "evidence_given", "stopped_early", "reports", "census", "pdq_sets",
-               "first_internal_error", "incomplete_reason"]
+               "first_internal_error", "incomplete_reason",
+               "resume_commands"]
 
 
 def summary_schema() -> dict[str, Any]:
@@ -208,7 +209,10 @@ def summary_schema() -> dict[str, Any]:
             "description": "triage, pytsk3, tsk, libewf, python versions"},
         "case": _obj({"case": _STR_NULL, "examiner": _STR_NULL, "exhibit": _STR_NULL}),
         "host": _STR,
-        "command": {"type": "array", "items": _STR, "description": "argv, exactly"},
+        "command": {"type": "array", "items": _STR,
+                    "description": "argv of the command that started the run, exactly"},
+        "resume_commands": {"type": "array", "items": {"type": "array", "items": _STR},
+                            "description": "argv of each triage scan --resume, oldest first"},
         "started": {"type": "string", "pattern": TIME},
         "finished": {"type": ["string", "null"], "pattern": TIME},
         "resumed": {"type": "array", "items": {"type": "string", "pattern": TIME},

@@ -1,0 +1,159 @@
+"""What the examiner is told must be the whole truth (issue 15): the terminal and summary.json
+say what was not done — an option --resume would ignore, an early stop, a scan that could
+match nothing, more workers than cores — and name things in words, not bare codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from triage.errors import ExitCode
+
+from conftest import TESTIMAGES
+
+SETS = TESTIMAGES / "hashsets"
+
+
+def triage(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "triage", *args], capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def interrupted_run(tmp_path: Path) -> Path:
+    """A run stopped by SIGINT while a worker hangs on one file: complete=false."""
+    out = tmp_path / "run"
+    env = dict(os.environ, TRIAGE_FAULT_INJECT="hang:/docs/notes.txt")
+    proc = subprocess.Popen([sys.executable, "-m", "triage", "scan", str(TESTIMAGES / "ext4.img"),
+                             "--hashset", str(SETS / "caid.csv"), "--out", str(out), "-q"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if (out / "files.jsonl").exists() and (out / "files.jsonl").stat().st_size:
+            break
+    time.sleep(0.5)
+    proc.send_signal(2)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert f"triage scan --resume {out}" in err
+    return out
+
+
+def test_resume_refuses_other_options_and_records_what_ran(tmp_path: Path) -> None:
+    out = interrupted_run(tmp_path)
+    before = (out / "summary.json").read_text()
+    proc = triage("scan", "--resume", str(out), "--hashset", str(SETS / "projectvic.json"),
+                  "--order", "smallest", str(TESTIMAGES / "ext4.img"))
+    assert proc.returncode == ExitCode.USAGE
+    line = proc.stderr.strip()
+    assert line.startswith("triage: error:") and "\n" not in line
+    assert "--hashset" in line and "--order" in line and "EVIDENCE" in line
+    assert (out / "summary.json").read_text() == before  # refused before touching anything
+
+    proc = triage("scan", "--resume", str(out), "--workers", "1", "--json")
+    assert proc.returncode == ExitCode.HITS, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] is True
+    # what started the run, then exactly what continued it; the options that ran are recorded
+    assert summary["command"][1:5] == ["scan", str(TESTIMAGES / "ext4.img"), "--hashset",
+                                       str(SETS / "caid.csv")]
+    assert [c[1:] for c in summary["resume_commands"]] == [
+        ["scan", "--resume", str(out), "--workers", "1", "--json"]]
+    assert summary["options"]["workers"] == 1
+    assert [h["path"] for h in summary["hashsets"]] == [str(SETS / "caid.csv")]
+    assert "records kept" in proc.stderr
+
+
+def test_stop_on_first_hit_says_so_and_never_calls_a_partial_volume_scanned(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    proc = triage("scan", str(TESTIMAGES / "mbr.E01"), "--hashset", str(SETS / "caid.csv"),
+                  "--out", str(out), "--stop-on-first-hit", "--workers", "1")
+    assert proc.returncode == ExitCode.HITS, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_early"] is True and summary["complete"] is False
+    vols = [v for ev in summary["evidence"] for v in ev["volumes"]]
+    stopped = [v for v in vols if v["status"] == "stopped"]
+    assert stopped, vols
+    # truth from the full run: a volume the stopped run calls "scanned" has all its files
+    full = tmp_path / "full"
+    assert triage("scan", str(TESTIMAGES / "mbr.E01"), "--hashset", str(SETS / "caid.csv"),
+                  "--out", str(full), "-q").returncode == ExitCode.HITS
+    whole = {v["offset"]: v["files"] for ev in json.loads((full / "summary.json").read_text())
+             ["evidence"] for v in ev["volumes"]}
+    for v in vols:
+        if v["status"] == "scanned":
+            assert v["files"] == whole[v["offset"]], v
+    for v in stopped:
+        assert any("--stop-on-first-hit" in n for n in v["notes"])
+    text = " ".join(proc.stdout.split())
+    assert "stopped early at the first known-bad file" in text
+    for v in stopped:
+        assert f"@ {v['offset']:,}" in text
+    html = (out / "report.html").read_text()
+    assert "stopped early at the first known-bad file" in html
+
+
+def test_no_known_bad_set_warns_on_terminal_and_in_report(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    proc = triage("scan", str(TESTIMAGES / "iso.iso"), "--known-good",
+                  str(SETS / "known-good.md5"), "--out", str(out), "-q")
+    assert proc.returncode == ExitCode.OK
+    assert "warning: no known-bad hash set" in proc.stderr and "no file could match" in proc.stderr
+    html = (out / "report.html").read_text()
+    top = html[html.index('id="not-examined"'):html.index("</header>")]
+    assert "No known-bad hash set</b> was used" in top and "no file could match" in top
+    assert 'class="banner warn" id="verdict"' in html  # never green: nothing could match
+    # with a known-bad set (that matches nothing here): no such warning, and a green banner
+    clean = tmp_path / "clean.md5"
+    clean.write_text("0123456789abcdef0123456789abcdef  nothing-here\n")
+    proc = triage("scan", str(TESTIMAGES / "iso.iso"), "--hashset", str(clean),
+                  "--out", str(tmp_path / "p"), "-q")
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert "no known-bad hash set" not in proc.stderr
+    html = (tmp_path / "p" / "report.html").read_text()
+    assert "No known-bad hash set" not in html and 'class="banner ok" id="verdict"' in html
+
+
+def test_workers_above_cpu_count_warns(tmp_path: Path) -> None:
+    cpus = len(os.sched_getaffinity(0))
+    proc = triage("scan", str(TESTIMAGES / "iso.iso"), "--hashset", str(SETS / "caid.csv"),
+                  "--out", str(tmp_path / "o"), "-q", "--workers", str(cpus + 1))
+    assert proc.returncode == ExitCode.HITS
+    assert f"--workers {cpus + 1} is more than the {cpus} CPU(s)" in proc.stderr
+    proc = triage("scan", str(TESTIMAGES / "iso.iso"), "--hashset", str(SETS / "caid.csv"),
+                  "--out", str(tmp_path / "p"), "-q", "--workers", str(cpus))
+    assert "CPU" not in proc.stderr
+
+
+def test_terminal_summary_labels_reasons_and_census_names(tmp_path: Path) -> None:
+    proc = triage("scan", str(TESTIMAGES / "mbr.E01"), "--hashset", str(SETS / "caid.csv"),
+                  "--hashset", str(SETS / "projectvic.json"), "--out", str(tmp_path / "o"),
+                  env=dict(os.environ, COLUMNS="250"))  # one table row per line
+    assert proc.returncode == ExitCode.HITS
+    text = " ".join(proc.stdout.split())
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    from triage.reports.labels import Labels
+
+    label = Labels(summary)
+    for cat in summary["categories"]:
+        assert f"{cat}: {' '.join(label(cat).split())}" in text  # label, not a bare code
+    # the reason in words first, TSK's message after it
+    words = text.index("no file system that triage can read was found")
+    assert words < text.index("FS_Info_Con")
+    # "none" is not both a row (kind) and a column (category) of the census table
+    table = proc.stdout[proc.stdout.index("files by kind and category"):]
+    assert "(content not read)" in table and "│ none" not in table
+
+
+def test_census_of_zero_files_is_not_squeezed(tmp_path: Path) -> None:
+    image = tmp_path / "zero.img"
+    image.write_bytes(b"\0" * (1 << 20))
+    proc = triage("scan", str(image), "--hashset", str(SETS / "caid.csv"), "--out",
+                  str(tmp_path / "o"))
+    assert "files by kind and category: no files" in proc.stdout
+    assert "files by\n" not in proc.stdout
