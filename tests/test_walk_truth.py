@@ -289,3 +289,79 @@ def test_depth_limit_is_noted_and_makes_exit_4(tmp_path: Path, monkeypatch) -> N
     assert vol["status"] == "incomplete"
     assert any("deeper than 100 levels" in n for n in vol["notes"]), vol
     assert outcome.exit_code == ExitCode.INCOMPLETE
+
+
+# -- 5. absurd sizes and the per-file time budget -----------------------------------------------
+
+
+def _ext4(tmp_path: Path, files: dict[str, bytes | int], size: str = "16M") -> Path:
+    """ext4 by ``mke2fs -d``; an int value is a sparse file of that size (data at both ends)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, data in files.items():
+        with open(src / name, "wb") as f:
+            if isinstance(data, int):
+                f.write(b"head")
+                f.seek(data - 4)
+                f.write(b"tail")
+            else:
+                f.write(data)
+    image = tmp_path / "ext4.img"
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", str(src), str(image), size],
+                   check=True, capture_output=True)
+    return image
+
+
+@needs_ext
+def test_ext4_inode_with_absurd_size_is_an_error_at_once(tmp_path: Path) -> None:
+    image = _ext4(tmp_path, {"f.bin": random.Random(5).randbytes(10_000), "ok.txt": b"fine\n"})
+    subprocess.run(["debugfs", "-w", "-R", "sif /f.bin size 0x0FFFFFFFFFFFFFF0", str(image)],
+                   check=True, capture_output=True)
+    # outside truth: debugfs and dissect see the damaged size; 10 KiB are allocated
+    stat = subprocess.run(["debugfs", "-R", "stat /f.bin", str(image)], capture_output=True,
+                          text=True, check=True).stdout
+    assert "Size: 1152921504606846960" in stat
+    inode = ExtFS(image.open("rb")).get("/f.bin")
+    assert inode.size == 0x0FFFFFFFFFFFFFF0
+
+    outcome, records = _scan(image, tmp_path / "out")
+    assert outcome.summary["elapsed_seconds"] < 60
+    f = next(r for r in records if r["path"] == "/f.bin")
+    assert f["size"] == 0x0FFFFFFFFFFFFFF0 and f["md5"] is None and not f["deleted"]
+    assert "larger than ext4 allows" in f["error"], f
+    ok = next(r for r in records if r["path"] == "/ok.txt")
+    assert ok["md5"] == hashlib.md5(b"fine\n").hexdigest()
+    assert outcome.summary["totals"]["errors"] == 1
+    assert outcome.exit_code == ExitCode.INCOMPLETE
+
+
+@needs_ext
+def test_per_file_time_budget_stops_a_read_whose_bytes_keep_coming(tmp_path: Path) -> None:
+    """A 3 GiB sparse file under a 0.3 s budget: TSK keeps handing back zeros (so
+    --read-timeout never fires); the budget stops it and the record is still written."""
+    image = _ext4(tmp_path, {"sparse.bin": 3 << 30, "ok.txt": b"fine\n"})
+    inode = ExtFS(image.open("rb")).get("/sparse.bin")  # dissect: the sparse size is real
+    assert inode.size == 3 << 30
+    outcome, records = _scan(image, tmp_path / "out", file_timeout=0.3)
+    f = next(r for r in records if r["path"] == "/sparse.bin")
+    assert f["md5"] is None and f["error"].startswith("not read: over the per-file time budget")
+    assert outcome.summary["options"]["file_timeout"] == 0.3
+    assert outcome.summary["totals"]["errors"] == 1
+    assert outcome.exit_code == ExitCode.INCOMPLETE
+    ok = next(r for r in records if r["path"] == "/ok.txt")
+    assert ok["md5"] == hashlib.md5(b"fine\n").hexdigest()
+
+
+def test_derived_file_budget() -> None:
+    """Default (--file-timeout 0): --read-timeout plus one second per MiB of the size."""
+    from triage import hashing
+
+    saved = hashing._budget
+    try:
+        hashing.set_file_budget(0.0, 120.0)
+        assert hashing.file_budget(0) == 120.0
+        assert hashing.file_budget(10 << 30) == 120.0 + 10 * 1024
+        hashing.set_file_budget(5.0, 120.0)
+        assert hashing.file_budget(10 << 30) == 5.0
+    finally:
+        hashing._budget = saved

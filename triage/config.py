@@ -36,6 +36,7 @@ class ScanConfig:
     size_filter: bool = False  # skip files whose size no known-bad set declares
     fs_timeout: float = 300.0  # seconds without progress listing a directory
     read_timeout: float = 120.0  # seconds without progress reading one file
+    file_timeout: float = 0.0  # seconds one file may take in all; 0: derived from its size
     case: str | None = None  # free-text provenance, recorded in every output
     examiner: str | None = None
     exhibit: str | None = None

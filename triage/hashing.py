@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import mmap
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -95,6 +96,25 @@ class Digest:
         return {a: h.hexdigest() for a, h in zip(self.algorithms, self._hashers)}
 
 
+MIB_SECONDS = 1.0  # derived per-file budget: seconds allowed per MiB of the file's size
+_budget = (0.0, 120.0)  # (--file-timeout, --read-timeout) of this worker process
+
+
+def set_file_budget(file_timeout: float, read_timeout: float) -> None:
+    """Once per worker, from the options (``file_budget``)."""
+    global _budget
+    _budget = (file_timeout, read_timeout)
+
+
+def file_budget(size: int) -> float:
+    """Seconds one file's read may take in all: ``--file-timeout``, or by default
+    ``--read-timeout`` plus one second per MiB of its size (a file is abandoned only when its
+    average rate falls under 1 MiB/s). ``--read-timeout`` alone cannot stop a read whose bytes
+    keep coming, such as zeros for a damaged size of exabytes."""
+    fixed, base = _budget
+    return fixed if fixed > 0 else base + size / (1 << 20) * MIB_SECONDS
+
+
 def hash_reads(read: Callable[[int, int], Buffer], size: int, algorithms: tuple[str, ...],
                progress: Callable[[], None] = lambda: None
                ) -> tuple[dict[str, str] | None, str | None, int]:
@@ -102,8 +122,10 @@ def hash_reads(read: Callable[[int, int], Buffer], size: int, algorithms: tuple[
     ``Digest``: (hashes, error, bytes read). Every backend reads through this, so a read that
     ends before ``size`` is an error everywhere, never a shorter file (hashing truncated content
     would produce a confident wrong answer), and inspectors see every file's head. Whatever
-    buffer type ``read`` returns, everything after it sees ``bytes`` (``as_bytes``). OSError is
+    buffer type ``read`` returns, everything after it sees ``bytes`` (``as_bytes``). A read
+    that outlasts ``file_budget`` stops with an error: the record is still written. OSError is
     the caller's to catch: it knows how to word it."""
+    start = time.monotonic()
     data = as_bytes(read(0, min(CHUNK, size))) if size else b""
     if len(data) == size:  # most files: one read, no per-chunk bookkeeping (hot path)
         return Digest.whole(data, algorithms), None, size
@@ -115,6 +137,9 @@ def hash_reads(read: Callable[[int, int], Buffer], size: int, algorithms: tuple[
         progress()
         if pos >= size:
             return digest.hexdigests(), None, pos
+        if time.monotonic() - start > file_budget(size):
+            return None, (f"not read: over the per-file time budget of {file_budget(size):g} s "
+                          f"after {pos:,} of {size:,} bytes (--file-timeout)"), pos
         data = as_bytes(read(pos, min(CHUNK, size - pos)))
     return None, f"short read: got {pos} of {size} bytes", pos
 

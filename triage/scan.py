@@ -117,7 +117,8 @@ def resume_config(out: Path, **overrides: Any) -> ScanConfig:
             pdq_threshold=opts.get("pdq_threshold", DEFAULT_THRESHOLD),
             pdq_sets=[h["path"] for h in previous.get("pdq_sets", [])],
             size_filter=opts["size_filter"],
-            read_timeout=opts["read_timeout"], case=previous["case"]["case"],
+            read_timeout=opts["read_timeout"], file_timeout=opts.get("file_timeout", 0.0),
+            case=previous["case"]["case"],
             examiner=previous["case"]["examiner"], exhibit=previous["case"]["exhibit"],
         )
     except (OSError, ValueError, KeyError, TypeError):
@@ -224,6 +225,8 @@ def _check_config(config: ScanConfig) -> None:
     if missing:
         raise UsageError(f"evidence {missing[0]}: no such file or device")
     parse_algorithms(config.algorithms)
+    if config.file_timeout < 0:
+        raise UsageError("--file-timeout must be 0 (derived from each file's size) or more")
     if not 0 <= config.pdq_threshold <= 64:
         raise UsageError("--pdq-threshold must be 0..64 (PDQ's reference is 31)")
     if config.resume and config.out is None:
@@ -292,6 +295,7 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
                     "include_orphans": config.include_orphans,
                     "max_orphans": config.max_orphans, "lenient": config.lenient,
                     "fs_timeout": config.fs_timeout, "read_timeout": config.read_timeout,
+                    "file_timeout": config.file_timeout,
                     "verify_image": config.verify_image, "order": config.order,
                     "stop_on_first_hit": config.stop_on_first_hit, "formats": config.formats,
                     "size_filter": config.size_filter,
@@ -337,7 +341,8 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
     init = WorkerInit(algorithms, sets, WalkOptions(config.include_orphans, config.max_orphans),
                       config.size_filter,
                       pdq=PdqOptions(config.pdq_threshold, pdq_index and str(pdq_index),
-                                     in_place) if pdq_on else None)
+                                     in_place) if pdq_on else None,
+                      file_timeout=config.file_timeout, read_timeout=config.read_timeout)
     pool.initialize(WorkerState, init)
     interrupted = stopped_early = False
     failure: BaseException | None = None  # why the run stopped short of its end, if it did

@@ -14,7 +14,7 @@ from triage import faults
 from triage.backends import Backend, VolumeRef, backend
 from triage.categories import KNOWN_BAD
 from triage.evidence import EvidenceSpec, open_image
-from triage.hashing import Digest, empty_hashes
+from triage.hashing import Digest, empty_hashes, set_file_budget
 from triage.hashsets.model import HashSet
 from triage.inspect import INSPECTORS
 from triage.matching import HashIndex
@@ -63,6 +63,8 @@ class WorkerInit:
     options: WalkOptions
     size_filter: bool = False  # --size-filter: skip files whose size no known-bad set holds
     pdq: PdqOptions | None = None  # --pdq: hash pictures, search the PDQ sets
+    file_timeout: float = 0.0  # --file-timeout (0: derived from each file's size)
+    read_timeout: float = 120.0  # --read-timeout: the derived per-file budget's base
 
 
 class WorkerState:
@@ -70,6 +72,7 @@ class WorkerState:
         self.init = init
         self.index = HashIndex(init.sets)
         start_pdq(init.pdq)  # keeps picture contents during the read, maps the PDQ index
+        set_file_budget(init.file_timeout, init.read_timeout)
         self._handles: dict[VolumeRef, Any] = {}
         self._bad_sets = [x for x in init.sets if x.kind == KNOWN_BAD]
 
