@@ -24,8 +24,8 @@ from triage.records import record_path
 from triage.reports import render_all
 from triage.reports._escape import raw_bytes
 from triage.reports.dfxml import DFXML_NS
-from triage.reports.schema import file_schema
-from triage.scan import ScanConfig, run_scan
+from triage.reports.schema import file_schema, summary_schema
+from triage.scan import ScanConfig, resume_config, run_scan
 
 # raw path (without the leading /) -> content
 FILES = {
@@ -129,9 +129,13 @@ def test_files_jsonl_is_strict_utf8_with_exact_bytes(named, tmp_path: Path) -> N
 
 
 def test_resume_with_names_that_are_not_utf8(named, tmp_path: Path) -> None:
-    """The journal and --resume carry such names: a run cut after its first task and resumed
-    ends with the same records as an uninterrupted one."""
+    """The journal and --resume carry such names, also in the evidence path itself: a run cut
+    after its first task and resumed ends with the same records as an uninterrupted one, and
+    summary.json stays strict UTF-8 JSON with the evidence path's exact bytes."""
     image, sets = named
+    raw_image = os.path.join(os.fsencode(tmp_path), b"exhibit \xff1.img")
+    os.rename(image, raw_image)
+    image = Path(os.fsdecode(raw_image))
     clean = run_scan(_config(image, sets, tmp_path / "clean"))
     out = tmp_path / "cut"
     run_scan(_config(image, sets, out))
@@ -142,6 +146,15 @@ def test_resume_with_names_that_are_not_utf8(named, tmp_path: Path) -> None:
     (out / ".triage-journal.jsonl").write_text(journal[0] + "\n")
     first_end = json.loads(journal[0])["end"]
     assert first_end < (out / "files.jsonl").stat().st_size  # something is left to redo
+    text = (out / "summary.json").read_bytes().decode("utf-8")
+    assert "\\udc" not in text  # no JSON escape of a lone surrogate either
+    previous = json.loads(text)
+    _walk_strings(previous)
+    given = previous["evidence_given"][0]
+    assert base64.b64decode(given["path_bytes"]) == raw_image
+    assert given["path"] == raw_image.decode("utf-8", "replace")
+    jsonschema.validate(previous, summary_schema())
+    assert resume_config(out).evidence == [str(image)]  # the exact bytes come back
     outcome = run_scan(_config(image, sets, out, resume=True))
 
     def core(recs: list[dict[str, Any]]) -> list[tuple]:

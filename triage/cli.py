@@ -40,6 +40,7 @@ from triage.cli_hashset import hashset_app
 from triage.cli_info import info
 from triage.cli_report import report, schema
 from triage.errors import ExitCode, TriageError, UsageError
+from triage.records import strict_json
 from triage.reports._escape import escape
 from triage.reports.labels import Labels
 from triage.reports.words import (EXAMINED, NO_KNOWN_BAD, census_category, census_kind,
@@ -218,7 +219,8 @@ def scan(
         return int(ExitCode.INTERRUPTED)
     print_internal_errors(outcome.summary, console)
     if json_out:
-        _env.stdout.write(json.dumps(outcome.summary, indent=2, ensure_ascii=False) + "\n")
+        _env.stdout.write(json.dumps(strict_json(outcome.summary), indent=2, ensure_ascii=False)
+                          + "\n")
     elif not quiet:
         print_summary(outcome.summary, outcome.out, Console(file=_env.stdout))
     _warn_after(outcome.summary, table_shown=not (quiet or json_out))

@@ -155,10 +155,20 @@ def _is_first_split_segment(path: str) -> bool:
 
 
 def _open_raw(spec: EvidenceSpec) -> pytsk3.Img_Info:
-    if len(spec.segments) == 1:
+    if len(spec.segments) == 1 and _tsk_can_name(spec.segments[0]):
         return pytsk3.Img_Info(spec.segments[0], type=pytsk3.TSK_IMG_TYPE_RAW)
+    # several segments, or a path pytsk3 cannot take (bytes that are not UTF-8): read in Python
     seg = SegmentedFile(spec.segments)
     return StreamImage(seg, seg.size)
+
+
+def _tsk_can_name(path: str) -> bool:
+    """pytsk3 takes a path as UTF-8 text only; a name with raw bytes (surrogateescape) fails."""
+    try:
+        path.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _describe_raw(path: str, segments: tuple[str, ...]) -> tuple[int, str | None, dict[str, str]]:

@@ -119,6 +119,31 @@ def record_path(record: dict[str, Any]) -> str:
     return base64.b64decode(encoded).decode("utf-8", "surrogateescape")
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with every string made valid UTF-8 (I-JSON: no lone surrogate), for files.jsonl
+    lines and summary.json. Beside a ``"path"`` that held bytes that are not UTF-8 it sets
+    ``"path_bytes"`` (base64 of the exact bytes; ``record_path`` reverses it); any other such
+    text gets U+FFFD. Returns the very same object when nothing had to change."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return raw_path(value).decode("utf-8", "replace")
+    if isinstance(value, list):
+        items = [strict_json(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value)) else items
+    if isinstance(value, dict):
+        out = {k: strict_json(v) for k, v in value.items()}
+        if all(out[k] is v for k, v in value.items()):
+            return value
+        path = value.get("path")
+        if isinstance(path, str) and out["path"] is not path:
+            out["path_bytes"] = base64.b64encode(raw_path(path)).decode("ascii")
+        return out
+    return value
+
+
 def iso_time(seconds: int | None, nanos: int | None = 0) -> str | None:
     """TSK time (seconds + nanoseconds since the epoch) as ISO 8601 UTC; 0 means unset."""
     if not seconds:

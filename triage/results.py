@@ -6,10 +6,8 @@ not finish, in the main process; both share this one code path.
 
 from __future__ import annotations
 
-import base64
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 
@@ -17,7 +15,7 @@ from triage.categories import is_known_bad
 from triage.census import census_key
 from triage.pdq import near_matches
 from triage.matching import HashIndex
-from triage.records import FileRecord, raw_path
+from triage.records import FileRecord, strict_json
 
 SKIPPED_SIZE = "skipped: size-not-in-set"
 
@@ -110,33 +108,7 @@ def encode_line(data: dict) -> bytes:
     try:
         return _encode(data) + b"\n"
     except UnicodeEncodeError:
-        return _encode(strict_utf8(data)) + b"\n"
-
-
-def strict_utf8(data: dict) -> dict:
-    """``data`` with every string made valid UTF-8; the raw path kept in ``path_bytes``."""
-    out = {k: _clean(v) for k, v in data.items()}
-    path = data.get("path")
-    if isinstance(path, str) and out["path"] is not path:
-        raw = raw_path(path)
-        out["path"] = raw.decode("utf-8", "replace")
-        out["path_bytes"] = base64.b64encode(raw).decode("ascii")
-    return out
-
-
-def _clean(value: Any) -> Any:
-    """Strings that UTF-8 cannot hold get U+FFFD (returns the same object when nothing changes)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-            return value
-        except UnicodeEncodeError:
-            return raw_path(value).decode("utf-8", "replace")
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    return value
+        return _encode(strict_json(data)) + b"\n"
 
 
 def encode_lines(lines: list[bytes]) -> bytes:

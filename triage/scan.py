@@ -34,7 +34,7 @@ from triage.pdq import DEFAULT_THRESHOLD, PdqOptions
 from triage.pdqsets import PdqIndex, PdqSet
 from triage.pdqsources import check_pdq_only, in_place_files, load_pdq_sources
 from triage.pool import WorkerPool
-from triage.records import ALGORITHMS, SCHEMA_VERSION, utc_now
+from triage.records import ALGORITHMS, SCHEMA_VERSION, record_path, utc_now
 from triage.outdir import RENDERING, FolderLock, claim, finish, remove_leftovers
 from triage.report import OutputError, write_json_atomic
 from triage.results import Tally
@@ -105,9 +105,10 @@ def resume_config(out: Path, **overrides: Any) -> ScanConfig:
         previous = json.loads((out / "summary.json").read_text(encoding="utf-8"))
         opts = previous["options"]
         config = ScanConfig(
-            evidence=[e["path"] for e in previous["evidence_given"]],
-            hashsets=[h["path"] for h in previous["hashsets"] if h["kind"] == KNOWN_BAD],
-            known_good=[h["path"] for h in previous["hashsets"] if h["kind"] == KNOWN_GOOD],
+            evidence=[record_path(e) for e in previous["evidence_given"]],
+            hashsets=[record_path(h) for h in previous["hashsets"] if h["kind"] == KNOWN_BAD],
+            known_good=[record_path(h) for h in previous["hashsets"]
+                        if h["kind"] == KNOWN_GOOD],
             out=out, algorithms=tuple(opts["algorithms"]), workers=opts["workers"],
             resume=True, lenient=opts["lenient"], include_orphans=opts["include_orphans"],
             max_orphans=opts["max_orphans"], fs_timeout=opts["fs_timeout"],
@@ -115,7 +116,7 @@ def resume_config(out: Path, **overrides: Any) -> ScanConfig:
             stop_on_first_hit=opts["stop_on_first_hit"], formats=opts["formats"],
             pdq=opts.get("pdq", False),
             pdq_threshold=opts.get("pdq_threshold", DEFAULT_THRESHOLD),
-            pdq_sets=[h["path"] for h in previous.get("pdq_sets", [])],
+            pdq_sets=[record_path(h) for h in previous.get("pdq_sets", [])],
             size_filter=opts["size_filter"],
             read_timeout=opts["read_timeout"], file_timeout=opts.get("file_timeout", 0.0),
             case=previous["case"]["case"],
@@ -184,7 +185,7 @@ def _check_resume(out: Path, config: ScanConfig, sets, algorithms: tuple[str, ..
         raise UsageError(f"--resume {out}: no readable summary.json, not a triage run") from None
     if previous.get("complete"):
         raise UsageError(f"--resume {out}: that run is already complete")
-    before = [e["path"] for e in previous.get("evidence_given", [])]
+    before = [record_path(e) for e in previous.get("evidence_given", [])]
     if before != list(config.evidence):
         raise UsageError(f"--resume {out}: evidence differs from the interrupted run ({before})")
     if [h["sha256"] for h in previous.get("hashsets", [])] != [s.sha256 for s in sets]:

@@ -147,8 +147,12 @@ VOLUME = _obj({
     "notes": {"type": "array", "items": _STR},
 })
 
+# beside a "path" whose bytes are not UTF-8 (then shown with U+FFFD): the exact bytes
+_PATH_BYTES = {"type": "string", "contentEncoding": "base64", "pattern": "^[A-Za-z0-9+/]*={0,2}$",
+               "description": "base64 of the exact path bytes when they are not UTF-8"}
+
 EVIDENCE = _obj({
-    "path": _STR,
+    "path": _STR, "path_bytes": _PATH_BYTES,
     "error": {**_STR, "description": "present when the evidence could not be opened/examined"},
     "format": _STR,
     "segments": {"type": "array", "items": _STR},
@@ -171,7 +175,7 @@ EVIDENCE = _obj({
 }, ["path"])
 
 HASHSET = _obj({
-    "name": _STR, "path": _STR, "kind": {"enum": ["known-bad", "known-good"]},
+    "name": _STR, "path": _STR, "path_bytes": _PATH_BYTES, "kind": {"enum": ["known-bad", "known-good"]},
     "format": _STR, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     "entries": _COUNT, "algorithms": {"type": "array", "items": {"enum": list(ALGORITHMS)}},
     "skipped_lines": _COUNT, "dropped_empty": _COUNT, "conflicts": _COUNT,
@@ -245,10 +249,13 @@ def summary_schema() -> dict[str, Any]:
             "near_duplicates": {"type": ["integer", "null"], "minimum": 0},
             "headline": _STR}),
         "pdq_sets": {"type": "array", "items": _obj({
-            "name": _STR, "path": _STR, "kind": {"enum": ["known-bad"]}, "format": _STR,
+            "name": _STR, "path": _STR, "path_bytes": _PATH_BYTES,
+            "kind": {"enum": ["known-bad"]}, "format": _STR,
             "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "entries": _COUNT,
             "algorithms": {"type": "array", "items": {"enum": ["pdq"]}},
-            "skipped_lines": _COUNT, "dropped": _COUNT})},
+            "skipped_lines": _COUNT, "dropped": _COUNT},
+            ["name", "path", "kind", "format", "sha256", "entries", "algorithms",
+             "skipped_lines", "dropped"])},
         "categories": {"type": "object", "additionalProperties": _COUNT},
         "first_hit_seconds": {"type": ["number", "null"], "minimum": 0},
         "first_internal_error": {
