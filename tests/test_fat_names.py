@@ -7,6 +7,7 @@ the content it reads. TSK's own listing (``fls``) shows the orphan long names.""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
@@ -167,3 +168,38 @@ def test_checksum_and_short_name_by_the_specification() -> None:
         1: ("OTHERNAM.TXT", "Longname.txt")}
     deleted = bytes([0xE5]) + good[1:32] + bytes([0xE5]) + b"THERNAMTXT" + bytes(21)
     assert parse_orphans(deleted) == {}  # deleted entries cannot be checked
+
+
+def test_oem_bytes_in_83_names_are_kept_exactly(tmp_path: Path) -> None:
+    """8.3 names hold OEM code-page bytes (0x80+). TSK shows each as '^', so two files whose
+    names differ only there get the same path; triage keeps the exact bytes (path_bytes).
+    Truth: the bytes written, and mtools, which decodes them with code page 850."""
+    _need("mkfs.fat", "mcopy", "mdir")
+    image = tmp_path / "oem.img"
+    subprocess.run(["mkfs.fat", "-C", str(image), "2048"], check=True, capture_output=True)
+    bodies = {b"CAFA    TXT": b"first\n", b"CAFB    TXT": b"second\n"}
+    for short, body in bodies.items():
+        src = tmp_path / (short[:4].decode() + ".TXT")
+        src.write_bytes(body)
+        subprocess.run(["mcopy", "-i", str(image), str(src), "::/"], check=True,
+                       capture_output=True)
+    data = bytearray(image.read_bytes())
+    written = {}
+    for (short, body), oem in zip(bodies.items(), (0x82, 0x83)):
+        at = data.find(short)
+        data[at + 3] = oem  # 'A'/'B' -> e acute / a circumflex in code pages 437 and 850
+        written[b"/CAF" + bytes([oem]) + b".TXT"] = body
+    image.write_bytes(bytes(data))
+    fls = subprocess.run(["fls", str(image)], check=True, capture_output=True, text=True).stdout
+    assert fls.count("CAF^.TXT") == 2  # TSK: the same name twice
+    mdir = subprocess.run(["mdir", "-b", "-i", str(image), "::/"], check=True,
+                          capture_output=True).stdout.decode("utf-8").split()
+    assert sorted(mdir) == sorted("::" + raw.decode("cp850") for raw in written)
+
+    outcome = run_scan(ScanConfig(evidence=[str(image)], out=tmp_path / "run", workers=1))
+    recs = [json.loads(line) for line in (outcome.out / "files.jsonl").open()]
+    got = {base64.b64decode(r["path_bytes"]): r for r in recs}
+    assert set(got) == set(written)
+    for raw, r in got.items():
+        assert r["md5"] == hashlib.md5(written[raw]).hexdigest()
+        assert r["path"] == raw.decode("utf-8", "replace") and r["orphan_long_name"] is None

@@ -61,10 +61,11 @@ def _lfn_text(parts: dict[int, bytes]) -> str:
     return b"".join(out).decode("utf-16-le", "replace")
 
 
-def parse_orphans(data: bytes) -> dict[int, tuple[str, str]]:
+def parse_orphans(data: bytes) -> dict[int, tuple[str, str | None]]:
     """Slot index (32-byte entry number in the directory) -> (8.3 name, orphan long name) for
-    every allocated 8.3 entry whose preceding LFN chain does not carry its checksum."""
-    found: dict[int, tuple[str, str]] = {}
+    every allocated 8.3 entry whose preceding LFN chain does not carry its checksum, and
+    (8.3 name, None) for one without a long name whose 8.3 name holds bytes 0x80+."""
+    found: dict[int, tuple[str, str | None]] = {}
     parts: dict[int, bytes] = {}
     sums: set[int] = set()
     for slot in range(min(len(data), _MAX_DIR) // 32):
@@ -81,13 +82,30 @@ def parse_orphans(data: bytes) -> dict[int, tuple[str, str]]:
             parts[first & 0x1F] = e[1:11] + e[14:26] + e[28:32]
             sums.add(e[13])
             continue
-        if parts and not attr & _VOLUME and sums != {lfn_checksum(e[:11])}:
-            found[slot] = (short_name(e), _lfn_text(parts))
+        if not attr & _VOLUME:
+            if parts and sums != {lfn_checksum(e[:11])}:
+                found[slot] = (short_name(e), _lfn_text(parts))
+            elif not parts and max(e[:11]) >= 0x80:
+                found[slot] = (short_name(e), None)  # OEM bytes, which TSK turns into '^'
         parts, sums = {}, set()
     return found
 
 
-def orphan_long_names(fs: pytsk3.FS_Info, dir_addr: int) -> dict[int, tuple[str, str]]:
+def corrected(tsk_name: str, found: tuple[str, str | None]) -> tuple[str, str | None] | None:
+    """The (name, orphan long name) to use for an entry TSK named ``tsk_name``, or None when
+    TSK's name is not one of that entry's names (a cross-check of the address mapping)."""
+    short, long_name = found
+    if long_name is not None:
+        return found if tsk_name in found else None
+    # an 8.3 name with bytes 0x80+ and no long name: TSK shows '^' for those bytes (and may
+    # merge neighbours into one), which is lossy and can make two names equal; the exact bytes
+    # are kept instead (surrogateescape, so files.jsonl holds them in path_bytes)
+    ascii_only = "".join(c for c in short if c < "\x80" and c != "^")
+    return found if tsk_name.replace("^", "") == ascii_only else None
+
+
+def orphan_long_names(fs: pytsk3.FS_Info, dir_addr: int
+                      ) -> dict[int, tuple[str, str | None]]:
     """TSK metadata address -> (8.3 name, orphan long name) for one FAT directory; empty when
     there is none or the directory cannot be read raw (TSK's listing then stands)."""
     try:
@@ -104,8 +122,8 @@ def orphan_long_names(fs: pytsk3.FS_Info, dir_addr: int) -> dict[int, tuple[str,
         return {}
 
 
-def _by_address(fs: pytsk3.FS_Info, d, found: dict[int, tuple[str, str]]
-                ) -> dict[int, tuple[str, str]]:
+def _by_address(fs: pytsk3.FS_Info, d, found: dict[int, tuple[str, str | None]]
+                ) -> dict[int, tuple[str, str | None]]:
     """TSK numbers FAT metadata by the 32-byte slot's place on disk: ``(sector - first sector
     after the FATs) * slots per sector + slot in sector + 3``; map the directory's slots to
     sectors along its runs (TSK's FAT blocks are sectors)."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pytsk3
 
-from triage.fatnames import FAT_TYPES, orphan_long_names
+from triage.fatnames import FAT_TYPES, corrected, orphan_long_names
 from triage.records import FileRecord, ReadTarget, iso_time
 
 # Far beyond any real tree (TSK's fls stops at 128; PATH_MAX allows 2048 levels of one-letter
@@ -108,7 +108,8 @@ def list_directory(
     in_orphans = d.in_orphans
     ntfs = vol.fs_type == "ntfs"
     hfs = vol.fs_type == "hfs+"
-    # FAT: entries whose long name fails its checksum are named by their 8.3 name
+    # FAT: entries whose long name fails its checksum are named by their 8.3 name; 8.3 names
+    # with OEM bytes keep those bytes (TSK shows '^')
     lfn_orphans = (orphan_long_names(fs, d.addr)
                    if vol.fs_type in FAT_TYPES and not in_orphans else None)
     index = -1
@@ -125,14 +126,14 @@ def list_directory(
             name = _name(name_info.name)
             if name == "." or name == "..":
                 continue
-            orphan_lfn = lfn_orphans.get(int(name_info.meta_addr)) if lfn_orphans else None
-            if orphan_lfn and name in orphan_lfn:  # TSK named that very entry by either name
-                name = orphan_lfn[0]
-            else:
-                orphan_lfn = None
+            fat_name = lfn_orphans.get(int(name_info.meta_addr)) if lfn_orphans else None
+            if fat_name is not None:
+                fat_name = corrected(name, fat_name)  # None: TSK named another entry
+                if fat_name is not None:
+                    name = fat_name[0]
             e = _Entry(f, name_info, info.meta, f"{d.path}/{name}", in_orphans)
-            if orphan_lfn:
-                e.orphan_lfn = orphan_lfn[1]
+            if fat_name is not None:
+                e.orphan_lfn = fat_name[1]
             if e.meta is None:
                 if in_orphans:
                     e.load_orphan_meta(fs)
