@@ -18,14 +18,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_pdq import drawing, encode, originals, pdq_off, reference, variants
 from test_reports_support import fake_run, record
 
 from triage.reports import render_all
 from triage.reports._near import NEAR_LABEL
 from triage.reports.hits_csv import FORMULA_START
-
-pytest.importorskip("pdqhash")
-from test_pdq import drawing, encode, originals, pdq_off, reference, variants
 
 __all__ = ["originals", "pdq_off"]
 THRESHOLD = 31

@@ -15,17 +15,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+from test_pdq import drawing, encode, originals, pdq_off, reference, variants
 
 from triage import cli
 from triage.errors import HashSetError, TriageError
 from triage.hashsets import import_hashsets, load_hashset, tdb
 from triage.hashsets.pdqsection import describe_tdb, open_pdq
 from triage.pdqsets import PdqIndex, load_pdq_set
-
-np = pytest.importorskip("numpy")
-pytest.importorskip("pdqhash")
-from test_pdq import drawing, encode, originals, pdq_off, reference, variants
 
 __all__ = ["originals", "pdq_off"]
 THRESHOLD = 31

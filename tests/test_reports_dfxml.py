@@ -8,7 +8,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-import pytest
 from test_reports_support import (
     HOSTILE_NAMES,
     fake_run,
@@ -131,10 +130,3 @@ def test_alloc_flags(tmp_path: Path) -> None:
     got = [(text(fo, D + "unalloc"), text(fo, D + "alloc_inode"), text(fo, D + "alloc_name"))
            for fo in parse(run).findall(D + "fileobject")]
     assert got == [(None, "1", "1"), ("1", "0", None), (None, "1", "0")]
-
-
-def test_readable_by_dfxml_package(scanned_run: Path) -> None:
-    objects = pytest.importorskip("dfxml.objects")
-    names = [fo.filename for (_, fo) in objects.iterparse(str(scanned_run / "files.dfxml"))
-             if isinstance(fo, objects.FileObject)]
-    assert len(names) == len(records_of(scanned_run))

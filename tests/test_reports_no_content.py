@@ -12,7 +12,10 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import numpy as np
+import pdqhash
 import pytest
+from PIL import Image
 
 from triage.reports import FORMATS, render_all
 from triage.scan import ScanConfig, run_scan
@@ -75,10 +78,6 @@ def _picture(name: str, marker: str) -> bytes:
 
 def _pdq_set(image_dir: Path, tmp_path: Path) -> Path:
     """A PDQ set holding the reference hash of real.png, so a near-duplicate is reported."""
-    np = pytest.importorskip("numpy")
-    pdqhash = pytest.importorskip("pdqhash")
-    from PIL import Image
-
     with Image.open(image_dir / "real.png") as img:
         bits, _ = pdqhash.compute(np.asarray(img.convert("RGB")))
     path = tmp_path / "pdq.csv"
