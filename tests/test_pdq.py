@@ -31,10 +31,21 @@ from triage import pdq
 from triage.errors import HashSetError
 from triage.hashing import Digest
 from triage.inspect import INSPECTORS
-from triage.pdqsets import PdqIndex, _words, build_index, hamming, load_pdq_set, to_hex
+from triage.pdqsets import PdqIndex, _words, load_pdq_set, to_hex
 from triage.records import FileRecord
 
 THRESHOLD = 31
+
+
+def hamming(a: str, b: str) -> int:
+    """Bits that differ between two 64-hex PDQ hashes: computed here, not by triage."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def build_index(paths: list[str], directory: Path) -> tuple[Path, list]:
+    """Compile PDQ sets into an index folder the way ``run_scan`` does (load, build, save)."""
+    sets = [load_pdq_set(p) for p in paths]
+    return PdqIndex.build(sets).save(directory), sets
 
 
 @pytest.fixture(autouse=True)

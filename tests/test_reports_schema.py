@@ -20,7 +20,6 @@ from triage.reports.schema import (
     OPTIONAL_FIELDS,
     file_schema,
     summary_schema,
-    version_compatible,
 )
 from triage.scan import ScanConfig, run_scan
 
@@ -107,7 +106,6 @@ def test_summary_schema_rejects_unknown_key_and_other_major() -> None:
         Validator(summary_schema()).validate({**BASE_SUMMARY, "schema_version": f"{major + 1}.0.0"})
     minor_later = f"{major}.99.0"
     Validator(summary_schema()).validate({**BASE_SUMMARY, "schema_version": minor_later})
-    assert version_compatible(minor_later) and not version_compatible(f"{major + 1}.0.0")
 
 
 @pytest.mark.parametrize("which,builder", [("files", file_schema), ("summary", summary_schema)])

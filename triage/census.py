@@ -423,11 +423,6 @@ def inspect_census(record: FileRecord, head: bytes, content: "bytearray | None")
     record.extension_mismatch = mismatch(sig, kind, ext)
 
 
-def is_picture(head: bytes) -> bool:
-    sig = signature(head)
-    return sig is not None and SIGNATURE_KIND[sig] == PICTURE
-
-
 
 
 # ---------------------------------------------------------------------------------------------

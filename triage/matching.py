@@ -24,12 +24,6 @@ class HashIndex:
     def algorithms(self) -> set[str]:
         return {a for s in self.sets for a in s.algorithms}
 
-    def may_match_size(self, size: int | None) -> bool:
-        """False when no set can hold a file of this size (every set declares all its sizes)."""
-        if not size:
-            return False
-        return any(s.may_contain_size(size) for s in self.sets)
-
     def match(self, hashes: dict[str, str | None], size: int | None) -> tuple[str, list[Match]]:
         """Return (category, matches). Zero-length content never matches: its digest is in
         many sets and proves nothing."""

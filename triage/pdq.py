@@ -54,7 +54,7 @@ class PdqOptions:
     """What the workers need for ``--pdq`` (small and picklable: it goes to every worker)."""
 
     threshold: int = DEFAULT_THRESHOLD
-    index_dir: str | None = None  # compiled PDQ sets (``pdqsets.build_index``); None: no sets
+    index_dir: str | None = None  # compiled PDQ sets (``PdqIndex.save``); None: no sets
     index_files: tuple[str, ...] = ()  # .tdb files whose PDQ section is searched in place
 
 

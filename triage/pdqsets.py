@@ -387,10 +387,6 @@ def to_hex(bits: np.ndarray) -> str:
     return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()
 
 
-def hamming(a: str, b: str) -> int:
-    return (int(a, 16) ^ int(b, 16)).bit_count()
-
-
 def _words(hashes: np.ndarray) -> np.ndarray:
     """(n, 32) uint8 -> (n, 4) uint64: word i holds bytes 8i..8i+7, big-endian."""
     return np.ascontiguousarray(hashes).view(">u8").astype(np.uint64).reshape(-1, 4)
@@ -624,10 +620,3 @@ class PdqIndexGroup:
         found = [m for index in self.indexes for m in index.matches(pdq, threshold)]
         return sorted(found, key=lambda m: m["distance"])
 
-
-def build_index(paths: Iterable[str], directory: str | os.PathLike[str],
-                lenient: bool = False) -> tuple[Path, list[PdqSet]]:
-    """Load every PDQ set, compile the index into ``directory``; returns it and the sets
-    (for summary.json: ``[s.summary() for s in sets]``)."""
-    sets = [load_pdq_set(p, lenient=lenient) for p in paths]
-    return PdqIndex.build(sets).save(directory), sets

@@ -7,7 +7,6 @@ the per-record path in ``_builder`` so error messages stay exactly the same.
 from __future__ import annotations
 
 import binascii
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -52,16 +51,6 @@ def decode_valid(text: np.ndarray) -> np.ndarray:
     """``decode_rows`` for rows already known to be hex."""
     width = text.shape[1] // 2
     return np.frombuffer(binascii.unhexlify(np.ascontiguousarray(text).tobytes()), dtype=f"S{width}")
-
-
-def decode_strings(values: Sequence[str], hex_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Strings that all have ``hex_length`` characters -> (keys, valid).
-
-    Non-ASCII characters become '?', which is not hex, so such rows are simply invalid.
-    """
-    data = "".join(values).encode("ascii", "replace")
-    text = np.frombuffer(data, dtype=np.uint8).reshape(-1, hex_length)
-    return decode_rows(text)
 
 
 def is_zero(keys: np.ndarray) -> np.ndarray:

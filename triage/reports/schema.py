@@ -9,7 +9,6 @@ key) bumps the minor, a rename/removal/retype bumps the major; the schemas accep
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from triage.records import ALGORITHMS, FILE_FIELDS, SCHEMA_VERSION
@@ -286,7 +285,3 @@ def schema(name: str) -> dict[str, Any]:
         raise KeyError(name)
     return SCHEMAS[name]()
 
-
-def version_compatible(version: str) -> bool:
-    """Can this build read outputs of ``version``? Same major (minor changes are additive)."""
-    return re.match(VERSION_PATTERN, version or "") is not None
