@@ -1,4 +1,4 @@
-"""The matcher over both set backends: verdicts, conflicts, batch == one by one."""
+"""The matcher over both set backends: verdicts, conflicts, batch lookups == one by one."""
 
 from __future__ import annotations
 
@@ -54,16 +54,15 @@ def test_verdicts(tmp_path: Path) -> None:
         assert index.match({"md5": "not hex"}, 5) == ("unknown", [])
 
 
-def test_match_many_equals_match(tmp_path: Path) -> None:
+def test_lookup_many_equals_lookup(tmp_path: Path) -> None:
+    """The sets' batch lookup (the documented library interface) answers as one by one."""
     rng = random.Random(3)
-    files = [_file(rng.randrange(40)) for _ in range(300)]
-    for f in files[::7]:
-        f["sha1"] = None
-    files[5] = {"md5": "zz"}
-    sizes = [rng.choice([0, 1, 100, None]) for _ in files]
     for compiled in (False, True):
-        index = HashIndex(_sets(tmp_path, compiled))
-        assert index.match_many(files, sizes) == [index.match(f, s) for f, s in zip(files, sizes)]
+        for s in _sets(tmp_path, compiled):
+            for alg in s.algorithms:
+                keys = [bytes.fromhex(_h(alg, rng.randrange(40))) for _ in range(300)]
+                assert [list(found) for found in s.lookup_many(alg, keys)] == \
+                    [list(s.lookup(alg, k)) for k in keys]
 
 
 def test_size_filter(tmp_path: Path) -> None:

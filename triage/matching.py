@@ -44,30 +44,6 @@ class HashIndex:
                     matches.append(_match(s, alg, found, self.order))
         return self._verdict(matches), matches
 
-    def match_many(
-        self, hashes: Sequence[dict[str, str | None]], sizes: Sequence[int | None]
-    ) -> list[tuple[str, list[Match]]]:
-        """``match`` for a batch of files with one vectorised lookup per (set, algorithm).
-
-        Gives exactly ``[match(h, s) for h, s in zip(hashes, sizes)]``, much faster.
-        """
-        per_file: list[list[Match]] = [[] for _ in hashes]
-        for s in self.sets:
-            for alg in s.algorithms:
-                rows, keys = [], []
-                for i, (h, size) in enumerate(zip(hashes, sizes)):
-                    hexdigest = h.get(alg)
-                    if size and hexdigest:
-                        try:
-                            keys.append(bytes.fromhex(hexdigest))
-                        except ValueError:
-                            continue
-                        rows.append(i)
-                for i, found in zip(rows, s.lookup_many(alg, keys)):
-                    if found:
-                        per_file[i].append(_match(s, alg, found, self.order))
-        return [(self._verdict(m), m) for m in per_file]
-
     def _verdict(self, matches: list[Match]) -> str:
         bad = [m["category"] for m in matches if m["category"] != KNOWN_GOOD]
         if bad:
