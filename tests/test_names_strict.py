@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,19 @@ def test_resume_with_names_that_are_not_utf8(named, tmp_path: Path) -> None:
 
     assert core(strict_records(out)) == core(strict_records(clean.out))
     assert outcome.summary["totals"] == clean.summary["totals"]
+
+
+def test_info_and_scan_json_are_strict_for_an_evidence_path_not_utf8(tmp_path: Path) -> None:
+    """`triage info --json` and `triage scan --json` print strict UTF-8 JSON whatever the
+    evidence path holds; the exact path comes back from path_bytes."""
+    image = _image(tmp_path)
+    raw = os.path.join(os.fsencode(tmp_path), b"ex\xe9hibit.img")
+    os.rename(image, raw)
+    for args in (["info", os.fsdecode(raw), "--json"],
+                 ["scan", os.fsdecode(raw), "--out", str(tmp_path / "o"), "--json"]):
+        proc = subprocess.run([sys.executable, "-m", "triage", *args], capture_output=True)
+        assert proc.returncode == 0, proc.stderr
+        data = json.loads(proc.stdout.decode("utf-8"))
+        _walk_strings(data)
+        entry = data["evidence"][0] if args[0] == "info" else data["evidence_given"][0]
+        assert base64.b64decode(entry["path_bytes"]) == raw

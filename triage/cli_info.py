@@ -18,6 +18,7 @@ from rich.table import Table
 
 from triage.errors import ExitCode
 from triage.info import info_many
+from triage.records import strict_json
 
 
 def _stdout() -> TextIO:
@@ -37,7 +38,9 @@ def info(
     entries, ok = info_many(list(evidence))
     out = _stdout()
     if json_out:
-        out.write(json.dumps({"evidence": entries}, indent=2, ensure_ascii=False) + "\n")
+        # strict UTF-8 JSON: a path that is not UTF-8 gets path_bytes beside it
+        out.write(json.dumps(strict_json({"evidence": entries}), indent=2, ensure_ascii=False)
+                  + "\n")
     else:
         console = Console(file=out, highlight=False, soft_wrap=False)
         for entry in entries:
