@@ -7,6 +7,8 @@ JSON, then measures each step in a fresh child process (peak RSS from ``wait4``)
     python benchmarks/hashsets.py                 # 10M records
     python benchmarks/hashsets.py --records 1000000
     python benchmarks/hashsets.py --huge          # also a 100M-record build (md5sum, ~12 GB text)
+    python benchmarks/hashsets.py --bounds        # only the hostile-input bounds (issue 14)
+    python benchmarks/hashsets.py --verify-cost INDEX.tdb   # only: cost of verifying an index
 
 Targets: md5sum 10M <= 10 s, VICS 10M <= 40 s, peak RSS <= 600 MB, open <= 0.2 s, <= 40 bytes
 per record, >= 1M lookups/s in batch.
@@ -198,6 +200,94 @@ def measure(folder: Path, records: int, vics: bool, repeat: int = 1) -> list[tup
     return rows
 
 
+# -- hostile inputs: duplicates and an over-long line (issue 14) --------------------------
+
+_NSRL_HEADER = b'"SHA-1","MD5","CRC32","FileName","FileSize","ProductCode","OpSystemCode","SpecialCode"\n'
+_NSRL_ROW = b'"0123456789ABCDEF0123456789ABCDEF01234567","0123456789ABCDEF0123456789ABCDEF","01234567","x.jpg",1234,1,"1",""\n'
+
+_CHILD_LOAD = """
+import sys
+from triage.errors import HashSetError
+from triage.hashsets import load_hashset
+try:
+    load_hashset(sys.argv[1])
+except HashSetError as exc:
+    print(str(exc)[:120])
+"""
+
+
+def _repeat_file(path: Path, line: bytes, count: int, header: bytes = b"") -> Path:
+    """``header`` then ``line`` ``count`` times (reused when already there)."""
+    if not path.exists() or path.stat().st_size != len(header) + len(line) * count:
+        with open(path, "wb") as out:
+            out.write(header)
+            block = line * 100_000
+            for _ in range(count // 100_000):
+                out.write(block)
+            out.write(line * (count % 100_000))
+    return path
+
+
+def _zip_of(path: Path, name: str, parts: "list[tuple[bytes, int]]") -> Path:
+    """A deflated zip whose one entry is each ``(bytes, repeat)`` in turn (streamed)."""
+    import zipfile
+
+    if not path.exists():
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf, \
+                zf.open(name, "w", force_zip64=True) as entry:
+            for data, repeat in parts:
+                block = data * max(1, (1 << 20) // len(data))
+                n = max(1, (1 << 20) // len(data))
+                for _ in range(repeat // n):
+                    entry.write(block)
+                entry.write(data * (repeat % n))
+    return path
+
+
+def bounds(folder: Path) -> list[tuple[str, str, str]]:
+    """Peak RSS and time of duplicate-heavy sets and an over-long zipped line."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows: list[tuple[str, str, str]] = []
+    same = b"0123456789abcdef0123456789abcdef  x.jpg\n"
+    for count in (10_000_000, 30_000_000):
+        src = _repeat_file(folder / f"same-{count // 10**6}M.md5", same, count)
+        wall, peak, _, cpu = _child(_CHILD_IMPORT, str(folder / "same.tdb"), str(src))
+        rows.append((f"import {count // 10**6}M identical md5sum lines", f"{wall:.1f} s, {peak / 2**20:.0f} MB", "<= 400 MB"))
+    paths = generate(folder / "random-10M", 10_000_000, vics=False)
+    wall, peak, _, cpu = _child(_CHILD_IMPORT, str(folder / "random.tdb"), str(paths["md5"]))
+    rows.append(("import 10M random md5sum lines", f"{wall:.1f} s, {peak / 2**20:.0f} MB", "<= 400 MB"))
+    dup_zip = _zip_of(folder / "nsrl-dup-30M.zip", "NSRLFile.txt", [(_NSRL_HEADER, 1), (_NSRL_ROW, 30_000_000)])
+    wall, peak, _, cpu = _child(_CHILD_LOAD, str(dup_zip))
+    rows.append(("--hashset zip of 30M duplicate NSRL lines", f"{wall:.1f} s, {peak / 2**20:.0f} MB", "<= 400 MB"))
+    bomb = _zip_of(folder / "nsrl-long-line.zip", "NSRLFile.txt", [(_NSRL_HEADER, 1), (b"a", 4 << 30)])
+    wall, peak, out, cpu = _child(_CHILD_LOAD, str(bomb))
+    rows.append((f"--hashset {bomb.stat().st_size / 2**20:.0f} MB zip, one 4 GiB line", f"{wall:.1f} s, {peak / 2**20:.0f} MB", "refused at 64 KiB"))
+    rows.append(("  message", out.strip()[:60], ""))
+    return rows
+
+
+_CHILD_VERIFY = """
+import json, sys, time
+from triage.hashsets import tdb
+t = time.perf_counter(); c = time.process_time()
+digest = tdb.sections_digest(sys.argv[1])
+print(json.dumps({"wall": time.perf_counter() - t, "cpu": time.process_time() - c}))
+"""
+
+
+def verify_cost(index: Path) -> list[tuple[str, str, str]]:
+    """Time to re-hash an index's data sections (what a scan does beside the scan)."""
+    size = index.stat().st_size
+    rows = []
+    for label in ("first (page cache as found)", "again (warm cache)"):
+        _, peak, out, _ = _child(_CHILD_VERIFY, str(index))
+        m = json.loads(out)
+        rows.append((f"verify {size / 2**30:.2f} GB index, {label}",
+                     f"{m['wall']:.1f} s (CPU {m['cpu']:.1f} s), {size / m['wall'] / 2**30:.2f} GB/s", ""))
+        rows.append(("  peak RSS", f"{peak / 2**20:.0f} MB", ""))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=10_000_000)
@@ -205,7 +295,12 @@ def main() -> None:
     parser.add_argument("--huge", action="store_true", help="also build a 100M-record index (md5sum text)")
     parser.add_argument("--no-vics", action="store_true", help="skip the VICS JSON import")
     parser.add_argument("--repeat", type=int, default=1, help="imports: best of N runs (shared machines)")
+    parser.add_argument("--bounds", action="store_true", help="only the duplicate / over-long line bounds")
+    parser.add_argument("--verify-cost", type=Path, metavar="INDEX", help="only: time to verify INDEX")
     args = parser.parse_args()
+    if args.bounds or args.verify_cost:
+        _print(bounds(args.dir / "bounds") if args.bounds else verify_cost(args.verify_cost))
+        return
     t = time.monotonic()
     generate(args.dir / str(args.records), args.records, not args.no_vics)
     print(f"generated {args.records:,} records in {time.monotonic() - t:.0f} s under {args.dir}", file=sys.stderr)

@@ -7,6 +7,7 @@ Truth is computed here: brute-force Hamming distances by bit counting, and the r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mmap
 import os
@@ -76,7 +77,7 @@ def test_import_every_pdq_source(tmp_path: Path, capsys: pytest.CaptureFixture[s
     (tmp_path / "list.txt").write_text("".join(h + "\n" for h in plain))
 
     header = import_hashsets([tmp_path / "pv.json", tmp_path / "mixed.csv"], tmp_path / "a.tdb")
-    assert header["format_version"] == 1 and header["format_minor"] == 1
+    assert header["format_version"] == 1 and header["format_minor"] == 2
     assert header["pdq"]["unique"] == 6 and header["pdq"]["counts"] == {
         "1": 2, "2": 1, "3": 1, "A": 1, "C": 1}
     assert header["algorithms"]["md5"]["unique"] == 7  # the PDQ-only row is no exact record
@@ -92,7 +93,7 @@ def test_import_every_pdq_source(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert header["pdq"]["counts"] == {"null": 3}
 
     code, stdout, _ = run(capsys, "hashset", "info", str(tmp_path / "a.tdb"), "--verify")
-    assert code == 0 and "pdq       6 PDQ hashes" in stdout and "format v1.1" in stdout
+    assert code == 0 and "pdq       6 PDQ hashes" in stdout and "format v1.2" in stdout
     assert "OK: data matches" in stdout
     code, stdout, _ = run(capsys, "hashset", "info", str(tmp_path / "a.tdb"), "--json")
     assert json.loads(stdout)["pdq"] == {"hashes": 6, "rows": 6, "categories": header_counts(
@@ -166,21 +167,46 @@ def _root(array: np.ndarray) -> object:
 # Format versions
 
 
+def _rewrite(path: Path, out: Path, minor: int, change, digest: bool) -> None:
+    """``path`` with its header changed by ``change`` and written as minor ``minor`` (with the
+    header's SHA-256 in the preamble when ``digest``), as another triage version would."""
+    data = path.read_bytes()
+    magic, major, _, offset, length, _ = tdb.PREAMBLE.unpack_from(data)
+    header = json.loads(data[offset:])
+    change(header)
+    raw = json.dumps(header).encode()
+    pre = tdb.PREAMBLE.pack(magic, major, minor, offset, len(raw),
+                            hashlib.sha256(raw).digest() if digest else bytes(32))
+    out.write_bytes(pre + data[tdb.PREAMBLE.size:offset] + raw)
+
+
 def test_old_files_open_and_newer_minor_too(tmp_path: Path) -> None:
     (tmp_path / "a.md5").write_text(f"{'1' * 32}\n")
     import_hashsets([tmp_path / "a.md5"], tmp_path / "a.tdb")
     data = bytearray((tmp_path / "a.tdb").read_bytes())
-    magic, major, minor, offset, length = tdb.PREAMBLE.unpack_from(data)
-    assert (major, minor) == (1, 1)
-    for value in (0, 9):  # 1.0 as written before PDQ existed; a future minor
-        tdb.PREAMBLE.pack_into(data, 0, magic, major, value, offset, length)
-        (tmp_path / "v.tdb").write_bytes(data)
+    magic, major, minor, offset, length, digest = tdb.PREAMBLE.unpack_from(data)
+    assert (major, minor) == (1, 2) and digest == hashlib.sha256(data[offset:]).digest()
+
+    def older(header):  # 1.0: written before PDQ and the minor key existed
+        del header["format_minor"]
+
+    def newer(header):  # a future minor: a key this reader does not know
+        header.update(format_minor=9, later={"deep": [[1]]})
+
+    for minor, change, with_digest in ((0, older, False), (1, lambda h: h.update(format_minor=1), False),
+                                       (9, newer, True)):
+        _rewrite(tmp_path / "a.tdb", tmp_path / "v.tdb", minor, change, with_digest)
         hs = load_hashset(tmp_path / "v.tdb")
         assert hs.lookup("md5", bytes.fromhex("1" * 32)) == [None]
         assert describe_tdb(tmp_path / "v.tdb", required=False) is None
         with pytest.raises(HashSetError, match="carries no PDQ"):
             open_pdq(tmp_path / "v.tdb")
-    tdb.PREAMBLE.pack_into(data, 0, magic, 2, 0, offset, length)
+    # a 1.2 file whose preamble was set back to 1.1 (skipping the header check) is refused
+    tdb.PREAMBLE.pack_into(data, 0, magic, major, 1, offset, length, digest)
+    (tmp_path / "v.tdb").write_bytes(data)
+    with pytest.raises(HashSetError, match="minor version 2 in the header, 1 in the preamble"):
+        load_hashset(tmp_path / "v.tdb")
+    tdb.PREAMBLE.pack_into(data, 0, magic, 2, 0, offset, length, digest)
     (tmp_path / "v.tdb").write_bytes(data)
     with pytest.raises(HashSetError, match="format version 2"):
         load_hashset(tmp_path / "v.tdb")

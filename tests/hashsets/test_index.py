@@ -187,7 +187,8 @@ def test_damaged_header_json(tmp_path: Path) -> None:
     for change in ({"algorithms": {"md5": {"digest_bytes": 16}}}, {"categories": []},
                    {"sizes": {"complete": True, "offset": 10**9, "length": 8, "dtype": "<u8"}}):
         mangled = json.dumps({**header, **change}).encode()
-        pre = tdb.PREAMBLE.pack(tdb.MAGIC, tdb.FORMAT_VERSION, 0, offset, len(mangled))
+        pre = tdb.PREAMBLE.pack(tdb.MAGIC, tdb.FORMAT_VERSION, 2, offset, len(mangled),
+                                hashlib.sha256(mangled).digest())
         path.write_bytes(pre + data[tdb.PREAMBLE.size : offset] + mangled)
         with pytest.raises(HashSetError, match="damaged"):
             load_hashset(path)

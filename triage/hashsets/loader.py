@@ -19,6 +19,7 @@ import time
 import weakref
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,7 @@ def load_hashset(
     format: str | None = None,
     name: str | None = None,
     profile: str | None = None,
+    verify: Callable[[tdb.Verification], None] | bool = False,
 ) -> HashSet:
     """Load one hash-set file, raw or compiled (``.tdb``, recognised by content).
 
@@ -71,6 +73,8 @@ def load_hashset(
     and NIST CAID, known-bad otherwise). An index compiled as one kind refuses to be used as the
     other: a known-bad set silently used as known-good would hide hits. Malformed records raise
     ``HashSetError`` naming file and line, or are skipped and counted when ``lenient``.
+    ``verify`` (a scan) starts checking a ``.tdb``'s data on a thread (``hs.verification``);
+    a callable is called from that thread if the check fails.
     """
     _check_kind(kind)
     file = Path(path)
@@ -86,6 +90,8 @@ def load_hashset(
             hs.name = name
         if profile:
             hs.profile = load_profile(profile)
+        if verify:
+            hs.verification = tdb.Verification(file, None if verify is True else verify)
         return hs
     store = EntryStore()
     try:

@@ -28,7 +28,8 @@ class HashSet:
     ``categories[id]`` is the category code a row carries (None: the set gives none, and the
     matcher then uses ``notable`` / ``known-good`` by ``kind``). ``format`` is the parser id, or
     ``tdb`` for a compiled index; ``sha256`` is the source file's digest, or for an index the
-    digest of its data sections recorded at build time (``hashset info --verify`` re-checks it).
+    digest of its data sections recorded at build time: ``verification`` (a scan) and
+    ``hashset info --verify`` compute it from the file and compare.
     """
 
     name: str
@@ -46,6 +47,8 @@ class HashSet:
     sources: list[dict[str, Any]] = field(default_factory=list)
     header: dict[str, Any] | None = None  # the compiled index's header
     index_file: str | None = field(default=None, repr=False)  # the mapped .tdb, if any
+    # the data check of a .tdb opened for a scan (``tdb.Verification``); workers re-map
+    verification: Any = field(default=None, repr=False)
 
     def __reduce__(self) -> Any:
         """A mapped index pickles as its file name (scan workers re-map it, sharing the page
