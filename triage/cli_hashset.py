@@ -182,9 +182,12 @@ def lookup(
     hashes: Annotated[list[str], typer.Argument(metavar="HASH...", show_default=False, help="MD5, SHA-1 or SHA-256 hex digests.")],
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per hash.")] = False,
 ) -> None:
-    """Look digests up. Exit 0 if any is found, 1 if none is (2 on a malformed hash)."""
+    """Look digests up. Exit 0 if any is found, 1 if none is (2 on a malformed hash or a
+    damaged index: a compiled index's data is verified before any answer)."""
     queries = [_parse_hash(h) for h in hashes]
-    hs = load_hashset(index)
+    hs = load_hashset(index, verify=True)
+    if hs.verification is not None and not hs.verification.wait():
+        raise HashSetError(hs.verification.message())
     found_any = False
     for text, (alg, digest) in zip(hashes, queries):
         categories = hs.lookup(alg, digest)

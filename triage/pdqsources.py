@@ -31,14 +31,18 @@ def _is_index(path: str) -> bool:
 
 
 def load_pdq_sources(paths: Iterable[str], hashsets: Sequence[Any],
-                     lenient: bool = False) -> list[PdqSource]:
+                     lenient: bool = False, verify: Any = None) -> list[PdqSource]:
     """``--pdq-set`` paths in order, then the PDQ sections of ``hashsets`` (pass them only
-    when ``--pdq`` is on) that are not already among them."""
+    when ``--pdq`` is on) that are not already among them. A ``--pdq-set`` index gets its data
+    checked on a thread when ``verify`` (True, or a callable for failures: ``tdb.Verification``);
+    those of ``hashsets`` are checked as hash sets."""
     sources: list[PdqSource] = []
     for path in paths:
         if _is_index(path):
             found = describe_tdb(path)
             assert found is not None
+            if verify:
+                found.verification = tdb.Verification(path, None if verify is True else verify)
             sources.append(found)
         else:
             sources.append(load_pdq_set(path, lenient=lenient))

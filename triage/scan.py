@@ -25,8 +25,9 @@ import pytsk3
 import triage
 from triage.categories import KNOWN_BAD, KNOWN_GOOD
 from triage.config import ORDERS, ProgressSink, ScanConfig
-from triage.errors import ExitCode, TriageError, UsageError
+from triage.errors import ExitCode, HashSetError, TriageError, UsageError
 from triage.evidence import display_name
+from triage.hashsets.tdb import failed_checks
 from triage.journal import Journal, dir_key, replay, truncate
 from triage.census import census_summary
 from triage.matching import HashIndex
@@ -82,11 +83,14 @@ def tool_versions() -> dict[str, str]:
     }
 
 
-def load_sets(config: ScanConfig):
+def load_sets(config: ScanConfig, verify: Any = False):
+    """``verify``: check each .tdb's data on a thread (``tdb.Verification``)."""
     from triage.hashsets import load_hashset
 
-    sets = [load_hashset(p, kind=KNOWN_BAD, lenient=config.lenient) for p in config.hashsets]
-    sets += [load_hashset(p, kind=KNOWN_GOOD, lenient=config.lenient) for p in config.known_good]
+    sets = [load_hashset(p, kind=KNOWN_BAD, lenient=config.lenient, verify=verify)
+            for p in config.hashsets]
+    sets += [load_hashset(p, kind=KNOWN_GOOD, lenient=config.lenient, verify=verify)
+             for p in config.known_good]
     return sets
 
 
@@ -95,7 +99,8 @@ def _set_summary(s) -> dict[str, Any]:
             "sha256": s.sha256, "entries": s.entries, "algorithms": s.algorithms,
             "skipped_lines": s.skipped, "dropped_empty": s.dropped_empty,
             "conflicts": s.conflicts, "sources": s.sources,
-            "profile": s.profile.to_json() if s.profile is not None else None}
+            "profile": s.profile.to_json() if s.profile is not None else None,
+            "verification": s.verification.summary() if s.verification is not None else None}
 
 
 def resume_config(out: Path, **overrides: Any) -> ScanConfig:
@@ -185,6 +190,9 @@ def _check_resume(out: Path, config: ScanConfig, sets, algorithms: tuple[str, ..
         raise UsageError(f"--resume {out}: no readable summary.json, not a triage run") from None
     if previous.get("complete"):
         raise UsageError(f"--resume {out}: that run is already complete")
+    if previous.get("invalid"):  # its records were matched against an altered index
+        raise UsageError(f"--resume {out}: that run is invalid ({previous['invalid'][0]}); "
+                         "start a new scan")
     before = [record_path(e) for e in previous.get("evidence_given", [])]
     if before != list(config.evidence):
         raise UsageError(f"--resume {out}: evidence differs from the interrupted run ({before})")
@@ -258,9 +266,11 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
     formats = parse_formats(config.formats)
     algorithms = parse_algorithms(config.algorithms)
     pdq_on = config.pdq or bool(config.pdq_sets)
-    sets = load_sets(config)
+    bad_index: list[str] = []  # filled from the index checks' threads: the scan stops
+    sets = load_sets(config, verify=lambda check: bad_index.append(check.message()))
     check_pdq_only(sets, pdq_on)
-    pdq_sets = load_pdq_sources(config.pdq_sets, sets if pdq_on else [], config.lenient)
+    pdq_sets = load_pdq_sources(config.pdq_sets, sets if pdq_on else [], config.lenient,
+                                verify=lambda check: bad_index.append(check.message()))
     index = HashIndex(sets)
     if config.size_filter:
         _check_size_filter(sets)
@@ -345,6 +355,7 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
                                      in_place) if pdq_on else None,
                       file_timeout=config.file_timeout, read_timeout=config.read_timeout)
     pool.initialize(WorkerState, init)
+    scan.abort = bad_index
     interrupted = stopped_early = False
     failure: BaseException | None = None  # why the run stopped short of its end, if it did
     progress.status("scanning")
@@ -370,6 +381,11 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         scan.spool.close()
     total = scan.total()
     code = scan.exit_code(total)
+    # an index that is not what its header says invalidates the run (exit 2)
+    bad_index = failed_checks([*sets, *pdq_sets], wait=failure is None and not interrupted)
+    summary["hashsets"] = [_set_summary(s) for s in sets]
+    summary["pdq_sets"] = [s.summary() for s in pdq_sets]
+    summary["invalid"] = bad_index
     if stopped_early:
         scan.mark_stopped()
     if interrupted:
@@ -384,6 +400,8 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
                   else f"stopped by an internal error: {type(failure).__name__}: {failure}")
         if isinstance(failure, OutputError):
             reason += f"; free space, then triage scan --resume {out} finishes it"
+    elif bad_index:
+        code, reason = ExitCode.USAGE, f"invalid: {bad_index[0]}"
     else:
         reason = RENDERING
     summary.update(
@@ -424,4 +442,6 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         raise failure
     if interrupted:
         raise KeyboardInterrupt
+    if bad_index:
+        raise HashSetError(f"{bad_index[0]}; the run is invalid (summary.json: \"invalid\")")
     return ScanOutcome(out, summary, code)

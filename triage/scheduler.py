@@ -15,7 +15,7 @@ from typing import Any
 from triage.allocated import allocated_bytes
 from triage.backends import VolumeRef, probe
 from triage.config import ProgressSink, ScanConfig
-from triage.errors import EvidenceError, ExitCode
+from triage.errors import EvidenceError, ExitCode, HashSetError
 from triage.evidence import identify, open_image
 from triage.journal import Journal
 from triage.matching import HashIndex
@@ -59,6 +59,7 @@ class Scan:
         self.unopenable = False
         self.lost_dirs = 0
         self.verify_failed = False
+        self.abort: list[str] = []  # filled by another thread (a failed index check): stop
         self.outside = Tally()  # internal errors met outside any volume (--verify-image)
         self.inflight: dict[int, MediaTask | DirTask | FileTask] = {}
 
@@ -328,6 +329,8 @@ def schedule(scan: Scan, pool: WorkerPool, writer: Writer, journal: Journal) -> 
     cfg = scan.config
     told = False
     while True:
+        if scan.abort:
+            raise HashSetError(scan.abort[0])
         listing = any(isinstance(t, DirTask) for t in inflight.values()) or bool(scan.dirs)
         if not listing and not told:
             scan.progress.listing_done()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import codecs
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -144,11 +144,13 @@ class TdbPdq:
     skipped: int = 0
     dropped: int = 0
     format: str = "tdb"
+    verification: Any = field(default=None, compare=False, repr=False)  # tdb.Verification
 
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "path": self.path, "kind": KNOWN_BAD, "format": self.format,
                 "sha256": self.sha256, "entries": self.entries, "algorithms": ["pdq"],
-                "skipped_lines": self.skipped, "dropped": self.dropped}
+                "skipped_lines": self.skipped, "dropped": self.dropped,
+                "verification": self.verification and self.verification.summary()}
 
 
 def describe_tdb(path: str | os.PathLike[str], header: dict[str, Any] | None = None,

@@ -437,6 +437,21 @@ class Verification:
                 "problem": self.problem}
 
 
+def failed_checks(items: Any, wait: bool) -> list[str]:
+    """One line per failed index check among ``items`` (hash sets, PDQ sets: anything with a
+    ``verification``); ``wait`` lets pending checks finish first (a run that ended normally)."""
+    problems: list[str] = []
+    for item in items:
+        check = getattr(item, "verification", None)
+        if check is None:
+            continue
+        if wait:
+            check.wait()
+        if check.status == "failed" and check.message() not in problems:
+            problems.append(check.message())
+    return problems
+
+
 def _ids_problem(path: Path, categories: int) -> str | None:
     """Ids a lookup follows, checked once the data is known to be what was written: a crafted
     file with a consistent digest must still not make a worker index past an array."""

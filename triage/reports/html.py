@@ -89,7 +89,7 @@ def more(shown: int, total: int, where: str) -> str:
 
 def warnings(s: dict[str, Any], c: Collected | None = None) -> list[str]:
     """What the reader must not miss: what was not (fully) examined, and why."""
-    out = []
+    out = [f"<b>Run invalid</b>: {e(why)}" for why in s.get("invalid") or []]
     if not s.get("complete"):
         if s.get("interrupted"):
             out.append("The scan was <b>interrupted</b>: the results below are partial "
@@ -229,13 +229,25 @@ def hashsets(s: dict[str, Any]) -> Iterator[str]:
     rows = (f'<tr><td>{e(h.get("name"))}</td><td>{e(h.get("kind"))}</td>'
             f'<td>{e(h.get("format"))}</td><td class=n>{num(h.get("entries"))}</td>'
             f'<td>{e(", ".join(h.get("algorithms") or []))}</td>'
-            f'<td class="mono wrap">{e(h.get("sha256"))}</td><td class=wrap>{e(h.get("path"))}'
+            f'<td class="mono wrap">{_set_digest(h)}</td><td class=wrap>{e(h.get("path"))}'
             f'</td><td class=n>{num(h.get("skipped_lines"))} / {num(h.get("dropped_empty"))} / '
             f'{num(h.get("conflicts"))}</td></tr>' for h in sets)
     if sets:
         yield table(["Name", "Kind", "Format", "Entries", "Algorithms", "SHA-256 of the file",
                      "Path", "Skipped / empty / conflicts"], rows, numeric=(3, 7))
     yield "</section>"
+
+
+def _set_digest(h: dict[str, Any]) -> str:
+    """A source's SHA-256; for a compiled index the data digest its header records and the one
+    computed from the file (they differ when the index was altered)."""
+    check = h.get("verification")
+    if not check:
+        return e(h.get("sha256"))
+    status = check.get("status")
+    cls = {"verified": "good", "failed": "bad"}.get(status, "warn")
+    return (f'index data, recorded: {e(check.get("sections_sha256_recorded"))}<br>computed: '
+            f'{e(check.get("sections_sha256_computed"))} <b class="{cls}">{e(status)}</b>')
 
 
 def totals(s: dict[str, Any], c: Collected, label: Labels) -> Iterator[str]:

@@ -173,6 +173,24 @@ EVIDENCE = _obj({
     },
 }, ["path"])
 
+INDEX_CHECK = {
+    "type": ["object", "null"], "additionalProperties": False,
+    "required": ["status", "sections_sha256_recorded", "sections_sha256_computed"],
+    "description": "a compiled index (.tdb): its data sections re-hashed beside the scan and "
+                   "compared with the digest its header records (null: not an index)",
+    "properties": {
+        "status": {"enum": ["pending", "verified", "failed"],
+                   "description": "failed makes the run invalid (exit 2, see invalid)"},
+        "sections_sha256_recorded": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "sections_sha256_computed": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
+        "header_sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$",
+                          "description": "the header's SHA-256 from the preamble, checked "
+                                         "on open (null: an index older than format 1.2)"},
+        "seconds": {"type": ["number", "null"], "minimum": 0},
+        "problem": _STR_NULL,
+    },
+}
+
 HASHSET = _obj({
     "name": _STR, "path": _STR, "path_bytes": _PATH_BYTES, "kind": {"enum": ["known-bad", "known-good"]},
     "format": _STR, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
@@ -184,6 +202,7 @@ HASHSET = _obj({
                 "description": "category profile naming this set's codes (optional)"},
     "sources": {"type": ["array", "null"], "items": {"type": "object"},
                 "description": "source files compiled into the set, with their SHA-256"},
+    "verification": INDEX_CHECK,
 }, ["name", "path", "kind", "format", "sha256", "entries", "algorithms", "skipped_lines",
     "dropped_empty", "conflicts"])
 
@@ -195,7 +214,7 @@ _END_KEYS = ["interrupted", "elapsed_seconds", "evidence", "totals", "categories
 # Keys a newer scan writes that older runs lack: documented, not required.
 _NEWER_KEYS = ["resumed", "evidence_given", "stopped_early", "reports", "census", "pdq_sets",
                "first_internal_error", "incomplete_reason",
-               "resume_commands"]
+               "resume_commands", "invalid"]
 
 
 def summary_schema() -> dict[str, Any]:
@@ -252,9 +271,12 @@ def summary_schema() -> dict[str, Any]:
             "kind": {"enum": ["known-bad"]}, "format": _STR,
             "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "entries": _COUNT,
             "algorithms": {"type": "array", "items": {"enum": ["pdq"]}},
-            "skipped_lines": _COUNT, "dropped": _COUNT},
+            "skipped_lines": _COUNT, "dropped": _COUNT, "verification": INDEX_CHECK},
             ["name", "path", "kind", "format", "sha256", "entries", "algorithms",
              "skipped_lines", "dropped"])},
+        "invalid": {"type": "array", "items": _STR,
+                    "description": "why the run is invalid: a compiled index whose data is not "
+                                   "what its header records (exit 2); empty when valid"},
         "categories": {"type": "object", "additionalProperties": _COUNT},
         "first_hit_seconds": {"type": ["number", "null"], "minimum": 0},
         "first_internal_error": {
