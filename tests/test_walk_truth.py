@@ -142,33 +142,62 @@ def test_reused_mft_entry_is_not_the_deleted_file(tmp_path: Path) -> None:
 
 
 @needs_ntfs
-def test_ntfs_sparse_file_larger_than_volume_is_an_error(tmp_path: Path) -> None:
+def test_ntfs_sparse_file_larger_than_volume_is_read(tmp_path: Path) -> None:
     """64 KiB of data at 16 MiB on an 8 MiB volume (the issue's 1 MiB at 4.5 GiB on 64 MiB,
-    scaled down: the same TSK check, a sparse run longer than the volume)."""
+    scaled down: the same TSK refusal, a sparse run longer than the volume). TSK refuses the
+    entry; triage reads the runs itself and the hash is that of the bytes written."""
     image = tmp_path / "sparse.img"
     ntfs3g.mkntfs(image, 8 << 20)
     data = random.Random(2).randbytes(65536)
     with ntfs3g.Volume(image) as v:
         v.write("/big.bin", [(16 << 20, data)])
         v.write("/small.bin", [(0, b"readable")])
-    # outside truth: dissect reads the whole file (zeros, then the data); TSK refuses it
+    expected = hashlib.md5(bytes(16 << 20) + data).hexdigest()
+    # outside truth: dissect and ntfs-3g's ntfscat read zeros then the data; TSK refuses it
     entry = NTFS(image.open("rb")).mft.get("big.bin")
     assert entry.size() == (16 << 20) + len(data)
-    content = entry.open().read()
-    assert content == bytes(16 << 20) + data
-    tsk = _istat_error(image, entry.segment)
-    assert "Run length is larger than file system" in tsk
+    assert hashlib.md5(entry.open().read()).hexdigest() == expected
+    if shutil.which("ntfscat"):
+        cat = subprocess.run(["ntfscat", str(image), "/big.bin"], capture_output=True, check=True)
+        assert hashlib.md5(cat.stdout).hexdigest() == expected
+    assert "Run length is larger than file system" in _istat_error(image, entry.segment)
 
     outcome, records = _scan(image, tmp_path / "out")
     big = next(r for r in records if r["path"] == "/big.bin")
-    assert outcome.exit_code == ExitCode.INCOMPLETE
-    assert big["md5"] in (None, hashlib.md5(content).hexdigest())
-    if big["md5"] is None:
-        assert "Run length is larger than file system" in big["error"], big
-    assert big["error"] != "no data attribute"
-    assert outcome.summary["totals"]["errors"] == 1
+    assert big["error"] is None, big
+    assert big["md5"] == expected and big["size"] == (16 << 20) + len(data)
+    assert big["inode"] == f"{entry.segment}-128-{entry.attributes.DATA[0].header.header.Instance}"
     small = next(r for r in records if r["path"] == "/small.bin")
     assert small["md5"] == hashlib.md5(b"readable").hexdigest()
+    assert outcome.summary["totals"]["errors"] == 0
+    assert outcome.exit_code == ExitCode.OK
+
+
+@needs_ntfs
+def test_ntfs_sparse_run_outside_the_volume_is_an_error(tmp_path: Path) -> None:
+    """The same file with its stored run moved past the volume's end: not the plain case, so
+    TSK's refusal stands as the record's error (exit 4), never "no data attribute"."""
+    image = tmp_path / "sparse.img"
+    ntfs3g.mkntfs(image, 8 << 20)
+    with ntfs3g.Volume(image) as v:
+        v.write("/big.bin", [(16 << 20, b"x" * 65536)])
+    entry = int(next(i for (i, p) in _fls(image) if p == "/big.bin").split("-")[0])
+    raw = bytearray(image.read_bytes())
+    a = _data_attr(raw, _mft_offset(raw, entry))
+    runs = a + struct.unpack_from("<H", raw, a + 0x20)[0]
+    # mapping pairs: a sparse run (header 0x0N: no offset) then the stored one; make the
+    # stored run's offset field (its header's high nibble bytes) point far past the volume
+    pos = runs + 1 + (raw[runs] & 0x0F)
+    nlen, noff = raw[pos] & 0x0F, raw[pos] >> 4
+    assert noff >= 2
+    raw[pos + 1 + nlen:pos + 1 + nlen + noff] = b"\xff" * (noff - 1) + b"\x7f"  # +32767 or more
+    image.write_bytes(raw)
+    outcome, records = _scan(image, tmp_path / "out")
+    big = next(r for r in records if r["path"] == "/big.bin")
+    assert big["md5"] is None and big["error"].startswith("cannot read metadata"), big
+    assert "Run length is larger than file system" in big["error"]
+    assert outcome.summary["totals"]["errors"] == 1
+    assert outcome.exit_code == ExitCode.INCOMPLETE
 
 
 # -- 3. damaged MFT records ----------------------------------------------------------------------

@@ -14,12 +14,12 @@ content".
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytsk3
 
+from triage import ntfs_raw
 from triage.fatnames import FAT_TYPES, corrected, orphan_long_names
 from triage.records import FileRecord, ReadTarget, iso_time
 
@@ -333,43 +333,20 @@ def _ntfs_records(e: _Entry, vol: VolumeContext, fs: pytsk3.FS_Info) -> Iterator
         try:
             fs.open_meta(inode=e.addr)
         except OSError as err:
+            data = ntfs_raw.unnamed_data(fs, e.addr)
+            if data is not None:  # TSK refuses a sparse run longer than the volume: read it
+                yield e.record(vol, f"{e.addr}-{_NTFS_DATA}-{data.attr_id}", data.size,
+                               ReadTarget(e.addr, _NTFS_DATA, data.attr_id))
+                return
             yield e.record(vol, str(e.addr), None, None, unreadable=True,
                            error=f"cannot read metadata: {_msg(err)}")
             return
-        damage = _mft_damage(fs, e.addr)
+        damage = ntfs_raw.damage(fs, e.addr)
         if damage:
             yield e.record(vol, str(e.addr), None, None, unreadable=True,
                            error=f"cannot read metadata: {damage}")
             return
         yield e.record(vol, str(e.addr), None, None, error="no data attribute")
-
-
-def _mft_damage(fs: pytsk3.FS_Info, addr: int) -> str | None:
-    """Why an MFT entry's attribute list is broken, if it is. TSK stops reading attributes
-    without an error at one whose length is zero or runs past the record, so a damaged
-    record looks like a file without $DATA; walking the attribute headers of the raw record
-    (read through $MFT itself) tells the two apart."""
-    try:
-        boot = fs.open_meta(inode=7).read_random(0, 512)  # $Boot
-        cluster = struct.unpack_from("<H", boot, 11)[0] * boot[13]
-        per = struct.unpack_from("<b", boot, 0x40)[0]
-        size = per * cluster if per > 0 else 1 << -per
-        rec = bytearray(fs.open_meta(inode=0).read_random(addr * size, size))  # $MFT
-    except (OSError, struct.error, IndexError):
-        return None
-    if len(rec) != size or rec[:4] != b"FILE":
-        return f"MFT entry {addr} has no FILE signature"
-    used = min(struct.unpack_from("<I", rec, 0x18)[0], size)
-    pos = struct.unpack_from("<H", rec, 0x14)[0]
-    while pos + 8 <= used:
-        atype, length = struct.unpack_from("<II", rec, pos)
-        if atype == 0xFFFFFFFF:
-            return None
-        if length < 16 or pos + length > used:
-            return (f"MFT entry {addr}: attribute 0x{atype:x} at offset {pos} has length "
-                    f"{length} (record uses {used} bytes); the attributes after it are lost")
-        pos += length
-    return f"MFT entry {addr}: attribute list has no end marker"
 
 
 RESOURCE_FORK = "com.apple.ResourceFork"  # the name macOS (and the APFS backend) give it

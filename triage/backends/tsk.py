@@ -9,6 +9,7 @@ from typing import Any
 
 import pytsk3
 
+from triage import ntfs_raw
 from triage.backends import VolumeRef, register
 from triage.evidence import direct_reader, open_image
 from triage.hashing import hash_content, hash_reads, runs_reader
@@ -22,6 +23,7 @@ DIRECT_FS = frozenset({"ext2", "ext3", "ext4", "fat12", "fat16", "fat32"})
 DIRECT_MIN = int(os.environ.get("TRIAGE_DIRECT_MIN", 16 << 10))  # smaller: one TSK read is cheaper
 DIRECT_OFF = bool(os.environ.get("TRIAGE_NO_DIRECT"))  # tests compare both paths
 _NONRES = int(pytsk3.TSK_FS_ATTR_NONRES)
+_NTFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_DATA)
 _NOT_PLAIN = int(pytsk3.TSK_FS_ATTR_COMP) | int(pytsk3.TSK_FS_ATTR_ENC) | int(
     pytsk3.TSK_FS_ATTR_SPARSE) | int(pytsk3.TSK_FS_ATTR_RES)
 
@@ -36,6 +38,7 @@ class TskHandle:
     direct: Callable[[int, int], bytes] | None = None  # media reader for large files
     block: int = 0
     last_block: int = 0
+    ntfs: bool = False
 
 
 class TskBackend:
@@ -43,7 +46,7 @@ class TskBackend:
         img = open_image(ref.evidence)
         fs = pytsk3.FS_Info(img, offset=ref.offset)
         handle = TskHandle(img, fs, ref.offset, is_truncated(fs),
-                           getattr(img, "checksum_errors", None))
+                           getattr(img, "checksum_errors", None), ntfs=ref.fs_type == "ntfs")
         if ref.fs_type in DIRECT_FS and not DIRECT_OFF:
             handle.direct = direct_reader(ref.evidence, img)
             if handle.direct is not None:
@@ -73,6 +76,10 @@ class TskBackend:
         else:
             hashes, error, nbytes = hash_content(handle.fs, target, size, algorithms,
                                                  handle.truncated, progress)
+            if error and handle.ntfs and target.attr_type == _NTFS_DATA:
+                raw = _ntfs_raw_hash(handle, target, size, algorithms, progress)
+                if raw is not None:
+                    return raw
         probe = handle.checksum_errors
         bad = probe() if probe and hashes is not None else []
         if bad:
@@ -89,6 +96,28 @@ class TskBackend:
         """Byte offset (within the image) of the file's first data run, for physical order."""
         runs = _runs(handle, target)
         return runs[0][0] if runs else None
+
+
+def _ntfs_raw_hash(handle: TskHandle, target: ReadTarget, size: int,
+                   algorithms: tuple[str, ...], progress: Callable[[], None]
+                   ) -> tuple[dict[str, str] | None, str | None, int] | None:
+    """An NTFS entry TSK refuses as a whole (a sparse run longer than the volume) but whose
+    unnamed $DATA the walk parsed itself (``ntfs_raw``): read those runs. None when TSK opens
+    the entry (its read error stands) or the record is not that plain case."""
+    try:
+        handle.fs.open_meta(inode=target.addr)
+        return None
+    except OSError:
+        pass
+    data = ntfs_raw.unnamed_data(handle.fs, target.addr)
+    geo = ntfs_raw.geometry(handle.fs)
+    if data is None or geo is None or (data.attr_id, data.size) != (target.attr_id, size):
+        return None
+    read = ntfs_raw.reader(handle.img.read, handle.offset, geo.cluster, data)
+    try:
+        return hash_reads(read, size, algorithms, progress)
+    except OSError as e:
+        return None, "read error: " + " ".join(str(e).split())[:300], 0
 
 
 def _direct_runs(handle: TskHandle, target: ReadTarget, size: int
