@@ -61,6 +61,8 @@ def test_injected_exception_is_counted_recorded_and_named(tmp_path: Path, monkey
     jsonschema.validate(s, summary_schema())
     on_disk = json.loads((outcome.out / "summary.json").read_text())
     assert on_disk["totals"]["internal_errors"] == 1
+    page = (outcome.out / "report.html").read_text()
+    assert "<b>1 internal error(s)</b>" in page and "RuntimeError: injected fault" in page
 
 
 @pytest.mark.internal_errors_expected

@@ -121,6 +121,11 @@ def warnings(s: dict[str, Any], c: Collected | None = None) -> list[str]:
                 out.append(f"Volume at offset {nb(v.get('offset'))} of {e(ev.get('path'))} "
                            f"({e(v.get('description'))}) <b>{e(v.get('status'))}</b>: "
                            f"{e(words)}{raw}")
+    internal = (s.get("totals") or {}).get("internal_errors") or 0
+    if internal:
+        out.append(f"<b>{num(internal)} internal error(s)</b>: defects of triage, not "
+                   f"properties of the evidence (please report them); first: "
+                   f"{e(s.get('first_internal_error'))}")
     if c is not None and c.errors_total:
         reasons = "; ".join(f"{e(k)} ({num(n)})" for k, n in c.reasons.most_common(5))
         shown = "".join(f"<li class=wrap>{e(r.get('path'))} <span class=muted>"
@@ -260,7 +265,8 @@ def totals(s: dict[str, Any], c: Collected, label: Labels) -> Iterator[str]:
     names = [("files", "Files (and NTFS streams)"), ("bytes_hashed", "Bytes hashed"),
              ("deleted", "Deleted"), ("errors", "Content not readable"),
              ("no_content", "Names only (no content to read)"),
-             ("known_bad_files", "Known-bad files")]
+             ("known_bad_files", "Known-bad files"),
+             ("internal_errors", "Internal errors (defects of triage)")]
     yield kv((n, num(t[k])) for k, n in names if k in t)
     cats = s.get("categories") or dict(c.categories)
     rows = (f'<tr class="{severity(k) if severity(k) == "bad" else ""}"><td>{e(k)}</td>'
