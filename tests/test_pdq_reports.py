@@ -50,7 +50,7 @@ def near_section(text: str) -> str:
 def near_rows(section: str) -> list[tuple[str, int]]:
     """(path as shown, distance) of every row of the near-duplicate table, in order."""
     return [(html.unescape(p), int(d.replace(",", ""))) for p, d in re.findall(
-        r"<tr[^>]*><td class=n>\d+</td><td class=wrap><b>(.*?)</b>.*?</td>"
+        r"<tr[^>]*><td class=n>\d+</td><td class=\"?wrap[^>]*><b>(.*?)</b>.*?</td>"
         r"<td class=n>([\d,]+)</td>", section)]
 
 
