@@ -394,3 +394,15 @@ def test_derived_file_budget() -> None:
         assert hashing.file_budget(10 << 30) == 5.0
     finally:
         hashing._budget = saved
+
+
+def test_apfs_depth_limit_is_noted(corpus: Path, tmp_path: Path, monkeypatch) -> None:
+    """The APFS walk (libfsapfs) follows the same rule: with the limit at 1 level, the corpus
+    image's /a_directory is noted, not silently dropped."""
+    monkeypatch.setenv("TRIAGE_MAX_DEPTH", "1")
+    outcome, records = _scan(corpus / "dfvfs/apfs.raw", tmp_path / "out")
+    assert not any(r["path"].startswith("/a_directory/") for r in records)
+    [vol] = outcome.summary["evidence"][0]["volumes"]
+    assert vol["status"] == "incomplete"
+    assert any("/a_directory is deeper than 1 levels" in n for n in vol["notes"]), vol
+    assert outcome.exit_code == ExitCode.INCOMPLETE

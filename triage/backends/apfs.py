@@ -256,6 +256,9 @@ class ApfsBackend:
                     stats.loops += 1
                 elif len(d.ancestors) < MAX_DEPTH:
                     subdirs.append(DirRef(ident, path, d.ancestors | {ident}))
+                else:  # never a silent drop: the volume is incomplete (exit 4)
+                    stats.errors.append(f"directory {path} is deeper than {MAX_DEPTH} levels: "
+                                        "not entered")
             elif kind == _S_IFREG:
                 yield from _file_records(entry, ident, path, vol)
         if end < count:
