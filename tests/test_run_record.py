@@ -235,3 +235,82 @@ def test_force_removes_only_the_earlier_runs_outputs(tmp_path: Path) -> None:
     assert (out / "sub" / "hits.csv").read_text() == "not ours to remove"
     assert {r["path"]: r["md5"] for r in records(out)} == cold_truth
     assert {r["evidence"] for r in records(out)} == {str(cold)}
+
+
+# -- 2. resume checks the evidence, not its name ------------------------------------------------
+
+
+def interrupt_scan(img: Path, out: Path, bad: Path, hang_on: str) -> None:
+    """Start a scan, wait until it is stuck on ``hang_on`` (a worker sleeps there), SIGINT."""
+    env = dict(os.environ, TRIAGE_FAULT_INJECT=f"hang:{hang_on}")
+    proc = subprocess.Popen([sys.executable, "-m", "triage", "scan", str(img), "--hashset",
+                             str(bad), "--out", str(out), "--workers", "2", "-q"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        if (out / "files.jsonl").exists() and (out / "files.jsonl").stat().st_size > 0:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+
+
+@pytest.mark.parametrize("swap", ["same-size", "other-size"])
+def test_resume_refuses_other_evidence_at_the_same_path(tmp_path: Path, swap: str) -> None:
+    img, truth = make_ext4(tmp_path, "first", 60, seed="first")
+    other, _ = make_ext4(tmp_path, "second", 60, seed="second",
+                         size_mb=8 if swap == "same-size" else 12)
+    bad = hashset(tmp_path, [truth["/d2/f0010.txt"]])
+    out = tmp_path / "o"
+    interrupt_scan(img, out, bad, "/d3/f0003.txt")
+    before = (out / "summary.json").read_bytes()
+    ident = summary(out)["evidence_given"][0]["identity"]
+    assert ident["size"] == img.stat().st_size and len(ident["samples"]) == 64
+    kept = img.with_suffix(".kept")
+    img.rename(kept)
+    other.rename(img)  # another image, same path
+
+    proc = triage("scan", "--resume", str(out), "-q")
+    assert proc.returncode == ExitCode.USAGE, proc.stderr
+    line = proc.stderr.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in line
+    assert f"evidence {img} is not the one the interrupted run scanned" in line
+    if swap == "other-size":
+        assert f"size was {8 << 20:,} bytes, now {12 << 20:,}" in line
+    else:
+        assert "differs" in line
+    assert (out / "summary.json").read_bytes() == before  # the run's record is untouched
+
+    img.unlink()
+    kept.rename(img)  # the right evidence back: the resume is accepted and finishes
+    proc = triage("scan", "--resume", str(out), "-q")
+    assert proc.returncode == ExitCode.HITS, proc.stderr
+    assert summary(out)["complete"] is True
+    assert {r["path"]: r["md5"] for r in records(out)} == truth
+
+
+# -- 6. --stop-on-first-hit, then --resume finishes ----------------------------------------------
+
+
+def test_resume_after_stop_on_first_hit_finishes_the_run(tmp_path: Path) -> None:
+    img, truth = make_ext4(tmp_path, "hits", 40)
+    bad = hashset(tmp_path, [truth["/d0/f0000.txt"], truth["/d1/f0013.txt"],
+                             truth["/d2/f0026.txt"], truth["/d3/f0039.txt"]])
+    out = tmp_path / "o"
+    proc = triage("scan", str(img), "--hashset", str(bad), "--out", str(out),
+                  "--stop-on-first-hit", "--workers", "1", "-q")
+    assert proc.returncode == ExitCode.HITS, proc.stderr
+    s = summary(out)
+    assert s["stopped_early"] is True and s["complete"] is False
+    assert "--stop-on-first-hit" in s["incomplete_reason"]
+    assert s["totals"]["known_bad_files"] < 4
+
+    proc = triage("scan", "--resume", str(out), "-q")  # once: the whole answer
+    assert proc.returncode == ExitCode.HITS, proc.stderr
+    s = summary(out)
+    assert s["complete"] is True and s["stopped_early"] is False
+    assert s["resumed_after_early_stop"] is True and s["options"]["stop_on_first_hit"] is True
+    assert s["totals"]["known_bad_files"] == 4
+    assert {r["path"]: r["md5"] for r in records(out)} == truth

@@ -9,6 +9,7 @@ not grow with the number of files.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -28,7 +29,8 @@ from triage.config import ORDERS, ProgressSink, ScanConfig
 from triage.errors import ExitCode, HashSetError, TriageError, UsageError
 from triage.evidence import display_name
 from triage.hashsets.tdb import failed_checks
-from triage.journal import Journal, dir_key, replay, truncate
+from triage.identity import difference
+from triage.journal import JOURNAL, Journal, dir_key, replay, truncate
 from triage.census import census_summary
 from triage.matching import HashIndex
 from triage.pdq import DEFAULT_THRESHOLD, PdqOptions
@@ -205,6 +207,21 @@ def _check_resume(out: Path, config: ScanConfig, sets, algorithms: tuple[str, ..
     return previous
 
 
+def _check_identity(out: Path, previous: dict, given: list[dict]) -> None:
+    """Same path is not same evidence: compare what the interrupted run recorded of each item
+    (size, sampled sectors, stored acquisition hash) with what is there now."""
+    for before, now in zip(previous.get("evidence_given", []), given):
+        if before.get("identity") is None:
+            if replay(out).journal_end:  # records exist, but nothing to check them against
+                raise UsageError(f"--resume {out}: the interrupted run recorded no identity of "
+                                 f"{before['path']} (older triage?): scan again into a new folder")
+            continue
+        why = difference(before["identity"], now.get("identity") or {})
+        if why:
+            raise UsageError(f"--resume {out}: evidence {before['path']} is not the one the "
+                             f"interrupted run scanned: {why}")
+
+
 def run_scan(config: ScanConfig, progress: ProgressSink | None = None) -> ScanOutcome:
     """Scan every piece of evidence in ``config``; write files.jsonl and summary.json."""
     _check_config(config)
@@ -314,13 +331,24 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         "hashsets": [_set_summary(s) for s in sets],
         "pdq_sets": [s.summary() for s in pdq_sets],
     }
-    write_json_atomic(out / "summary.json", summary)
+    if previous is None:
+        write_json_atomic(out / "summary.json", summary)
+    elif previous.get("stopped_early") or previous.get("resumed_after_early_stop"):
+        # --stop-on-first-hit answered yes/no; a resume is asked for the whole answer
+        summary["resumed_after_early_stop"] = True
+    if previous is not None and config.stop_on_first_hit:
+        config = dataclasses.replace(config, stop_on_first_hit=False)
     _warn(config, pdq_sets, progress)
 
     scan = Scan(config, index, algorithms, out, progress)
     for path in config.evidence:
         progress.status(f"opening {display_name(path)}")
         scan.open_evidence(path)
+    for given, entry in zip(summary["evidence_given"], scan.evidence):
+        given["identity"] = entry.get("identity")
+    if previous is not None:  # the interrupted run's summary stays until the evidence agrees
+        _check_identity(out, previous, summary["evidence_given"])
+    write_json_atomic(out / "summary.json", summary)
     if not config.resume:
         (out / "files.jsonl").write_bytes(b"")
         for v, d, start in scan.roots():
@@ -328,6 +356,8 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
     else:
         done = replay(out)
         truncate(out / "files.jsonl", done.end)
+        if (out / JOURNAL).exists():  # a torn last entry (disk full) must not swallow the next
+            truncate(out / JOURNAL, done.journal_end)
         for v, tally in done.tallies.items():
             scan.volumes[v].tally.add(tally)
             progress.add_total(tally.listed_bytes)

@@ -17,6 +17,7 @@ from triage.backends import VolumeRef, probe
 from triage.config import ProgressSink, ScanConfig
 from triage.errors import EvidenceError, ExitCode, HashSetError
 from triage.evidence import identify, open_image
+from triage.identity import file_identity, folder_identity, media_identity
 from triage.journal import Journal
 from triage.matching import HashIndex
 from triage.pool import WorkerPool
@@ -25,7 +26,7 @@ from triage.report import OutputError
 from triage.results import Tally, encode_lines, finish_record
 from triage.spool import SortedSpool
 from triage.tasks import DirTask, FileTask, MediaTask, TaskResult
-from triage.volumes import Volume, find_volumes, open_fs
+from triage.volumes import Volume, find_volumes, open_fs, read_at
 from triage.walk import DirRef, root_dir
 
 FILE_TASK_FILES = 256
@@ -73,6 +74,7 @@ class Scan:
             img = None if spec.format == "logical" else open_image(spec)
         except EvidenceError as e:
             entry["error"] = str(e)
+            entry["identity"] = file_identity(path)
             self.unopenable = True
             return
         entry.update(format=spec.format, segments=list(spec.segments), size=spec.size,
@@ -82,8 +84,11 @@ class Scan:
             self.media.append(MediaTask(spec, len(self.evidence) - 1))
         if img is None:  # a folder: no volumes, one logical file system found by its prober
             vs_name, volumes = "logical", [Volume(0, 0, "logical folder")]
+            entry["identity"] = folder_identity(path)
         else:
             vs_name, volumes = find_volumes(img)
+            entry["identity"] = media_identity(lambda o, n: read_at(img, o, n), img.get_size(),
+                                               [v.offset for v in volumes], spec.stored_hashes)
         entry["volume_system"] = vs_name
         entry["volume_indexes"] = []
         for volume in volumes:
@@ -258,7 +263,7 @@ class Scan:
     def evidence_summary(self) -> list[dict[str, Any]]:
         out = []
         for entry in self.evidence:
-            e = {k: v for k, v in entry.items() if k != "volume_indexes"}
+            e = {k: v for k, v in entry.items() if k not in ("volume_indexes", "identity")}
             if "volume_indexes" in entry:
                 e["volumes"] = []
                 for i in entry["volume_indexes"]:

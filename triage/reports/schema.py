@@ -214,7 +214,7 @@ _END_KEYS = ["interrupted", "elapsed_seconds", "evidence", "totals", "categories
 # Keys a newer scan writes that older runs lack: documented, not required.
 _NEWER_KEYS = ["resumed", "evidence_given", "stopped_early", "reports", "census", "pdq_sets",
                "first_internal_error", "incomplete_reason",
-               "resume_commands", "invalid"]
+               "resume_commands", "invalid", "resumed_after_early_stop"]
 
 
 def summary_schema() -> dict[str, Any]:
@@ -226,6 +226,8 @@ def summary_schema() -> dict[str, Any]:
                      "crash, Ctrl-C, --stop-on-first-hit or a full disk"},
         "incomplete_reason": {**_STR_NULL, "description": "why complete is false (null when "
                               "complete)"},
+        "resumed_after_early_stop": {**_BOOL, "description": "an earlier run stopped at the "
+                                     "first hit (--stop-on-first-hit); --resume finished it"},
         "tool": _obj({"name": _STR, "version": _STR}, extra=True) | {
             "additionalProperties": {"type": "string"},
             "description": "triage, pytsk3, tsk, libewf, python versions"},
@@ -239,7 +241,12 @@ def summary_schema() -> dict[str, Any]:
         "finished": {"type": ["string", "null"], "pattern": TIME},
         "resumed": {"type": "array", "items": {"type": "string", "pattern": TIME},
                     "description": "times the run was resumed (--resume), oldest first"},
-        "evidence_given": {"type": "array", "items": _obj({"path": _STR}, extra=True),
+        "evidence_given": {"type": "array", "items": _obj({
+            "path": _STR,
+            "identity": {"type": ["object", "null"], "description": "size and SHA-256 of "
+                         "chosen regions (partition table, each volume's first 64 KiB, spread "
+                         "samples), stored acquisition hashes: a resume must find the same"},
+        }, ["path"], extra=True),
                            "description": "evidence as given on the command line, in order"},
         "options": _obj({
             "algorithms": {"type": "array", "items": {"enum": list(ALGORITHMS)}, "minItems": 1},
