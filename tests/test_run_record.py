@@ -314,3 +314,87 @@ def test_resume_after_stop_on_first_hit_finishes_the_run(tmp_path: Path) -> None
     assert s["resumed_after_early_stop"] is True and s["options"]["stop_on_first_hit"] is True
     assert s["totals"]["known_bad_files"] == 4
     assert {r["path"]: r["md5"] for r in records(out)} == truth
+
+
+# -- 6. smaller: workers and a dead parent, deterministic texts, a bad MBR entry -----------------
+
+
+def test_workers_exit_quietly_when_the_main_process_is_killed(tmp_path: Path) -> None:
+    img, truth = make_ext4(tmp_path, "w", 30)
+    out = tmp_path / "o"
+    env = dict(os.environ, TRIAGE_FAULT_INJECT="hang:/d2/f0010.txt")
+    proc = subprocess.Popen([sys.executable, "-m", "triage", "scan", str(img), "--out", str(out),
+                             "--workers", "2", "-q"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (
+            (out / "files.jsonl").exists() and (out / "files.jsonl").stat().st_size):
+        time.sleep(0.2)
+    time.sleep(1.0)  # one worker sleeps in the hang, the other waits for work
+    proc.kill()
+    # the workers share stderr: it ends only when every one of them has exited
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == -signal.SIGKILL
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert summary(out)["complete"] is False
+
+
+def test_pdq_reasons_hold_no_object_address() -> None:
+    from triage import pdq
+
+    junk = b"\x89PNG\r\n\x1a\n" + b"not a picture" * 4
+    first, again = pdq.compute(junk), pdq.compute(bytes(junk))
+    assert first == again and first[0] is None and "0x" not in first[2]
+
+    class Opaque(Exception):
+        pass
+
+    e = Opaque(f"cannot read {object()!r} now")  # an address, as Pillow's BytesIO repr had
+    assert pdq.reason_text(e) == "cannot read now"
+
+
+def _mbr(entries: list[tuple[int, int, int]]) -> bytes:
+    import struct
+
+    sector = bytearray(512)
+    for i, (typ, start, count) in enumerate(entries):
+        sector[446 + 16 * i + 4] = typ
+        sector[454 + 16 * i: 462 + 16 * i] = struct.pack("<II", start, count)
+    sector[510:512] = b"\x55\xaa"
+    return bytes(sector)
+
+
+def test_mbr_entry_past_the_end_does_not_hide_the_readable_partitions(tmp_path: Path) -> None:
+    """Primary 1: ext4; primary 2: starts past the end; primary 3: extended, holding one
+    logical ext4. TSK (mmls too) refuses the whole table; triage scans both ext4, notes the
+    bad entry, exit 4."""
+    p1, truth1 = make_ext4(tmp_path, "p1", 5, seed="one", size_mb=4)
+    p5, truth5 = make_ext4(tmp_path, "p5", 4, seed="five", size_mb=2)
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as fh:
+        fh.truncate(16384 * 512)  # 8 MiB
+        fh.write(_mbr([(0x83, 2048, 8192), (0x83, 50_000, 2048), (0x05, 10240, 6144)]))
+        fh.seek(10240 * 512)
+        fh.write(_mbr([(0x83, 2048, 4096)]))  # EBR: logical partition at 12288, no next EBR
+        fh.seek(2048 * 512)
+        fh.write(p1.read_bytes())
+        fh.seek(12288 * 512)
+        fh.write(p5.read_bytes())
+    needs_tool("mmls")
+    assert subprocess.run(["mmls", str(disk)], capture_output=True).returncode != 0
+
+    out = tmp_path / "o"
+    proc = triage("scan", str(disk), "--out", str(out), "-q")
+    assert proc.returncode == ExitCode.INCOMPLETE, proc.stderr
+    ev = summary(out)["evidence"][0]
+    assert ev["volume_system"] == "dos" and "error" not in ev
+    vols = {v["offset"]: v for v in ev["volumes"]}
+    assert vols[2048 * 512]["status"] == "scanned" and vols[2048 * 512]["fs_type"] == "ext4"
+    assert vols[12288 * 512]["status"] == "scanned" and vols[12288 * 512]["fs_type"] == "ext4"
+    bad = vols[50_000 * 512]
+    assert bad["status"] == "error" and "past the end of the evidence" in bad["error"]
+    assert "MBR entry 2" in bad["error"]
+    got = {(r["volume_offset"], r["path"]): r["md5"] for r in records(out)}
+    want = {(2048 * 512, p): m for p, m in truth1.items()}
+    want.update({(12288 * 512, p): m for p, m in truth5.items()})
+    assert got == want

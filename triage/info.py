@@ -55,7 +55,9 @@ def evidence_info(path: str) -> dict[str, Any]:
                     f"the partition table looks like it uses {hint}-byte sectors, but this "
                     "pytsk3 cannot be told so: the layout below (512-byte sectors) is wrong")
         out.update(_partition_table(table_img))
-        _, volumes = find_volumes(table_img)
+        vs_name, volumes = find_volumes(table_img)
+        if out["volume_system"] == "none":  # an MBR TSK refused and triage read itself
+            out["volume_system"] = vs_name
         out["volumes"] = [d for v in volumes for d in describe_volume(img, spec, v)]
     finally:
         img.close()

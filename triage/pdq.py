@@ -26,6 +26,7 @@ Bounded, and nothing is ever written:
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -143,8 +144,18 @@ def compute(data: bytes | bytearray | memoryview) -> tuple[str | None, int | Non
     except MemoryError:
         return None, None, "not decoded: out of memory"
     except Exception as e:  # noqa: BLE001 - hostile pictures: a reason, never a crash
-        text = " ".join(str(e).split()) or type(e).__name__
-        return None, None, f"not decoded: {text}"[:200]
+        return None, None, f"not decoded: {reason_text(e)}"[:200]
+
+
+_ADDRESS = re.compile(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>")
+
+
+def reason_text(e: BaseException) -> str:
+    """An exception as a reason that is the same on every run: Pillow names the buffer it was
+    given (``cannot identify image file <_io.BytesIO object at 0x7f...>``), and an object
+    address would make two scans of the same evidence differ."""
+    text = _ADDRESS.sub("", " ".join(str(e).split()))
+    return text or type(e).__name__
 
 
 def _note(record: FileRecord, reason: str | None) -> None:

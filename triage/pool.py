@@ -21,6 +21,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -49,13 +50,32 @@ class Beat:
         now = time.monotonic()
         if now - self._last >= BEAT_INTERVAL:
             self._last = now
-            self._conn.send(("beat", self._id, None))
+            _send(self._conn, ("beat", self._id, None))
+
+
+def _send(conn: Connection, msg: Any) -> None:
+    """Send to the parent; when it is gone (killed) there is no one to tell: exit quietly,
+    not with a BrokenPipeError traceback from every worker."""
+    try:
+        conn.send(msg)
+    except OSError:  # BrokenPipeError, ConnectionResetError
+        os._exit(0)
+
+
+def _watch_parent(parent: int) -> None:
+    """A worker whose parent died (SIGKILL) exits within a second, even in the middle of a
+    long read or a hang: it would otherwise work on for no one."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(0)
 
 
 def _worker_main(conn: Connection, tasks: dict[str, Callable[..., Any]]) -> None:
     """Imports happen at spawn; the state is built from the first message, so a pool can be
     started before the scan knows its hash sets (start-up overlaps the main process's work)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     msg = _recv(conn)
     if msg is None:
         return
@@ -66,11 +86,11 @@ def _worker_main(conn: Connection, tasks: dict[str, Callable[..., Any]]) -> None
         try:
             result = tasks[name](state, arg, Beat(conn, task_id))
         except OSError as e:  # the evidence's: reported to the parent as a task failure
-            conn.send(("fail", task_id, f"{type(e).__name__}: {e}"))
+            _send(conn, ("fail", task_id, f"{type(e).__name__}: {e}"))
         except Exception as e:  # noqa: BLE001 - a defect: the parent counts it as internal
-            conn.send(("defect", task_id, describe_defect(e)))
+            _send(conn, ("defect", task_id, describe_defect(e)))
         else:
-            conn.send(("done", task_id, result))
+            _send(conn, ("done", task_id, result))
 
 
 def describe_defect(e: BaseException) -> str:

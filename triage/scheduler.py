@@ -92,6 +92,9 @@ class Scan:
         entry["volume_system"] = vs_name
         entry["volume_indexes"] = []
         for volume in volumes:
+            if volume.status == "error":  # a table entry pointing past the end: noted, not read
+                self.add_volume(entry, None, volume, None)
+                continue
             fs = open_fs(img, volume) if img is not None else None
             if fs is not None:
                 self.progress.estimate(allocated_bytes(img, volume.offset, fs) or 0)

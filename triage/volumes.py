@@ -123,6 +123,9 @@ def find_volumes(img: pytsk3.Img_Info) -> tuple[str, list[Volume]]:
     try:
         vs = pytsk3.Volume_Info(SectorSized(img, hint) if hint else img)
     except (OSError, RuntimeError):
+        own = parse_dos(img, hint or 512)
+        if own is not None:
+            return "dos", own
         return "none", [Volume(0, img.get_size(), "whole image (no partition table)")]
     block = vs.info.block_size
     vs_name = VS_TYPE_NAMES.get(int(vs.info.vstype), str(vs.info.vstype))
@@ -142,6 +145,8 @@ def find_volumes(img: pytsk3.Img_Info) -> tuple[str, list[Volume]]:
 
 def open_fs(img: pytsk3.Img_Info, volume: Volume) -> pytsk3.FS_Info | None:
     """Open the volume's file system and set ``fs_type``; on failure set status and reason."""
+    if volume.status == "error":  # a partition table entry that points nowhere: nothing to open
+        return None
     try:
         fs = pytsk3.FS_Info(img, offset=volume.offset)
     except (OSError, RuntimeError) as e:
@@ -190,3 +195,95 @@ def _tsk_message(e: BaseException) -> str:
     """TSK errors arrive as multi-line IOErrors; keep the informative first part."""
     text = " ".join(str(e).split())
     return text[:300] or type(e).__name__
+
+
+# -- MBR/EBR read by us when TSK refuses the whole table -----------------------------------------
+
+_EXTENDED = (0x05, 0x0F, 0x85)
+_DOS_TYPES = {0x01: "DOS FAT12", 0x04: "DOS FAT16 (<32M)", 0x06: "DOS FAT16", 0x07: "NTFS / exFAT",
+              0x0B: "Win95 FAT32", 0x0C: "Win95 FAT32 (LBA)", 0x0E: "DOS FAT16 (LBA)",
+              0x82: "Linux Swap", 0x83: "Linux", 0x8E: "Linux LVM", 0xA5: "FreeBSD",
+              0xAF: "Apple HFS", 0xFD: "Linux RAID"}
+MAX_LOGICAL = 128  # an EBR chain longer than this is a loop or garbage
+
+
+def _entry(sector: bytes, i: int) -> tuple[int, int, int, int]:
+    """(boot flag, type, first sector, sectors) of entry ``i`` of an MBR or EBR."""
+    e = sector[446 + 16 * i: 462 + 16 * i]
+    start, count = struct.unpack("<II", e[8:16])
+    return e[0], e[4], start, count
+
+
+def _dos_volume(start: int, count: int, typ: int, slot: str, what: str, sector: int,
+                size: int) -> Volume:
+    v = Volume(start * sector, count * sector, f"{_DOS_TYPES.get(typ, 'Unknown Type')} "
+               f"(0x{typ:02x})", slot)
+    if v.offset >= size:
+        v.status = "error"
+        v.error = (f"{what} starts at sector {start:,}, past the end of the evidence "
+                   f"({size // sector:,} sectors): nothing there to read")
+    elif v.offset + v.length > size:
+        v.notes.append(f"partition ends at byte {v.offset + v.length:,}, past the end of "
+                       f"the evidence ({size:,} bytes): evidence truncated?")
+    return v
+
+
+def parse_dos(img: Any, sector: int) -> list[Volume] | None:
+    """The partitions of an MBR (and its EBR chain) that TSK refused as a whole, as ``mmls``
+    does when one entry starts past the end of the disk. Each readable entry becomes a volume;
+    an entry that points nowhere becomes a volume with status ``error`` saying so (exit 4).
+    None when sector 0 is no MBR: no signature, an entry that cannot be one, or a file system
+    at offset 0 (a FAT/NTFS boot sector also ends in 0x55AA)."""
+    head = read_at(img, 0, 512)
+    if len(head) < 512 or head[510:512] != b"\x55\xaa" or head[450] == 0xEE:
+        return None
+    entries = [(i, *_entry(head, i)) for i in range(4)]
+    entries = [e for e in entries if e[2] != 0]
+    if not entries or any(boot not in (0, 0x80) or not start or not count
+                          for _, boot, _, start, count in entries):
+        return None
+    try:
+        pytsk3.FS_Info(img, offset=0)
+        return None  # a file system's boot sector, not a partition table
+    except (OSError, RuntimeError):
+        pass
+    size = img.get_size()
+    volumes: list[Volume] = []
+    for i, _, typ, start, count in entries:
+        what = f"MBR entry {i + 1}"
+        if typ in _EXTENDED:
+            volumes += _parse_ebr(img, sector, start, size, what)
+        else:
+            volumes.append(_dos_volume(start, count, typ, f"0:{i}", what, sector, size))
+    for v in volumes:
+        if v.status == "error":
+            v.error += " (TSK refused the whole table for it; triage read the MBR itself)"
+    return volumes
+
+
+def _parse_ebr(img: Any, sector: int, ext_start: int, size: int, what: str) -> list[Volume]:
+    """Logical partitions along the EBR chain of an extended partition (MBR semantics: a
+    logical partition starts relative to its EBR, the next EBR relative to the extended
+    partition's start)."""
+    out: list[Volume] = []
+    ebr, seen, n = ext_start, set(), 0
+    while ebr not in seen and n < MAX_LOGICAL:
+        seen.add(ebr)
+        n += 1
+        table = read_at(img, ebr * sector, 512)
+        if len(table) < 512 or table[510:512] != b"\x55\xaa":
+            v = Volume(ebr * sector, 0, "Extended partition table", f"{n}:-1", status="error")
+            v.error = (f"{what}: extended partition table at sector {ebr:,} "
+                       + ("lies past the end of the evidence" if ebr * sector >= size else
+                          "has no 0x55AA signature") + ": its logical partitions are not read")
+            out.append(v)
+            break
+        _, typ, start, count = _entry(table, 0)
+        if typ and start and count:
+            out.append(_dos_volume(ebr + start, count, typ, f"{n}:0",
+                                   f"logical partition {n}", sector, size))
+        _, ntyp, nstart, _ = _entry(table, 1)
+        if ntyp not in _EXTENDED or not nstart:
+            break
+        ebr = ext_start + nstart
+    return out
