@@ -17,7 +17,7 @@ from typing import Annotated, TextIO
 import typer
 
 from triage.errors import UsageError
-from triage.outdir import RENDERING, FolderLock, finish, remove_leftovers
+from triage.outdir import FolderLock, finish, only_reports_missing, remove_leftovers
 from triage.reports import FORMAT_FILES, FORMATS, SCAN_FORMATS, parse_formats, render_all
 from triage.reports._run import load_summary
 from triage.reports.schema import SCHEMAS
@@ -56,8 +56,7 @@ def _render_or_finish(run_dir: Path, formats: str | None) -> list[Path]:
     summary = load_summary(run_dir)
     names = parse_formats(formats)
     run_formats = parse_formats((summary.get("options") or {}).get("formats"))
-    if (summary.get("complete") is False and summary.get("incomplete_reason") == RENDERING
-            and set(run_formats) <= set(names)):
+    if only_reports_missing(summary) and set(run_formats) <= set(names):
         remove_leftovers(run_dir)
         finish(run_dir, summary, names)
         return [run_dir / FORMAT_FILES[n] for n in names]

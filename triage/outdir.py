@@ -36,7 +36,14 @@ OUTPUTS = (FILES, SUMMARY, JOURNAL, ".pdq-index", *FORMAT_FILES.values())
 _TMP_NAME = re.compile("|".join(rf"\.{re.escape(n)}\.(tmp|part\d+)" for n in OUTPUTS))
 _SORT_DIR = re.compile(r"\.triage-sort-[A-Za-z0-9_]+")  # tempfile.mkdtemp(prefix=...)
 
-RENDERING = "reports not yet rendered (killed while rendering?): --resume or triage report finishes the run"
+RENDERED_NOT = "reports not yet rendered"  # every record is written: only the reports are missing
+RENDERING = f"{RENDERED_NOT} (killed while rendering?): --resume or triage report finishes the run"
+
+
+def only_reports_missing(summary: dict[str, Any]) -> bool:
+    """A run whose records are all written and synced but whose reports are not."""
+    return (summary.get("complete") is False
+            and str(summary.get("incomplete_reason") or "").startswith(RENDERED_NOT))
 
 
 class FolderLock:
@@ -192,6 +199,12 @@ def finish(out: Path, summary: dict[str, Any], formats: list[str]) -> dict[str, 
     try:
         paths = render_all(out, formats, summary=final)
     except (TriageError, OSError) as e:
+        try:  # say why, if the summary can still be written
+            write_json_atomic(out / SUMMARY, dict(summary, incomplete_reason=(
+                f"{RENDERED_NOT}: {e}; free space, then --resume or triage report finishes "
+                "the run")))
+        except OutputError:
+            pass
         raise OutputError(f"reports not written: {e}") from None
     sync_files([out / FILES, out / JOURNAL, *paths])
     write_json_atomic(out / SUMMARY, final)
