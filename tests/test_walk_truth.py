@@ -415,3 +415,33 @@ def test_apfs_depth_limit_is_noted(corpus: Path, tmp_path: Path, monkeypatch) ->
     assert vol["status"] == "incomplete"
     assert any("/a_directory is deeper than 1 levels" in n for n in vol["notes"]), vol
     assert outcome.exit_code == ExitCode.INCOMPLETE
+
+
+def test_journal_rebuilds_ancestors_instead_of_storing_them(tmp_path: Path) -> None:
+    """With 4,096 levels allowed, writing every directory's ancestors made the resume journal
+    grow with the square of the depth (111 MB for one 4,096-deep chain); replay rebuilds them
+    from the parent, so --resume still cuts loops."""
+    from triage.journal import JOURNAL, Journal, replay
+    from triage.results import Tally
+    from triage.walk import DirRef
+
+    (tmp_path / "files.jsonl").write_bytes(b"")
+    root = DirRef(5, "", frozenset([5]))
+    a = DirRef(64, "/a", frozenset([5, 64]))
+    b = DirRef(65, "/a/b", frozenset([5, 64, 65]))
+    journal = Journal(tmp_path, append=False)
+    journal.dir_done(0, root, 0, 0, [a], None, [], Tally(), [])
+    journal.dir_done(0, a, 0, 0, [b], 7, [], Tally(), [])  # /a continues at entry 7
+    journal.close()
+    lines = [json.loads(line) for line in (tmp_path / JOURNAL).open()]
+    assert all(x["d"][2] is None and all(s[2] is None for s in x["sub"]) for x in lines)
+    pending = {(d.addr, d.path, start): d.ancestors
+               for _, d, start in replay(tmp_path).pending_dirs()}
+    assert pending == {(65, "/a/b", 0): {5, 64, 65}, (64, "/a", 7): {5, 64}}
+    # a journal written before (ancestors listed) still replays
+    old = {"k": "dir", "v": 0, "d": [5, "", [5], False], "s": 0, "end": 0,
+           "sub": [[64, "/a", [5, 64], False]], "more": None, "def": [],
+           "t": lines[0]["t"], "notes": []}
+    (tmp_path / JOURNAL).write_text(json.dumps(old) + "\n")
+    [(_, d, _)] = replay(tmp_path).pending_dirs()
+    assert (d.addr, d.ancestors) == (64, {5, 64})

@@ -29,11 +29,17 @@ def dir_key(volume: int, d: DirRef, start: int) -> DirKey:
 
 
 def _dir_out(d: DirRef) -> list[Any]:
-    return [d.addr, d.path, sorted(d.ancestors), d.in_orphans]
+    """Without its ancestors: a directory's are its parent's plus itself (every walk builds
+    them so), rebuilt by ``replay``. Writing them would make the journal grow with the square
+    of the depth (111 MB for one chain 4,096 directories deep)."""
+    return [d.addr, d.path, None, d.in_orphans]
 
 
-def _dir_in(x: list[Any]) -> DirRef:
-    return DirRef(x[0], x[1], frozenset(x[2]), x[3])
+def _dir_in(x: list[Any], parent: frozenset[int]) -> DirRef:
+    """``parent``: the ancestors of the directory that found this one (a root: empty).
+    Journals written before ancestors were left out carry them."""
+    ancestors = frozenset(x[2]) if x[2] is not None else parent | {x[0]}
+    return DirRef(x[0], x[1], ancestors, x[3])
 
 
 def _tally_out(t: Tally) -> dict[str, Any]:
@@ -134,9 +140,13 @@ def replay(out: Path) -> Replay:
             r.end = max(r.end, e["end"])
             r.tallies.setdefault(v, Tally()).add(_tally_in(e["t"]))
             if e["k"] == "dir":
-                d = _dir_in(e["d"])
-                r.done_dirs.add(dir_key(v, d, e["s"]))
-                for s in map(_dir_in, e["sub"]):
+                d = _dir_in(e["d"], frozenset())
+                key = dir_key(v, d, e["s"])
+                found = r.found_dirs.pop(key, None)  # done: only its ancestors are needed
+                if found is not None:
+                    d = found[1]
+                r.done_dirs.add(key)
+                for s in (_dir_in(x, d.ancestors) for x in e["sub"]):
                     r.found_dirs[dir_key(v, s, 0)] = (v, s, 0)
                 if e["more"] is not None:
                     r.found_dirs[dir_key(v, d, e["more"])] = (v, d, e["more"])
