@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-SCHEMA_VERSION = "1.2.0"
+SCHEMA_VERSION = "1.3.0"
 
 ALGORITHMS = ("md5", "sha1", "sha256", "xxh128")
 DEFAULT_ALGORITHMS = ("md5", "sha1", "sha256")
