@@ -96,7 +96,8 @@ def build_disk(tmp: Path) -> Path:
 EXPECTED = {  # volume offset -> (status, error)
     2048 * SECTOR: ("encrypted", "encrypted (LUKS1), not scanned"),
     10240 * SECTOR: ("encrypted", "encrypted (BitLocker), not scanned"),
-    14336 * SECTOR: ("encrypted", "encrypted (VeraCrypt-like: no header, high entropy), not scanned"),
+    14336 * SECTOR: ("encrypted", ("encrypted (VeraCrypt-like or wiped: random data, indistinguishable from encryption or wiping), "
+                          "not scanned")),
     22528 * SECTOR: ("empty", None),
 }
 
@@ -125,7 +126,9 @@ def test_terminal_summary_names_each_encrypted_volume(tmp_path: Path) -> None:
     text = " ".join(out.getvalue().split())
     for offset, (status, error) in EXPECTED.items():
         if status == "encrypted":
-            assert f"volume at {offset} encrypted" in text and error in text
+            assert f"volume at offset {offset:,} (" in text and error in text
+            line = text[text.index(f"volume at offset {offset:,} ("):]
+            assert line.index("encrypted:") < line.index("cannot be read without a key")
 
 
 def test_whole_disk_luks2_without_partition_table(tmp_path: Path) -> None:

@@ -107,7 +107,8 @@ def test_encrypted_volumes(tmp_path: Path) -> None:
     d = evidence_info(str(build_disk(tmp_path)))
     got = {v["offset"] // SECTOR: (v["status"], v["encryption"]) for v in d["volumes"]}
     assert got == {2048: ("encrypted", "LUKS1"), 10240: ("encrypted", "BitLocker"),
-                   14336: ("encrypted", "VeraCrypt-like: no header, high entropy"),
+                   14336: ("encrypted", "VeraCrypt-like or wiped: random data, "
+                                        "indistinguishable from encryption or wiping"),
                    22528: ("empty", None)}
 
 

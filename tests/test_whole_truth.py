@@ -157,3 +157,25 @@ def test_census_of_zero_files_is_not_squeezed(tmp_path: Path) -> None:
                   str(tmp_path / "o"))
     assert "files by kind and category: no files" in proc.stdout
     assert "files by\n" not in proc.stdout
+
+
+def test_random_bytes_are_reported_as_encryption_or_wiping_exit_4(tmp_path: Path) -> None:
+    """Decision (issue 15): random bytes may be a VeraCrypt container or a wiped disk; either
+    way a volume was not examined, so exit 4 (as for any encrypted volume), never 3; the
+    README's exit-code table says the same."""
+    import random
+
+    image = tmp_path / "random.img"
+    image.write_bytes(random.Random(15).randbytes(8 << 20))
+    out = tmp_path / "o"
+    proc = triage("scan", str(image), "--hashset", str(SETS / "caid.csv"), "--out", str(out),
+                  env=dict(os.environ, COLUMNS="250"))
+    assert proc.returncode == ExitCode.INCOMPLETE, proc.stderr
+    volume = json.loads((out / "summary.json").read_text())["evidence"][0]["volumes"][0]
+    assert volume["status"] == "encrypted"
+    assert "indistinguishable from encryption or wiping" in volume["error"]
+    assert "indistinguishable from encryption or wiping" in proc.stdout
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row4 = next(line for line in readme.splitlines() if line.startswith("| 4 |"))
+    row3 = next(line for line in readme.splitlines() if line.startswith("| 3 |"))
+    assert "random bytes" in row4 and "random" not in row3

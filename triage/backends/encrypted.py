@@ -128,7 +128,7 @@ def detect(img: Any, offset: int, length: int) -> Encryption | None:
         return found
     random_like, h = looks_random(img, offset, length)
     if random_like:
-        return Encryption("VeraCrypt-like: no header, high entropy", [
+        return Encryption("VeraCrypt-like or wiped: random data, indistinguishable from encryption or wiping", [
             (f"no file system and no known header; sampled data looks random ({h:.4f} bits per "
             "byte, incompressible): VeraCrypt/TrueCrypt-like, or wiped with random data")])
     return None
