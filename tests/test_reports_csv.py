@@ -15,7 +15,7 @@ from test_reports_support import (
     summary_of,
 )
 
-from triage.categories import is_known_bad
+from triage.categories import is_known_bad, severity_key
 from triage.reports import render_all
 from triage.reports._escape import escape, raw_bytes, unescape
 from triage.reports.hits_csv import FORMULA_START, columns, safe_cell
@@ -30,6 +30,9 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def test_rows_are_the_known_bad_records(scanned_run: Path) -> None:
     records = [r for r in records_of(scanned_run) if is_known_bad(r["category"])]
+    # hits.csv order: most severe category first, then path (then where it is)
+    records.sort(key=lambda r: (severity_key(r["category"]), r["path"], r["evidence"],
+                                r["volume_offset"] or 0, r["inode"]))
     rows = read_rows(scanned_run / "hits.csv")
     assert len(rows) == len(records) == summary_of(scanned_run)["totals"]["known_bad_files"] > 0
     for row, r in zip(rows, records):
@@ -64,7 +67,7 @@ def test_hostile_names_are_defused_and_recoverable(tmp_path: Path) -> None:
     data.decode("utf-8")  # strictly valid UTF-8 despite the undecodable name bytes
     rows = read_rows(run / "hits.csv")
     assert len(rows) == len(recs)
-    for row, name in zip(rows, HOSTILE_NAMES):
+    for row, name in zip(rows, sorted(HOSTILE_NAMES)):  # one category: sorted by path
         for cell in row.values():
             assert not cell.startswith(FORMULA_START), cell
         cell = row["path"]
@@ -85,8 +88,8 @@ def test_formula_cells_anywhere_get_a_quote(tmp_path: Path) -> None:
     run = fake_run(tmp_path / "run", recs)
     render_all(run, ["csv"])
     rows = read_rows(run / "hits.csv")
-    assert [r["path"] for r in rows] == ["'=1+1", "'-2", "'+3", "'@x", r"\tx"]
-    assert rows[0]["evidence"] == "'@evil.img"
+    assert [r["path"] for r in rows] == [r"\tx", "'+3", "'-2", "'=1+1", "'@x"]  # by path
+    assert rows[3]["evidence"] == "'@evil.img"
 
 
 def test_safe_cell_rules() -> None:

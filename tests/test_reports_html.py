@@ -132,7 +132,7 @@ def test_profile_labels_from_summary_win(tmp_path: Path) -> None:
     assert "Lab grade &lt;7&gt;" in text and "Lab A" in text and "UK Category B" in text
     labels = [row.split(",")[1] for row in
               (run / "hits.csv").read_text(encoding="utf-8-sig").splitlines()[1:]]
-    assert labels == ["Lab grade <7>", "Lab A", "UK Category B"]
+    assert labels == ["Lab A", "UK Category B", "Lab grade <7>"]  # most severe first
 
 
 def test_image_verification_shown_and_mismatch_flagged(tmp_path: Path) -> None:

@@ -179,3 +179,53 @@ def test_random_bytes_are_reported_as_encryption_or_wiping_exit_4(tmp_path: Path
     row4 = next(line for line in readme.splitlines() if line.startswith("| 4 |"))
     row3 = next(line for line in readme.splitlines() if line.startswith("| 3 |"))
     assert "random bytes" in row4 and "random" not in row3
+
+
+def test_same_stem_sets_get_unique_names_and_records_beside_digests(tmp_path: Path) -> None:
+    """bad.md5 and bad.hashdeep would both be "bad": named by file name instead; "Entries"
+    (digests) is shown beside the records read."""
+    manifest = json.loads((TESTIMAGES / "manifest.json").read_text())
+    files = [f for f in next(i for i in manifest["images"] if i["image"] == "ext4.img")
+             ["volumes"][0]["files"] if f["content_expected"] and f["size"]]
+    a, b = files[0], files[1]
+    sets = tmp_path / "sets"
+    sets.mkdir()
+    (sets / "bad.md5").write_text(f"{a['md5']}  a\n")
+    (sets / "bad.hashdeep").write_text(  # the manifest's digests: hashlib over bytes written
+        "%%%% HASHDEEP-1.0\n%%%% size,md5,sha256,filename\n"
+        f"{b['size']},{b['md5']},{b['sha256']},b\n")
+    out = tmp_path / "o"
+    proc = triage("scan", str(TESTIMAGES / "ext4.img"), "--hashset", str(sets / "bad.md5"),
+                  "--hashset", str(sets / "bad.hashdeep"), "--out", str(out), "-q")
+    assert proc.returncode == ExitCode.HITS, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert [h["name"] for h in summary["hashsets"]] == ["bad.md5", "bad.hashdeep"]
+    assert [(h["records"], h["entries"]) for h in summary["hashsets"]] == [(1, 1), (1, 2)]
+    recs = {r["path"]: r for r in map(json.loads, (out / "files.jsonl").read_text().splitlines())}
+    assert {m["hashset"] for m in recs[a["path"]]["matches"]} == {"bad.md5"}
+    assert {m["hashset"] for m in recs[b["path"]]["matches"]} == {"bad.hashdeep"}
+    html = (out / "report.html").read_text()
+    assert "<th class=n>Records</th><th class=n>Digests</th>" in html
+
+
+def test_hits_csv_sorted_by_severity_then_path(tmp_path: Path, monkeypatch) -> None:
+    """Also across spilled sort runs (RUN_ROWS made tiny)."""
+    import csv
+
+    from triage.categories import severity_key
+    from triage.reports import hits_csv
+
+    out = tmp_path / "o"
+    proc = triage("scan", str(TESTIMAGES / "mbr.E01"), "--hashset", str(SETS / "caid.csv"),
+                  "--hashset", str(SETS / "projectvic.json"), "--out", str(out), "-q")
+    assert proc.returncode == ExitCode.HITS
+    summary = json.loads((out / "summary.json").read_text())
+    for run_rows in (100_000, 2):
+        monkeypatch.setattr(hits_csv, "RUN_ROWS", run_rows)
+        hits_csv.write(out, summary)
+        with open(out / "hits.csv", encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert len(rows) == summary["totals"]["known_bad_files"] == 12
+        keys = [(severity_key(r["category"]), r["path"]) for r in rows]
+        assert keys == sorted(keys)
+        assert [r["category"] for r in rows][:3] == ["A", "A", "A"]

@@ -93,12 +93,37 @@ def load_sets(config: ScanConfig, verify: Any = False):
             for p in config.hashsets]
     sets += [load_hashset(p, kind=KNOWN_GOOD, lenient=config.lenient, verify=verify)
              for p in config.known_good]
+    unique_names(sets)
     return sets
+
+
+def unique_names(sets: list[Any]) -> None:
+    """Sets named alike (``bad.md5`` and ``bad.hashdeep`` are both "bad" by stem) could not be
+    told apart in any match or report: such sets are named by file name, then numbered."""
+    from collections import Counter
+
+    counts = Counter(s.name for s in sets)
+    for s in sets:
+        if counts[s.name] > 1:
+            s.name = Path(s.path).name
+    counts = Counter(s.name for s in sets)
+    seen: Counter[str] = Counter()
+    for s in sets:
+        if counts[s.name] > 1:
+            seen[s.name] += 1
+            s.name = f"{s.name} ({seen[s.name]})"
+
+
+def _records(s: Any) -> int | None:
+    """Records (lines, rows, JSON items) read from the set's sources; None when unknown."""
+    counts = [src.get("records") for src in s.sources or [] if isinstance(src, dict)]
+    return sum(counts) if counts and all(isinstance(n, int) for n in counts) else None
 
 
 def _set_summary(s) -> dict[str, Any]:
     return {"name": s.name, "path": s.path, "kind": s.kind, "format": s.format,
-            "sha256": s.sha256, "entries": s.entries, "algorithms": s.algorithms,
+            "sha256": s.sha256, "entries": s.entries, "records": _records(s),
+            "algorithms": s.algorithms,
             "skipped_lines": s.skipped, "dropped_empty": s.dropped_empty,
             "conflicts": s.conflicts, "sources": s.sources,
             "profile": s.profile.to_json() if s.profile is not None else None,

@@ -15,13 +15,14 @@ UTF-8 with a byte-order mark so that spreadsheets pick the right encoding; CRLF 
 from __future__ import annotations
 
 import csv
-import shutil
+import heapq
+import json
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from triage.categories import is_known_bad
+from triage.categories import is_known_bad, severity_key
 from triage.reports._escape import escape
 from triage.reports._near import NEAR_LABEL, closest, describe, exact_matches, near_matches
 from triage.reports._run import algorithms, atomic_text, iter_notable
@@ -71,23 +72,71 @@ def row(record: dict[str, Any], algs: Iterable[str], label: Labels) -> list[str]
 
 
 def write(run_dir: Path, summary: dict[str, Any]) -> Path:
-    """Stream files.jsonl once; memory does not grow with the number of records (near-only
-    rows wait in a temporary file that spills to disk past 1 MiB)."""
+    """Stream files.jsonl once: exact hits sorted by severity, then path (then where); then
+    the near-only rows, closest first. Memory stays bounded: rows are sorted in runs of
+    ``RUN_ROWS`` spilled to temporary files and merged."""
     algs = algorithms(summary)
     label = Labels(summary)
     path = run_dir / NAME
-    with atomic_text(path, "utf-8-sig") as fh, \
-            tempfile.SpooledTemporaryFile(1 << 20, "w+", encoding="utf-8", newline="") as later:
+    with atomic_text(path, "utf-8-sig") as fh, _Sorter() as hits, _Sorter() as near:
         out = csv.writer(fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
-        near_only = csv.writer(later, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
         out.writerow(columns(algs))
         for record in iter_notable(run_dir):
             if record is None:
                 continue
+            where = [str(record.get("path")), str(record.get("evidence")),
+                     record.get("volume_offset") or 0, str(record.get("inode"))]
             if is_known_bad(record.get("category")):
-                out.writerow(row(record, algs, label))
+                hits.add([*severity_key(record.get("category")), *where],
+                         row(record, algs, label))
             elif near_matches(record):
-                near_only.writerow(row(record, algs, label))
-        later.seek(0)
-        shutil.copyfileobj(later, fh)
+                distance = closest(record)
+                near.add([999 if distance is None else distance, *where],
+                         row(record, algs, label))
+        for cells in hits.sorted():
+            out.writerow(cells)
+        for cells in near.sorted():
+            out.writerow(cells)
     return path
+
+
+RUN_ROWS = 20_000  # rows sorted in memory before a run is spilled to a temporary file
+
+
+class _Sorter:
+    """External sort of (key, row) pairs: bounded memory whatever the number of hits."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[list[Any], list[str]]] = []
+        self._runs: list[Any] = []
+
+    def __enter__(self) -> "_Sorter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for f in self._runs:
+            f.close()
+
+    def add(self, key: list[Any], cells: list[str]) -> None:
+        self._rows.append((key, cells))
+        if len(self._rows) >= RUN_ROWS:
+            self._spill()
+
+    def _spill(self) -> None:
+        run = tempfile.TemporaryFile("w+", encoding="utf-8")
+        for item in sorted(self._rows, key=lambda kc: kc[0]):
+            run.write(json.dumps(item, ensure_ascii=True) + "\n")
+        run.seek(0)
+        self._runs.append(run)
+        self._rows = []
+
+    def sorted(self) -> Iterator[list[str]]:
+        if not self._runs:
+            for _, cells in sorted(self._rows, key=lambda kc: kc[0]):
+                yield cells
+            return
+        if self._rows:
+            self._spill()
+        streams = [(json.loads(line) for line in run) for run in self._runs]
+        for _, cells in heapq.merge(*streams, key=lambda kc: kc[0]):
+            yield cells

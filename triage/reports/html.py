@@ -232,14 +232,19 @@ def hashsets(s: dict[str, Any]) -> Iterator[str]:
     if not sets:
         yield "<p>No hash set was used.</p>"
     rows = (f'<tr><td>{e(h.get("name"))}</td><td>{e(h.get("kind"))}</td>'
-            f'<td>{e(h.get("format"))}</td><td class=n>{num(h.get("entries"))}</td>'
+            f'<td>{e(h.get("format"))}</td><td class=n>{num(h.get("records"))}</td>'
+            f'<td class=n>{num(h.get("entries"))}</td>'
             f'<td>{e(", ".join(h.get("algorithms") or []))}</td>'
             f'<td class="mono wrap">{_set_digest(h)}</td><td class=wrap>{e(h.get("path"))}'
             f'</td><td class=n>{num(h.get("skipped_lines"))} / {num(h.get("dropped_empty"))} / '
             f'{num(h.get("conflicts"))}</td></tr>' for h in sets)
     if sets:
-        yield table(["Name", "Kind", "Format", "Entries", "Algorithms", "SHA-256 of the file",
-                     "Path", "Skipped / empty / conflicts"], rows, numeric=(3, 7))
+        yield table(["Name", "Kind", "Format", "Records", "Digests", "Algorithms",
+                     "SHA-256 of the file", "Path", "Skipped / empty / conflicts"], rows,
+                    numeric=(3, 4, 8))
+        yield ("<p class=muted>Records: lines, rows or items read from the set; digests: "
+               "distinct hash values over all algorithms (a record with an MD5 and a SHA-1 "
+               "gives two; empty-file digests are dropped).</p>")
     yield "</section>"
 
 

@@ -194,7 +194,10 @@ INDEX_CHECK = {
 HASHSET = _obj({
     "name": _STR, "path": _STR, "path_bytes": _PATH_BYTES, "kind": {"enum": ["known-bad", "known-good"]},
     "format": _STR, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-    "entries": _COUNT, "algorithms": {"type": "array", "items": {"enum": list(ALGORITHMS)}},
+    "entries": {**_COUNT, "description": "distinct digests, summed over algorithms"},
+    "records": {"type": ["integer", "null"], "minimum": 0,
+                "description": "records (lines, rows, items) read from the sources; null: unknown"},
+    "algorithms": {"type": "array", "items": {"enum": list(ALGORITHMS)}},
     "skipped_lines": _COUNT, "dropped_empty": _COUNT, "conflicts": _COUNT,
     "profile": {"type": ["object", "null"], "required": ["labels"],
                 "properties": {"name": _STR, "description": _STR, "source": _STR,
