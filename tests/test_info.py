@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import typer
-from conftest import TESTIMAGES, corpus_index
+from conftest import TESTIMAGES, corpus_index, needs_tool
 
 import triage.cli
 import triage.hashing
@@ -186,3 +189,57 @@ def test_4096_byte_sector_disk_read_with_the_right_sector_size(tmp_path: Path, k
     assert (d["volume_system"], d["sector_size"]) == (kind if kind == "gpt" else "dos", 4096)
     assert [(v["offset"], v["fs_type"], v["label"]) for v in d["volumes"]] == [
         (offset, fs_type, label)]
+
+
+def _ewf_with_header(tmp_path: Path) -> Path:
+    """An E01 of fat.img with every header field ewfacquire sets (benign text; one field
+    carries an ANSI escape, which must reach the terminal escaped)."""
+    needs_tool("ewfacquire")
+    target = tmp_path / "case"
+    subprocess.run(["ewfacquire", "-u", "-q", "-t", str(target), "-f", "encase6", "-c", "fast",
+                    "-C", "CASE-2026-015", "-D", "seized laptop (test)", "-e", "J. Examiner",
+                    "-E", "EV-7/b", "-N", "bagged \x1b[31mred\x1b[0m", "-m", "fixed",
+                    "-M", "physical", str(TESTIMAGES / "fat.img")],
+                   check=True, capture_output=True)
+    return tmp_path / "case.E01"
+
+
+def _ewfinfo(path: Path) -> dict[str, str]:
+    text = subprocess.run(["ewfinfo", str(path)], capture_output=True, text=True).stdout
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_e01_acquisition_header_shown(tmp_path: Path, monkeypatch, native: bool) -> None:
+    """Truth: ewfinfo (libewf's own tool). Both readers: the system libewf and pyewf."""
+    from triage import ewf_native
+
+    image = _ewf_with_header(tmp_path)
+    truth = _ewfinfo(image)
+    if not native:
+        monkeypatch.setattr(ewf_native, "available", lambda: False)
+    head = evidence_info(str(image))["acquisition"]
+    assert head["case_number"] == truth["Case number"] == "CASE-2026-015"
+    assert head["description"] == truth["Description"]
+    assert head["examiner_name"] == truth["Examiner name"] == "J. Examiner"
+    assert head["evidence_number"] == truth["Evidence number"] == "EV-7/b"
+    assert head["notes"] == "bagged \x1b[31mred\x1b[0m"
+    assert head["acquiry_date"] == truth["Acquisition date"]
+
+
+def test_e01_acquisition_header_on_the_terminal(tmp_path: Path) -> None:
+    image = _ewf_with_header(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "triage", "info", str(image)],
+                          capture_output=True, text=True, env=dict(os.environ, COLUMNS="200"))
+    assert proc.returncode == 0, proc.stderr
+    for label, value in (("case number", "CASE-2026-015"), ("examiner", "J. Examiner"),
+                         ("evidence number", "EV-7/b"), ("description", "seized laptop"),
+                         ("acquisition date", _ewfinfo(image)["Acquisition date"])):
+        line = next(x for x in proc.stdout.splitlines() if f" {label} " in x)
+        assert value in line, line
+    assert "\x1b" not in proc.stdout and r"bagged \x1b[31mred" in proc.stdout

@@ -19,6 +19,7 @@ from rich.table import Table
 from triage.errors import ExitCode
 from triage.info import info_many
 from triage.records import strict_json
+from triage.reports._escape import escape as text_escape
 
 
 def _stdout() -> TextIO:
@@ -46,6 +47,16 @@ def info(
         for entry in entries:
             print_info(entry, console)
     return int(ExitCode.OK if ok else ExitCode.EVIDENCE)
+
+
+HEADER_LABELS = {"case_number": "case number", "description": "description",
+                 "examiner_name": "examiner", "evidence_number": "evidence number",
+                 "notes": "notes", "acquiry_date": "acquisition date",
+                 "system_date": "system date", "acquiry_operating_system": "acquired on (OS)",
+                 "acquiry_software": "acquisition software",
+                 "acquiry_software_version": "acquisition software version",
+                 "model": "device model", "serial_number": "device serial number",
+                 "device_label": "device label"}
 
 
 def _units(n: int) -> str:
@@ -76,6 +87,8 @@ def print_info(entry: dict[str, Any], console: Console) -> None:
         t.add_row("parent", e(entry["parent"]))
     for alg, value in entry.get("stored_hashes", {}).items():
         t.add_row(f"stored {alg}", value)
+    for key, value in (entry.get("acquisition") or {}).items():  # E01 header: evidence text
+        t.add_row(HEADER_LABELS.get(key, key.replace("_", " ")), e(text_escape(value)))
     vs = entry.get("volume_system", "none")
     t.add_row("volume system", e(vs) + (f" ({entry['sector_size']}-byte sectors)"
                                        if entry.get("sector_size") else ""))

@@ -52,6 +52,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.libewf_handle_get_media_size.argtypes = [vp, ctypes.POINTER(ctypes.c_uint64), err]
     lib.libewf_handle_get_utf8_hash_value.argtypes = [vp, ctypes.c_char_p, ctypes.c_size_t,
                                                       ctypes.c_char_p, ctypes.c_size_t, err]
+    lib.libewf_handle_get_utf8_header_value.argtypes = [vp, ctypes.c_char_p, ctypes.c_size_t,
+                                                        ctypes.c_char_p, ctypes.c_size_t, err]
     lib.libewf_handle_segment_files_corrupted.argtypes = [vp, err]
     lib.libewf_handle_get_number_of_checksum_errors.argtypes = [vp, ctypes.POINTER(ctypes.c_uint32),
                                                                 err]
@@ -160,6 +162,15 @@ class Handle:
                                                        None) != 1:
             return None
         return out.value.decode("ascii", "replace") or None
+
+    def get_header_value(self, name: str) -> str | None:
+        """An acquisition header value (``case_number``, ``examiner_name``, ...) or None."""
+        out = ctypes.create_string_buffer(64 * 1024)
+        key = name.encode()
+        if self._lib.libewf_handle_get_utf8_header_value(self._h, key, len(key), out, len(out),
+                                                         None) != 1:
+            return None
+        return out.value.decode("utf-8", "replace") or None
 
     def checksum_errors(self) -> list[tuple[int, int]]:
         """(first sector, sector count) of every chunk whose checksum failed so far: libewf

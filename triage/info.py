@@ -40,6 +40,8 @@ def evidence_info(path: str) -> dict[str, Any]:
         out.update(volume_system="logical", sector_size=None, partitions=[],
                    volumes=[_logical_volume(path)], size=None)
         return out
+    if spec.format == "ewf":
+        out["acquisition"] = ewf_header(spec)
     img = open_image(spec)
     try:
         hint = sector_size_hint(img)
@@ -62,6 +64,35 @@ def evidence_info(path: str) -> dict[str, Any]:
     finally:
         img.close()
     return out
+
+
+# The acquisition header fields libewf exposes, in the order ewfinfo prints them.
+EWF_HEADER = ("case_number", "description", "examiner_name", "evidence_number", "notes",
+              "acquiry_date", "system_date", "acquiry_operating_system",
+              "acquiry_software", "acquiry_software_version", "model", "serial_number",
+              "device_label")
+
+
+def ewf_header(spec: EvidenceSpec) -> dict[str, str]:
+    """The E01's acquisition header (case number, examiner, dates, notes...): values typed by
+    whoever acquired the image, so they are evidence text, shown escaped."""
+    from triage.evidence import _ewf
+
+    _, handle = _ewf()
+    h = handle()
+    h.open(list(spec.segments), "r")
+    try:
+        found = {}
+        for name in EWF_HEADER:
+            try:
+                value = h.get_header_value(name)
+            except Exception:  # noqa: BLE001 - pyewf raises IOError for an absent value
+                value = None
+            if value:
+                found[name] = value
+        return found
+    finally:
+        h.close()
 
 
 def _file_size(path: str) -> int | None:
