@@ -229,3 +229,37 @@ def test_hits_csv_sorted_by_severity_then_path(tmp_path: Path, monkeypatch) -> N
         keys = [(severity_key(r["category"]), r["path"]) for r in rows]
         assert keys == sorted(keys)
         assert [r["category"] for r in rows][:3] == ["A", "A", "A"]
+
+
+def test_hashset_lookup_pdq(tmp_path: Path) -> None:
+    """PDQ values looked up in a plain PDQ list and in a .tdb compiled from it: exact (0),
+    near (3 bits), far (not found, exit 1); malformed (exit 2)."""
+    import random
+
+    rng = random.Random(15)
+    values = [rng.randbytes(32).hex() for _ in range(50)]
+    listing = tmp_path / "pdq.txt"
+    listing.write_text("".join(v + "\n" for v in values))
+    flipped = f"{int(values[7], 16) ^ 0b10101:064x}"  # 3 bits away
+    far = f"{int(values[7], 16) ^ ((1 << 256) - 1):064x}"  # all 256 bits away
+    tdb = tmp_path / "pdq.tdb"
+    assert triage("hashset", "import", str(listing), "--format", "pdq", "--out",
+                  str(tdb)).returncode == 0
+    for source in (listing, tdb):
+        proc = triage("hashset", "lookup", str(source), "--pdq", "--json", values[3], flipped,
+                      far)
+        assert proc.returncode == 0, proc.stderr
+        got = [json.loads(line) for line in proc.stdout.splitlines()]
+        assert [g["found"] for g in got] == [True, True, False]
+        assert got[0]["matches"][0]["distance"] == 0
+        assert got[1]["matches"][0]["distance"] == 3
+        proc = triage("hashset", "lookup", str(source), "--pdq", far)
+        assert proc.returncode == 1 and "no PDQ hash within 31 bits" in proc.stdout
+        proc = triage("hashset", "lookup", str(source), "--pdq", "--pdq-threshold", "2",
+                      flipped)
+        assert proc.returncode == 1
+        proc = triage("hashset", "lookup", str(source), "--pdq", flipped)
+        assert proc.returncode == 0 and "near (needs review)" in proc.stdout
+        assert "at distance 3" in proc.stdout
+    proc = triage("hashset", "lookup", str(tdb), "--pdq", "abc")
+    assert proc.returncode == 2 and "not a PDQ hash" in proc.stderr

@@ -181,9 +181,14 @@ def lookup(
     index: Annotated[Path, typer.Argument(metavar="NAME.tdb", show_default=False, help="An index (or any hash-set file).")],
     hashes: Annotated[list[str], typer.Argument(metavar="HASH...", show_default=False, help="MD5, SHA-1 or SHA-256 hex digests.")],
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per hash.")] = False,
+    pdq: Annotated[bool, typer.Option("--pdq", help="The hashes are PDQ (64 hex): search the set's PDQ hashes (a .tdb's PDQ section, or a PDQ list/CSV/VICS file) for near matches.")] = False,
+    pdq_threshold: Annotated[int, typer.Option("--pdq-threshold", metavar="N", help="With --pdq: near match at most N bits apart (0..64).")] = 31,
 ) -> None:
     """Look digests up. Exit 0 if any is found, 1 if none is (2 on a malformed hash or a
     damaged index: a compiled index's data is verified before any answer)."""
+    if pdq:
+        _lookup_pdq(index, hashes, json_out, pdq_threshold)
+        return
     queries = [_parse_hash(h) for h in hashes]
     hs = load_hashset(index, verify=True)
     if hs.verification is not None and not hs.verification.wait():
@@ -202,6 +207,49 @@ def lookup(
                               for c in categories)
             note = "  (conflicting categories)" if len(categories) > 1 else ""
             _out(f"{text.strip().lower()}  found in {hs.name} ({hs.kind}): {shown}{note}")
+    if not found_any:
+        raise typer.Exit(1)
+
+
+def _lookup_pdq(path: Path, hashes: list[str], json_out: bool, threshold: int) -> None:
+    """PDQ near matches of each hash, closest first: a lead for review, as in a scan."""
+    from triage.hashsets import tdb
+    from triage.hashsets.pdqsection import open_pdq
+    from triage.pdqsets import PdqIndex, load_pdq_set
+    from triage.reports.labels import LABELS
+
+    if not 0 <= threshold <= 64:
+        raise UsageError("--pdq-threshold must be 0..64 (PDQ's reference is 31)")
+    values = [h.strip().lower() for h in hashes]
+    for text, value in zip(hashes, values):
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+            raise UsageError(f"{text!r} is not a PDQ hash (64 hex digits)")
+    try:
+        with open(path, "rb") as fh:
+            compiled = tdb.is_index(fh.read(len(tdb.MAGIC)))
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read ({e.strerror})") from None
+    if compiled:
+        check = tdb.Verification(path)
+        if not check.wait():
+            raise HashSetError(check.message())
+        index = open_pdq(path)
+    else:
+        index = PdqIndex.build([load_pdq_set(path)])
+    found_any = False
+    for value in values:
+        matches = index.matches(value, threshold)
+        found_any |= bool(matches)
+        if json_out:
+            _out(json.dumps({"hash": value, "algorithm": "pdq", "threshold": threshold,
+                             "found": bool(matches), "matches": matches}))
+        elif not matches:
+            _out(f"{value}  no PDQ hash within {threshold} bits")
+        else:
+            near = "; ".join(f"{m['hashset']}: {m['category']} "
+                             f"({LABELS.get(m['category'], m['category'])}) at distance "
+                             f"{m['distance']}" for m in matches)
+            _out(f"{value}  near (needs review): {near}")
     if not found_any:
         raise typer.Exit(1)
 
