@@ -147,6 +147,43 @@ def test_reused_mft_entry_is_not_the_deleted_file(tmp_path: Path) -> None:
     assert outcome.exit_code == ExitCode.OK
 
 
+@needs_ntfs
+def test_deleted_file_whose_clusters_were_reused_is_not_hashed(tmp_path: Path) -> None:
+    """The MFT entry survives but most clusters went to a later file: what icat would read is
+    mostly another file's bytes, so the deleted file gets no hash, only the reason. Truth:
+    hashlib of the bytes written differs from what dissect reads there now, and
+    ntfsundelete's recovery percentage matches the share of clusters still free."""
+    image = tmp_path / "overwritten.img"
+    ntfs3g.mkntfs(image, 8 << 20)
+    rng = random.Random(7)
+    gone, kept, new = rng.randbytes(3 << 20), rng.randbytes(100_000), rng.randbytes(5 << 20)
+    with ntfs3g.Volume(image) as v:
+        v.write("/gone.bin", [(0, gone)])
+        v.write("/kept.bin", [(0, kept)])
+        v.delete("/gone.bin")
+        v.write("/new.bin", [(0, new)])  # 8 MiB volume: must take gone.bin's clusters
+    entry = int(next(i for (i, p) in _fls(image) if p == "/gone.bin").split("-")[0])
+    now = NTFS(image.open("rb")).mft.get(entry).open().read()
+    assert len(now) == len(gone) and now != gone  # dissect: the entry is there, the bytes not
+    outcome, records = _scan(image, tmp_path / "out")
+    r = next(r for r in records if r["path"] == "/gone.bin")
+    assert r["deleted"] and r["md5"] is None and r["size"] == len(gone), r
+    m = re.match(r"content overwritten: ([\d,]+) of ([\d,]+) clusters", r["error"])
+    assert m, r["error"]
+    taken, stored = (int(x.replace(",", "")) for x in m.groups())
+    assert stored == len(gone) // 4096 and 0 < taken < stored  # partly overwritten
+    if shutil.which("ntfsundelete"):
+        listing = subprocess.run(["ntfsundelete", str(image), "-s"], capture_output=True,
+                                 text=True, check=False).stdout  # exit 1: none recoverable
+        line = next(x for x in listing.splitlines() if x.split()[:1] == [str(entry)])
+        percent = int(line.split()[2].rstrip("%"))
+        assert abs(percent - 100 * (stored - taken) / stored) < 1.5, (line, taken, stored)
+    by_path = {r["path"]: r for r in records}
+    assert by_path["/new.bin"]["md5"] == hashlib.md5(new).hexdigest()
+    assert by_path["/kept.bin"]["md5"] == hashlib.md5(kept).hexdigest()
+    assert outcome.summary["totals"]["errors"] == 0 and outcome.exit_code == ExitCode.OK
+
+
 # -- 2. a sparse NTFS file larger than its volume ------------------------------------------------
 
 
