@@ -72,7 +72,10 @@ def print_info(entry: dict[str, Any], console: Console) -> None:
     """One evidence: a key/value table, the partition table, the volumes."""
     e = escape
     if entry.get("error"):
-        console.print(f"[red]{e(entry['path'])}: {e(entry['error'])}[/]")
+        message = str(entry["error"])  # one line, the path once (most errors start with it)
+        if not message.startswith(f"{entry['path']}:"):
+            message = f"{entry['path']}: {message}"
+        console.print(f"[red]{e(message)}[/]", soft_wrap=True)
         return
     t = Table(title=e(entry["path"]), show_header=False, title_justify="left")
     t.add_column("what", style="bold")

@@ -370,6 +370,7 @@ def identify(path: str) -> EvidenceSpec:
         if "logical" not in BACKENDS:
             raise EvidenceError(f"{path}: is a directory, not a disk image")
         return EvidenceSpec(path, "logical", (path,), 0)
+    _check_kind(path, st.st_mode)
     try:
         with open(path, "rb") as fh:
             head = fh.read(HEAD_SIZE)
@@ -388,12 +389,39 @@ def identify(path: str) -> EvidenceSpec:
         )
     try:
         segments = fmt.segments(path)
+        for segment in segments[1:]:
+            _check_kind(segment, os.stat(segment).st_mode)
         size, parent, hashes = fmt.describe(path, segments)
     except EvidenceError:
         raise
     except Exception as e:  # noqa: BLE001 - binding errors are opaque IOErrors
         raise EvidenceError(f"{path}: cannot open as {fmt.name}: {_first_line(e)}") from None
     return EvidenceSpec(path, fmt.name, tuple(segments), size, parent, hashes)
+
+
+_NOT_EVIDENCE = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                 (stat.S_ISSOCK, "a socket"))
+
+
+def check_kind(path: str) -> None:
+    """``EvidenceError`` unless ``path`` is a regular file, a block device or a folder (a
+    missing path is left to the caller's own message)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISDIR(mode):
+        _check_kind(path, mode)
+
+
+def _check_kind(path: str, mode: int) -> None:
+    """Only regular files and block devices are evidence. Why: opening a FIFO blocks for ever
+    (scan and info hung), and a character device such as /dev/zero reads as an endless or
+    empty stream, which was scanned as a 0-byte raw image with exit 0."""
+    if stat.S_ISREG(mode) or stat.S_ISBLK(mode):
+        return
+    kind = next((name for test, name in _NOT_EVIDENCE if test(mode)), "not a regular file")
+    raise EvidenceError(f"{path}: is {kind}, not a disk image or block device")
 
 
 def open_image(spec: EvidenceSpec) -> pytsk3.Img_Info:

@@ -27,7 +27,7 @@ import triage
 from triage.categories import KNOWN_BAD, KNOWN_GOOD
 from triage.config import ORDERS, ProgressSink, ScanConfig
 from triage.errors import ExitCode, HashSetError, TriageError, UsageError
-from triage.evidence import display_name
+from triage.evidence import check_kind, display_name
 from triage.hashsets.tdb import failed_checks
 from triage.identity import difference
 from triage.journal import JOURNAL, Journal, dir_key, replay, truncate
@@ -275,6 +275,8 @@ def _check_config(config: ScanConfig) -> None:
     missing = [p for p in config.evidence if not os.path.lexists(p)]
     if missing:
         raise UsageError(f"evidence {missing[0]}: no such file or device")
+    for path in config.evidence:  # a FIFO would block for ever, /dev/zero is no image: exit 3
+        check_kind(path)
     parse_algorithms(config.algorithms)
     if config.file_timeout < 0:
         raise UsageError("--file-timeout must be 0 (derived from each file's size) or more")

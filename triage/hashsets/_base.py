@@ -82,26 +82,32 @@ class LineTooLong(Exception):
 class Lines:
     """Iterate a text stream's lines with a length cap; ``lineno`` is the last line returned.
 
-    An over-long line is consumed and reported as ``LineTooLong``; iteration can continue
-    afterwards (``csv.reader`` re-raises it and can be called again).
+    An over-long line is reported as ``LineTooLong`` as soon as the cap is reached: nothing
+    past it is read, so a strict parser refuses a 4 GiB line (a zip bomb) after 64 KiB. Only if
+    iteration continues (``--lenient``; ``csv.reader`` re-raises it and can be called again) is
+    the rest of that line read past, in ``limit``-sized pieces.
     """
 
     def __init__(self, stream: IO[str], limit: int = MAX_LINE) -> None:
         self._stream = stream
         self._limit = limit
+        self._inside_long = False  # the last line was cut at the cap: its rest comes first
         self.lineno = 0
 
     def __iter__(self) -> Iterator[str]:
         return self
 
     def __next__(self) -> str:
+        if self._inside_long:
+            self._inside_long = False
+            while (more := self._stream.readline(self._limit)) and not more.endswith(("\n", "\r")):
+                pass
         line = self._stream.readline(self._limit)
         if not line:
             raise StopIteration
         self.lineno += 1
         if len(line) >= self._limit and not line.endswith(("\n", "\r")):
-            while (more := self._stream.readline(self._limit)) and not more.endswith(("\n", "\r")):
-                pass
+            self._inside_long = True
             raise LineTooLong(self.lineno)
         return line
 

@@ -1,6 +1,7 @@
 """Bounded-memory accumulation of (algorithm, digest, category) rows: an external bucket sort.
 
-Rows arrive in any order. They are buffered up to a memory budget; a full buffer is split by the
+Rows arrive in any order. They are buffered up to a memory budget; a full buffer loses its
+repeats when a sample shows many (``_dedupe``: duplicates never grow the runs), is split by the
 digest's first byte into 256 partitions and appended to one run file per algorithm. Digests are
 uniformly distributed, so at the end each partition is about 1/256 of the data: it is read back
 from every run, sorted and de-duplicated in memory, and emitted in order. That is a single
@@ -85,6 +86,36 @@ def _unique(values: np.ndarray) -> np.ndarray:
     keep[0] = True
     np.not_equal(values[1:], values[:-1], out=keep[1:])
     return values[keep]
+
+
+_SAMPLE = 4096
+_DEDUPE_SLICE = 1 << 18
+
+
+def _dedupe(keys: np.ndarray, cats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows about to be spilled, with repeats dropped when a sample shows many.
+
+    Why: a set of 30M identical lines must not cost 30M rows of runs (and, before, 16 levels of
+    re-partitioning on the next byte). A sample of 4096 rows decides (random digests: no
+    repeat, nothing more is done); when 1 in 8 repeats, ``sort_unique`` runs on slices of 256K
+    rows, so the extra memory is one slice's. The merge rules are the final ones, applied early.
+    """
+    n = len(keys)
+    if n < 2:
+        return keys, cats
+    sample = keys[:: max(1, n // _SAMPLE)]
+    if len(np.unique(sample)) > len(sample) - len(sample) // 8:
+        return keys, cats
+    out_keys, out_cats = [], []
+    for start in range(0, n, _DEDUPE_SLICE):
+        block = sort_unique(keys[start : start + _DEDUPE_SLICE], cats[start : start + _DEDUPE_SLICE])
+        out_keys.append(block.keys)
+        out_cats.append(block.cats)
+    keys, cats = np.concatenate(out_keys), np.concatenate(out_cats)
+    if len(out_keys) > 1 and len(keys) <= _DEDUPE_SLICE:  # once more over the slices' union
+        block = sort_unique(keys, cats)
+        keys, cats = block.keys, block.cats
+    return keys, cats
 
 
 class _Runs:
@@ -275,7 +306,7 @@ class EntryStore:
                 runs = self._runs[algorithm] = _Runs(self.tmp_folder() / algorithm, keys.dtype.itemsize)
             work.append((runs, keys, cats))
         self._buffered = 0
-        self._pending = self._executor().submit(lambda: [r.spill(k, c) for r, k, c in work])
+        self._pending = self._executor().submit(lambda: [r.spill(*_dedupe(k, c)) for r, k, c in work])
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -305,7 +336,7 @@ class EntryStore:
             if chunks:
                 keys = np.concatenate([k for k, _ in chunks])
                 cats = np.concatenate([c for _, c in chunks])
-                yield sort_unique(keys, cats)
+                yield sort_unique(*_dedupe(keys, cats))
             return
         yield from self._partitioned(runs)
 
@@ -317,11 +348,13 @@ class EntryStore:
                 continue
             if rows * row_bytes <= self.budget:
                 pieces = list(runs.pieces(partition))
-                yield sort_unique(np.concatenate([k for k, _ in pieces]), np.concatenate([c for _, c in pieces]))
+                yield sort_unique(*_dedupe(np.concatenate([k for k, _ in pieces]),
+                                           np.concatenate([c for _, c in pieces])))
             elif runs.depth + 1 < runs.width:
                 sub = _Runs(runs.folder / f"p{partition}", runs.width, runs.depth + 1)
                 for keys, cats in runs.pieces(partition):
-                    sub.spill(keys, cats)
+                    sub.spill(*_dedupe(keys, cats))
+                del keys, cats  # not held by this frame while the next level runs
                 yield from self._partitioned(sub)
                 shutil.rmtree(sub.folder, ignore_errors=True)
             else:  # every key in this partition is the same digest: only its categories vary
