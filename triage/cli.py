@@ -41,7 +41,7 @@ from triage.cli_info import info
 from triage.cli_report import report, schema
 from triage.errors import ExitCode, TriageError, UsageError
 from triage.records import strict_json
-from triage.reports._escape import escape
+from triage.reports._escape import escape, json_safe
 from triage.reports.labels import Labels
 from triage.reports.words import (EXAMINED, NO_KNOWN_BAD, census_category, census_kind,
                                   known_bad_sets, stopped_early, volume_reason)
@@ -219,7 +219,8 @@ def scan(
         return int(ExitCode.INTERRUPTED)
     print_internal_errors(outcome.summary, console)
     if json_out:
-        _env.stdout.write(json.dumps(strict_json(outcome.summary), indent=2, ensure_ascii=False)
+        _env.stdout.write(json_safe(json.dumps(strict_json(outcome.summary), indent=2,
+                                               ensure_ascii=False))
                           + "\n")
     elif not quiet:
         print_summary(outcome.summary, outcome.out, Console(file=_env.stdout))
@@ -284,18 +285,18 @@ def print_census(census: dict[str, Any], console: Console) -> None:
     kinds = census["kinds"]
     if not kinds:
         console.print("files by kind and category: no files")
-        console.print(census["headline"], markup=False)
+        console.print(Text(escape(census["headline"])))
         return
     cats = sorted({c for row in kinds.values() for c in row}, key=severity_key)
     title = "files by kind and category"
     table = Table(title=title, show_header=True, min_width=len(title) + 4)
     table.add_column("kind")
-    for c in cats:
-        table.add_column(census_category(c), justify="right")
+    for c in cats:  # codes come from hash sets: escaped, and Text is never read as markup
+        table.add_column(Text(escape(census_category(c))), justify="right")
     for kind, row in kinds.items():
-        table.add_row(census_kind(kind), *(str(row.get(c, 0)) for c in cats))
+        table.add_row(Text(escape(census_kind(kind))), *(str(row.get(c, 0)) for c in cats))
     console.print(table)
-    console.print(census["headline"], markup=False)
+    console.print(Text(escape(census["headline"])))
 
 
 def print_internal_errors(summary: dict[str, Any], console: Console) -> None:
@@ -328,7 +329,7 @@ def print_summary(summary: dict[str, Any], out: Path, console: Console) -> None:
                       f"{t['skipped_size_filter']} ({t['skipped_bytes']:,} bytes)")
     for cat, n in sorted(summary["categories"].items(), key=lambda kv: severity_key(kv[0])):
         style = "bold red" if is_known_bad(cat) else ("green" if cat == KNOWN_GOOD else "")
-        name = Text(f"{cat}: {label(cat)}")  # Text: a label is never read as markup
+        name = Text(escape(f"{cat}: {label(cat)}"))  # escaped, and Text is never markup
         table.add_row(name, f"[{style}]{n}[/]" if style else str(n))
     hits = t["known_bad_files"]
     table.add_row("known-bad hits", f"[bold red]{hits}[/]" if hits else "0")
@@ -341,20 +342,20 @@ def print_summary(summary: dict[str, Any], out: Path, console: Console) -> None:
         print_census(census, console)
     for ev in summary.get("evidence", []):
         if ev.get("error"):
-            console.print(Text.assemble(("evidence not scanned: ", "red"), str(ev["error"])))
+            console.print(Text.assemble(("evidence not scanned: ", "red"), escape(str(ev["error"]))))
         ver = ev.get("verification")
         if ver:
             style = "green" if ver["status"] == "verified" else "red"
-            console.print(f"[{style}]image verification: {ver['status']}[/] ({ev['path']})",
-                          markup=True, highlight=False)
+            console.print(Text.assemble((f"image verification: {ver['status']}", style),
+                                        f" ({escape(str(ev['path']))})"), highlight=False)
         for v in ev.get("volumes", []):
             if v["status"] not in EXAMINED:
                 words, detail = volume_reason(v)
                 line = Text.assemble((f"volume at offset {v['offset']:,} "
-                                      f"({v.get('description') or '?'}) {v['status']}: ",
+                                      f"({escape(v.get('description') or '?')}) {v['status']}: ",
                                       "yellow"), words)
                 if detail:
-                    line.append(f" [{detail}]", style="dim")
+                    line.append(f" [{escape(detail)}]", style="dim")
                 console.print(line)
     early = stopped_early(summary)
     if early:

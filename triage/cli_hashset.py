@@ -20,6 +20,7 @@ from triage.hashsets import FORMATS, HashSet, import_hashsets, load_hashset
 from triage.hashsets.model import ALGORITHM_HEX_LENGTHS
 from triage.hashsets.profiles import SHIPPED
 from triage.hashsets.tdb import verify
+from triage.reports._escape import escape, json_safe
 
 hashset_app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -30,7 +31,13 @@ _ALGORITHM_BY_LENGTH = {n: a for a, n in ALGORITHM_HEX_LENGTHS.items()}
 
 
 def _out(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    """One line of text: names and category codes from a hash set are escaped as everywhere
+    (an ANSI escape or a bidi override in a category code is shown, never obeyed)."""
+    sys.stdout.write(escape(text) + "\n")
+
+
+def _out_json(value: Any, **options: Any) -> None:
+    sys.stdout.write(json_safe(json.dumps(value, ensure_ascii=False, **options)) + "\n")
 
 
 @hashset_app.command("import")
@@ -83,7 +90,7 @@ def info(
         desc["conflict_list"] = [{"algorithm": a, "digest": d.hex(), "categories": c}
                                  for a, d, c in hs.conflicting()]
     if json_out:
-        _out(json.dumps(desc, indent=2, ensure_ascii=False))
+        _out_json(desc, indent=2)
     else:
         _print_info(desc)
     if check and not desc["verified"]:
@@ -198,8 +205,8 @@ def lookup(
         categories = hs.lookup(alg, digest)
         found_any |= bool(categories)
         if json_out:
-            _out(json.dumps({"hash": text.strip().lower(), "algorithm": alg, "found": bool(categories),
-                             "categories": categories, "labels": [hs.label(c) for c in categories]}))
+            _out_json({"hash": text.strip().lower(), "algorithm": alg, "found": bool(categories),
+                       "categories": categories, "labels": [hs.label(c) for c in categories]})
         elif not categories:
             _out(f"{text.strip().lower()}  not found")
         else:

@@ -64,3 +64,14 @@ def unescape(text: str) -> str:
 def raw_bytes(text: str) -> bytes:
     """The on-disk bytes of a name given in escaped form."""
     return unescape(text).encode("utf-8", "surrogateescape")
+
+
+# what json.dumps(ensure_ascii=False) leaves raw that a terminal would act on (it escapes the
+# ASCII controls and the backslash itself)
+_JSON_NEEDS = re.compile("[\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff\ufffe\uffff]")
+
+
+def json_safe(text: str) -> str:
+    """JSON text for a terminal: bidi overrides, C1 controls and the like as ``\\uXXXX`` (still
+    the same JSON value), every other character as it is."""
+    return _JSON_NEEDS.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)

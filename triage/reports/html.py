@@ -295,7 +295,9 @@ def census(c: dict[str, Any] | None) -> Iterator[str]:
             for kind, row in kinds.items())
     yield "<h3>Content census (kind by category)</h3>"
     yield f"<p><b>{e(c.get('headline', ''))}</b></p>"
-    yield table(["Kind", *map(census_category, cats)], rows, numeric=range(1, len(cats) + 1))
+    # codes come from hash sets: escaped like every name (table() only HTML-escapes its head)
+    yield table(["Kind", *(escape(census_category(k)) for k in cats)], rows,
+                numeric=range(1, len(cats) + 1))
     near = c.get("near_duplicates")
     if near:
         yield (f"<p class=warn><b>{num(near)} near-duplicate picture(s), needs review</b>: "
