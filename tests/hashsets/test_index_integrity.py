@@ -250,3 +250,33 @@ def test_crafted_header_scan_exit_2(index: Path, tmp_path: Path, name: str, chan
     error = _one_line_error(_triage("scan", str(evidence), "--hashset", str(target), "--out",
                                     str(tmp_path / "run"), "--workers", "1", "--quiet"))
     assert "damaged header" in error
+
+
+def test_known_good_index_with_pdq_verifies(tmp_path: Path) -> None:
+    """The id checks read the PDQ section themselves (open_pdq refuses known-good)."""
+    source = tmp_path / "set.csv"
+    source.write_text(f"md5,pdq\n{md5(1)},{PDQS[0]}\n{md5(2)},{PDQS[1]}\n")
+    out = tmp_path / "good.tdb"
+    import_hashsets([source], out, kind="known-good")
+    check = tdb.Verification(out)
+    assert check.wait(), check.problem
+
+
+def test_altered_pdq_set_index_invalidates_the_scan(index: Path, tmp_path: Path) -> None:
+    """--pdq-set x.tdb (not a --hashset) is checked too: pdq_sets[].verification."""
+    data = bytearray(index.read_bytes())
+    start, length = _sections(index)["pdq words"]
+    data[start + length // 2] ^= 0x40
+    altered = tmp_path / "pdq.tdb"
+    altered.write_bytes(data)
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "a.bin").write_bytes(b"nothing known")
+    proc = _triage("scan", str(evidence), "--pdq-set", str(altered), "--out",
+                   str(tmp_path / "run"), "--workers", "1", "--quiet")
+    assert "does not match the SHA-256 in its header" in _one_line_error(proc)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    check = summary["pdq_sets"][0]["verification"]
+    assert check["status"] == "failed" and summary["exit_code"] == 2 and summary["invalid"]
+    assert check["sections_sha256_computed"] != check["sections_sha256_recorded"]
+    jsonschema.validate(summary, summary_schema())

@@ -462,17 +462,17 @@ def _ids_problem(path: Path, categories: int) -> str | None:
         if len(table.buckets) and (int(table.buckets[-1]) != len(table.keys)
                                    or bool(np.any(np.diff(table.buckets.astype(np.int64)) < 0))):
             return f"{algorithm} bucket table inconsistent with its digests"
-    if (hs.header or {}).get("pdq"):
-        from triage.hashsets.pdqsection import open_pdq
-
-        pdq = open_pdq(path)
-        rows = len(pdq.words)
-        if len(pdq.ids) and int(pdq.ids.max()) >= rows:
+    spec = (hs.header or {}).get("pdq")
+    if spec:  # mapped here, not through open_pdq: a known-good index may carry PDQ too
+        end = read_header(path)[1]
+        mapped = map_readonly(path)
+        words, meta, ids, offsets = (_section(mapped, spec[name], np.dtype(spec[name]["dtype"]), end)
+                                     for name in ("words", "meta", "ids", "offsets"))
+        if len(ids) and int(ids.max()) >= len(words) // 4:
             return "PDQ row id past the PDQ hashes"
-        if len(pdq.meta) and (int((pdq.meta & 0xFFFF).max()) >= categories
-                              or int((pdq.meta >> 16).max()) != 0):
+        if len(meta) and (int((meta & 0xFFFF).max()) >= categories or int((meta >> 16).max())):
             return "PDQ category id past the category list"
-        if len(pdq.offsets) and int(pdq.offsets.max()) > len(pdq.ids):
+        if len(offsets) and int(offsets.max()) > len(ids):
             return "PDQ bucket offsets past the PDQ ids"
     return None
 
