@@ -263,3 +263,20 @@ def test_hashset_lookup_pdq(tmp_path: Path) -> None:
         assert "at distance 3" in proc.stdout
     proc = triage("hashset", "lookup", str(tdb), "--pdq", "abc")
     assert proc.returncode == 2 and "not a PDQ hash" in proc.stderr
+
+
+def test_help_shows_no_python_types() -> None:
+    """--help of every command: words (PATH, N, SECONDS, DIR), never <list[str]>, <int>."""
+    import re
+
+    commands = [[], ["scan"], ["info"], ["report"], ["schema"], ["hashset"],
+                ["hashset", "import"], ["hashset", "info"], ["hashset", "lookup"],
+                ["hashset", "formats"]]
+    for cmd in commands:
+        proc = triage(*cmd, "--help")
+        assert proc.returncode == 0, (cmd, proc.stderr)
+        found = re.findall(r"<(?:list\[\w+\]|int|float|str|path|bool|text)>", proc.stdout)
+        assert not found, (cmd, found)
+    scan_help = triage("scan", "--help").stdout
+    assert "--workers N" in scan_help and "--out DIR" in scan_help
+    assert "--fs-timeout SECONDS" in scan_help and "--hashset PATH" in scan_help

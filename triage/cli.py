@@ -65,6 +65,39 @@ class Environment:
 
 _env = Environment()
 
+
+def _plain_metavars() -> None:
+    """typer >= 0.17 prints each value's Python type in --help (``--workers <int>``,
+    ``EVIDENCE... <list[str]>``): an examiner should read words. Options show their metavar
+    (set where a word says more) or one derived from the type (N, SECONDS, PATH, TEXT);
+    arguments show their name only."""
+    try:
+        from typer import core
+    except ImportError:  # pragma: no cover
+        return
+
+    def option_metavar(self: Any, ctx: Any) -> str | None:
+        if self.metavar is not None:
+            return self.metavar
+        desc = getattr(self, "type_descriptor", None)
+        if desc is None:
+            return None
+        if desc.is_choice and desc.choices:
+            return "|".join(str(getattr(c, "value", c)) for c in desc.choices)
+        if desc.is_path:
+            return "PATH"
+        bare = self.bare_type() if hasattr(self, "bare_type") else ""
+        return {"int": "N", "float": "SECONDS"}.get(bare.removeprefix("list[").rstrip("]"),
+                                                     "TEXT")
+
+    if hasattr(core, "TyperOption") and hasattr(core.TyperOption, "display_type_rich"):
+        core.TyperOption.display_type_rich = option_metavar  # type: ignore[method-assign]
+    if hasattr(core, "TyperArgument") and hasattr(core.TyperArgument, "display_type_rich"):
+        core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+
+
+_plain_metavars()
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None, help="Forensic triage of disk images against hash sets. "
                   + EXIT_CODES_HELP)
@@ -159,30 +192,30 @@ def scan(
         metavar="EVIDENCE...", show_default=False,
         help="Disk images (raw/dd, split raw first segment, E01, VHD/VHDX, VMDK, QCOW2), "
              "block devices, or folders (logical evidence).")] = None,
-    hashset: Annotated[list[str], typer.Option("--hashset", help="Known-bad hash set (repeat).")] = [],  # noqa: B006
-    known_good: Annotated[list[str], typer.Option("--known-good", help="Known-good hash set (repeat).")] = [],  # noqa: B006
-    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: triage-<evidence>-<UTC time>).")] = None,
-    algorithms: Annotated[str, typer.Option("--algorithms", help="Comma list of md5,sha1,sha256,xxh128.")] = "md5,sha1,sha256",
+    hashset: Annotated[list[str], typer.Option("--hashset", metavar="PATH", help="Known-bad hash set (repeat).")] = [],  # noqa: B006
+    known_good: Annotated[list[str], typer.Option("--known-good", metavar="PATH", help="Known-good hash set (repeat).")] = [],  # noqa: B006
+    out: Annotated[Path | None, typer.Option("--out", metavar="DIR", help="Output folder (default: triage-<evidence>-<UTC time>).")] = None,
+    algorithms: Annotated[str, typer.Option("--algorithms", metavar="LIST", help="Comma list of md5,sha1,sha256,xxh128.")] = "md5,sha1,sha256",
     workers: Annotated[int, typer.Option("--workers", help="Hashing processes (default: CPU count).")] = os.cpu_count() or 1,
     force: Annotated[bool, typer.Option("--force", help="Reuse a non-empty --out folder.")] = False,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the interrupted run in this folder (same evidence and hash sets, read from its summary.json).")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", metavar="DIR", help="Continue the interrupted run in this folder (evidence, hash sets and options read from its summary.json; only --workers, --quiet and --json may be added).")] = None,
     fs_timeout: Annotated[float, typer.Option("--fs-timeout", help="Seconds without progress listing a directory before its worker is killed.")] = 300.0,
     read_timeout: Annotated[float, typer.Option("--read-timeout", help="Seconds without progress reading one file before its worker is killed.")] = 120.0,
     file_timeout: Annotated[float, typer.Option("--file-timeout", help="Seconds one file may take in all before it is recorded as not read (default 0: --read-timeout plus 1 s per MiB of its size).")] = 0.0,
     lenient: Annotated[bool, typer.Option("--lenient", help="Skip and count malformed hash-set lines instead of failing.")] = False,
     no_orphans: Annotated[bool, typer.Option("--no-orphans", help="Skip TSK's $OrphanFiles.")] = False,
     max_orphans: Annotated[int, typer.Option("--max-orphans", help="Stop listing orphan files of a volume after N.")] = 1_000_000,
-    order: Annotated[str, typer.Option("--order", help="Hashing order: walk (directory by directory, fastest on SSD), smallest, physical (disk order, for spinning disks), pictures-first. Orders other than walk list everything first.")] = "walk",
+    order: Annotated[str, typer.Option("--order", metavar="ORDER", help="Hashing order: walk (directory by directory, fastest on SSD), smallest, physical (disk order, for spinning disks), pictures-first. Orders other than walk list everything first.")] = "walk",
     stop_on_first_hit: Annotated[bool, typer.Option("--stop-on-first-hit", help="Stop at the first known-bad match (exit 1; the report says it stopped early).")] = False,
     size_filter: Annotated[bool, typer.Option("--size-filter", help="Do not hash files whose size no known-bad set declares (every set must declare sizes); they are listed as 'skipped: size-not-in-set'.")] = False,
     pdq: Annotated[bool, typer.Option("--pdq", help="PDQ perceptual hash of every picture (decoded in memory, never written); also searches the PDQ hashes of every known-bad --hashset .tdb.")] = False,
-    pdq_set: Annotated[list[str], typer.Option("--pdq-set", help="PDQ hash set: 64-hex list, CSV with a pdq column, VICS JSON, or a .tdb carrying PDQ (repeat; implies --pdq).")] = [],  # noqa: B006
+    pdq_set: Annotated[list[str], typer.Option("--pdq-set", metavar="PATH", help="PDQ hash set: 64-hex list, CSV with a pdq column, VICS JSON, or a .tdb carrying PDQ (repeat; implies --pdq).")] = [],  # noqa: B006
     pdq_threshold: Annotated[int, typer.Option("--pdq-threshold", help="Near-duplicate: PDQ Hamming distance at most this (0..64).")] = 31,
     verify_image: Annotated[bool, typer.Option("--verify-image", help="Also hash the whole media (MD5/SHA-1) and compare with the acquisition hash stored in an E01.")] = False,
     case: Annotated[str | None, typer.Option("--case", help="Case reference (free text).")] = None,
     examiner: Annotated[str | None, typer.Option("--examiner", help="Examiner name (free text).")] = None,
     exhibit: Annotated[str | None, typer.Option("--exhibit", help="Exhibit reference (free text).")] = None,
-    formats: Annotated[str | None, typer.Option("--formats", help="Reports to write besides files.jsonl and summary.json: comma list of csv,html,dfxml (default: all).")] = None,
+    formats: Annotated[str | None, typer.Option("--formats", metavar="LIST", help="Reports to write besides files.jsonl and summary.json: comma list of csv,html,dfxml (default: all).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary table.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout instead of the table.")] = False,
 ) -> int:
