@@ -159,3 +159,19 @@ def test_describe_defect_names_our_innermost_frame() -> None:
     except TypeError as e:
         text = describe_defect(e)
     assert text.startswith("TypeError: ") and "(at triage/hashing.py:" in text
+
+
+def test_the_journal_keeps_internal_errors_for_resume() -> None:
+    """A resumed run's totals start from the journal: the count and first message survive."""
+    from triage.journal import _tally_in, _tally_out
+
+    t = Tally()
+    t.internal("/a", "TypeError: x (at triage/census.py:1)")
+    t.internal("/b", "KeyError: y")
+    back = _tally_in(json.loads(json.dumps(_tally_out(t))))
+    assert back.internal_errors == 2
+    assert back.first_internal_error == "/a: TypeError: x (at triage/census.py:1)"
+    total = Tally()
+    total.add(Tally())
+    total.add(back)
+    assert total.totals()["internal_errors"] == 2 and total.first_internal_error.startswith("/a")
