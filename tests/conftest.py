@@ -71,9 +71,11 @@ def pytest_configure(config: pytest.Config) -> None:
         os.close(fd)
         os.environ[INTERNAL_LOG] = path
         config.stash[_LOG_KEY] = path
+    _LOG_PATH[:] = [os.environ[INTERNAL_LOG]]
 
 
 _LOG_KEY = pytest.StashKey[str]()
+_LOG_PATH: list[str] = []  # the session's log, even if a test empties os.environ
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -84,7 +86,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _internal_lines(start: int) -> tuple[int, list[dict]]:
-    path = Path(os.environ[INTERNAL_LOG])
+    path = Path(_LOG_PATH[0])
     try:
         with open(path, "rb") as fh:
             fh.seek(start)
