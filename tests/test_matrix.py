@@ -433,9 +433,14 @@ SKIPPED = "skipped: size-not-in-set"
 
 
 def key(r: dict, algs: tuple[str, ...], logical: bool = False) -> tuple:
-    where = (r["path"],) if logical else (r["volume_offset"], r["inode"], r["path"])
+    """The issue's fields, plus what else must not change with the container or an option:
+    census kind and signature, the exact matches, and (same bytes) deleted flag and times."""
+    where = (r["path"],) if logical else (r["volume_offset"], r["inode"], r["path"],
+                                           r["deleted"], r["mtime"], r["crtime"])
+    matches = json.dumps([x for x in r["matches"] if x.get("algorithm") != "pdq"],
+                         sort_keys=True)
     return where + (r["size"],) + tuple(r.get(a) for a in algs) + (
-        r["category"], r["error"], r["kind"], r["signature"])
+        r["category"], r["error"], r["kind"], r["signature"], matches)
 
 
 def compare(m: Matrix, base: list[dict], got: list[dict], container: str, cell: str,
