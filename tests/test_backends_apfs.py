@@ -114,20 +114,23 @@ def test_all_volumes_locked_is_an_encrypted_volume(fake_container) -> None:
     fake_container([ApfsVolumeInfo(0, "Macintosh HD - Data", "u1", None, True),
                     ApfsVolumeInfo(1, "Macintosh HD", "u2", None, True)])
     v = _volume()
-    assert probe_apfs(object(), None, v) == []
-    assert v.status == "encrypted" and v.fs_type == "apfs"
-    assert v.error == "encrypted (APFS: 2 of 2 volumes locked), not scanned"
-    assert any("Macintosh HD - Data" in n and "locked" in n for n in v.notes)
+    p = probe_apfs(object(), None, v)
+    assert p.status == "encrypted" and p.fs_type == "apfs"
+    assert p.error == "encrypted (APFS: 2 of 2 volumes locked), not scanned"
+    assert any("Macintosh HD - Data" in n and "locked" in n for n in p.notes)
+    assert [f.status for f in p.found] == ["encrypted", "encrypted"]
+    assert v.status == "no-filesystem"  # the prober returns what it found, changes nothing
 
 
 def test_mixed_container_reports_the_locked_volume(fake_container) -> None:
     fake_container([ApfsVolumeInfo(0, "Preboot", "u1", None, False),
                     ApfsVolumeInfo(1, "Data", "u2", None, True)])
     v = _volume()
-    found = probe_apfs(object(), None, v)
+    found = probe_apfs(object(), None, v).found
     assert [f.sub for f in found] == [0, 1] and all(isinstance(f, Found) for f in found)
     assert "encrypted" in found[1].description and "Data" in found[1].description
     assert "encrypted" not in found[0].description
+    assert [f.status for f in found] == ["scanned", "encrypted"]
     # listing the locked one yields no file and a note: the volume ends "incomplete" (exit 4)
     h = apfs_mod.ApfsHandle(None, None, None, None, True, "Data")
     stats = WalkStats()
@@ -141,7 +144,7 @@ def test_not_a_container_is_left_alone(corpus: Path) -> None:
     spec = identify(str(corpus / "dfvfs/ext2.splitraw.000"))
     img = open_image(spec)
     v = _volume()
-    assert probe_apfs(img, spec, v) == [] and v.status == "no-filesystem"
+    assert probe_apfs(img, spec, v) is None and v.status == "no-filesystem"
 
 
 def test_ewf_checksum_error_in_a_file_is_an_error(corpus: Path) -> None:

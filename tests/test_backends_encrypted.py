@@ -185,16 +185,44 @@ def test_mbr_fixture_partition_without_file_system_stays_unclassified(tmp_path: 
     assert p3["status"] == "no-filesystem"
 
 
-def test_bitlocker_to_go_discovery_volume_is_named_by_info(tmp_path: Path) -> None:
-    """TSK opens the FAT discovery volume of BitLocker To Go; info must say what it is."""
+def bitlocker_to_go_image(tmp: Path) -> Path:
+    """A BitLocker To Go stick as Windows writes it: a FAT "discovery volume" whose boot sector
+    has OEM name ``MSWIN4.1`` and the BitLocker GUID at 424 (docs/evidence.md), built from the
+    test FAT image; its files are the reader program, the data behind it is encrypted."""
     from conftest import TESTIMAGES
-
-    from triage.info import evidence_info
 
     fat = bytearray((TESTIMAGES / "fat.img").read_bytes())
     fat[3:11] = b"MSWIN4.1"
     fat[424:440] = BITLOCKER_GUID.bytes_le
-    image = tmp_path / "togo.img"
+    image = tmp / "togo.img"
     image.write_bytes(bytes(fat))
+    return image
+
+
+def test_bitlocker_to_go_is_encrypted_in_scan_and_info(tmp_path: Path) -> None:
+    """The false clean of issue 16: TSK opens the discovery FAT, so scan used to list its files
+    and end "complete, 0 hits, exit 0" for a stick whose data it never examined. Now scan and
+    info say the same: encrypted (BitLocker To Go), not scanned, exit 4."""
+    from triage.info import evidence_info
+
+    image = bitlocker_to_go_image(tmp_path)
     [v] = evidence_info(str(image))["volumes"]
-    assert v["status"] == "readable" and v["encryption"] == "BitLocker To Go"
+    assert (v["status"], v["encryption"], v["fs_type"]) == ("encrypted", "BitLocker To Go",
+                                                             "fat16")
+    assert "discovery volume" in " ".join(v["notes"])
+    outcome = run_scan(ScanConfig(evidence=[str(image)], out=tmp_path / "out", workers=1))
+    assert outcome.exit_code == ExitCode.INCOMPLETE
+    [sv] = outcome.summary["evidence"][0]["volumes"]
+    assert (sv["status"], sv["error"], sv["fs_type"]) == (
+        "encrypted", "encrypted (BitLocker To Go), not scanned", "fat16")
+    assert sv["files"] == 0
+    assert outcome.summary["exit_code"] == ExitCode.INCOMPLETE
+    # the same FAT without the signature is an ordinary readable volume, scanned
+    plain = tmp_path / "plain.img"
+    data = bytearray(image.read_bytes())
+    data[424:440] = bytes(16)
+    plain.write_bytes(bytes(data))
+    outcome = run_scan(ScanConfig(evidence=[str(plain)], out=tmp_path / "out2", workers=1))
+    [sv] = outcome.summary["evidence"][0]["volumes"]
+    assert sv["status"] == "scanned" and sv["files"] > 0
+    assert outcome.exit_code == ExitCode.OK

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytsk3
 
-from triage.backends.apfs import describe_container, is_container
-from triage.backends.encrypted import bitlocker_to_go, detect, is_corestorage
+from triage.discovery import discover
 from triage.errors import EvidenceError
 from triage.evidence import EvidenceSpec, identify, open_image
 from triage.volumes import (
@@ -22,7 +21,6 @@ from triage.volumes import (
     SectorSized,
     Volume,
     find_volumes,
-    open_fs,
     read_at,
     sector_size_hint,
 )
@@ -38,7 +36,7 @@ def evidence_info(path: str) -> dict[str, Any]:
     }
     if spec.format == "logical":
         out.update(volume_system="logical", sector_size=None, partitions=[],
-                   volumes=[_logical_volume(path)], size=None)
+                   volumes=[_logical_volume(spec)], size=None)
         return out
     if spec.format == "ewf":
         out["acquisition"] = ewf_header(spec)
@@ -103,8 +101,15 @@ def _file_size(path: str) -> int | None:
         return None
 
 
-def _logical_volume(path: str) -> dict[str, Any]:
+def _logical_volume(spec: EvidenceSpec) -> dict[str, Any]:
     """A folder: no partitions, one "file system"; say whether it is mounted read-only."""
+    path = spec.path
+    v = discover(None, spec, Volume(0, 0, "logical folder")).volume
+    if v.status != "scanned":
+        return {"offset": 0, "length": None, "slot": None,
+                "description": f"logical folder {path}", "fs_type": "logical", "label": None,
+                "fs_size": None, "block_size": None, "status": v.status, "encryption": None,
+                "error": v.error, "notes": list(v.notes)}
     try:
         read_only: bool | None = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
     except OSError:
@@ -137,59 +142,39 @@ def _partition_table(img: Any) -> dict[str, Any]:
     return {"volume_system": name, "sector_size": block, "partitions": parts}
 
 
+# scan's word for a volume it can read (or reads only in part: truncated) is info's "readable"
+_INFO_STATUS = {"scanned": "readable", "incomplete": "readable"}
+
+
 def describe_volume(img: Any, spec: EvidenceSpec, volume: Volume) -> list[dict[str, Any]]:
-    """One entry per file system: a TSK volume, or each volume of an APFS container."""
+    """One entry per file system: a TSK volume, or each volume of an APFS container. What each
+    is comes from ``discovery.discover``, the function ``triage scan`` uses."""
+    verdict = discover(img, spec, volume)
+    v = verdict.volume
     base = {"offset": volume.offset, "length": volume.length, "slot": volume.slot,
             "description": volume.description, "fs_type": None, "label": None,
             "fs_size": None, "block_size": None, "status": None, "encryption": None,
             "error": None, "notes": []}
-    fs = open_fs(img, volume)
+    fs = verdict.fs
     if fs is not None:
-        base.update(fs_type=volume.fs_type, status="readable",
+        base.update(fs_type=v.fs_type, status=_INFO_STATUS.get(v.status, v.status),
                     block_size=int(fs.info.block_size),
                     fs_size=int(fs.info.block_count) * int(fs.info.block_size),
-                    label=fs_label(img, fs, volume.offset, volume.fs_type or ""))
-        head = read_at(img, volume.offset, 512)
-        if bitlocker_to_go(head):
-            base.update(encryption="BitLocker To Go", notes=[
-                ("BitLocker To Go: the readable FAT is only the discovery volume; the data "
-                "is encrypted and not scanned")])
+                    label=fs_label(img, fs, volume.offset, v.fs_type or ""))
+        if verdict.encryption:  # BitLocker To Go: a readable FAT discovery volume, data encrypted
+            base.update(encryption=verdict.encryption, error=v.error, notes=list(v.notes))
         return [base]
-    if volume.status == "empty":
-        base.update(status="empty", notes=list(volume.notes))
-        return [base]
-    if is_container(img, volume.offset):
-        return _apfs_volumes(img, volume, base)
-    enc = detect(img, volume.offset, volume.length)
-    if enc is not None:
-        base.update(status="encrypted", encryption=enc.scheme, error=enc.error, notes=enc.notes)
-    else:
-        base.update(status="no-filesystem", error=volume.error)
-        if is_corestorage(read_at(img, volume.offset, 512)):
-            base["error"] = "Apple CoreStorage volume (Fusion Drive or unencrypted): not supported"
+    if verdict.found and spec.format != "logical":  # an APFS container: each of its volumes
+        count = len(verdict.found)
+        return [dict(base, fs_type=f.fs_type, label=f.label, fs_size=f.size, apfs_volume=f.sub,
+                     description=f"APFS volume {f.sub + 1} of {count}", notes=list(f.notes),
+                     status=_INFO_STATUS.get(f.status, f.status), encryption=f.encryption,
+                     error=f.error)
+                for f in verdict.found]
+    base.update(fs_type=v.fs_type if v.status == "error" else None,
+                status=_INFO_STATUS.get(v.status, v.status), encryption=verdict.encryption,
+                error=v.error, notes=list(v.notes))
     return [base]
-
-
-def _apfs_volumes(img: Any, volume: Volume, base: dict[str, Any]) -> list[dict[str, Any]]:
-    try:
-        infos = describe_container(img, volume.offset, volume.length or None)
-    except (OSError, ImportError) as e:
-        return [dict(base, fs_type="apfs", status="error",
-                     error=f"APFS container that libfsapfs cannot read: {e}")]
-    out = []
-    for v in infos:
-        d = dict(base, fs_type="apfs", label=v.name, fs_size=v.size, apfs_volume=v.index,
-                 description=f"APFS volume {v.index + 1} of {len(infos)}",
-                 notes=[f"UUID {v.identifier}"] if v.identifier else [])
-        if v.error:
-            d.update(status="error", error=v.error)
-        elif v.locked:
-            d.update(status="encrypted", encryption="APFS (locked)",
-                     error="encrypted (APFS), not scanned")
-        else:
-            d.update(status="readable")
-        out.append(d)
-    return out
 
 
 # --- labels: read from each file system's own structures ------------------------------------

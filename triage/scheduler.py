@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from triage.allocated import allocated_bytes
-from triage.backends import VolumeRef, probe
+from triage.backends import VolumeRef
 from triage.config import ProgressSink, ScanConfig
+from triage.discovery import discover
 from triage.errors import EvidenceError, ExitCode, HashSetError
 from triage.evidence import identify, open_image
 from triage.identity import file_identity, folder_identity, media_identity
@@ -26,7 +27,7 @@ from triage.report import OutputError
 from triage.results import Tally, encode_lines, finish_record
 from triage.spool import SortedSpool
 from triage.tasks import DirTask, FileTask, MediaTask, TaskResult
-from triage.volumes import Volume, find_volumes, open_fs, read_at
+from triage.volumes import Volume, find_volumes, read_at
 from triage.walk import DirRef, root_dir
 
 FILE_TASK_FILES = 256
@@ -91,27 +92,21 @@ class Scan:
                                                [v.offset for v in volumes], spec.stored_hashes)
         entry["volume_system"] = vs_name
         entry["volume_indexes"] = []
-        for volume in volumes:
-            if volume.status == "error":  # a table entry pointing past the end: noted, not read
-                self.add_volume(entry, None, volume, None)
+        for n, volume in enumerate(volumes):
+            verdict = discover(img, spec, volume)  # the one classification (triage info too)
+            volumes[n] = verdict.volume
+            if verdict.tsk:
+                v = verdict.volume
+                self.progress.estimate(allocated_bytes(img, v.offset, verdict.fs) or 0)
+                self.add_volume(entry, VolumeRef(spec, v.offset, v.fs_type or "",
+                                                 len(self.volumes)), v, root_dir(verdict.fs))
                 continue
-            fs = open_fs(img, volume) if img is not None else None
-            if fs is not None:
-                self.progress.estimate(allocated_bytes(img, volume.offset, fs) or 0)
-                self.add_volume(entry, VolumeRef(spec, volume.offset, volume.fs_type or "",
-                                                 len(self.volumes)), volume, root_dir(fs))
-                continue
-            found = probe(img, spec, volume)
-            for f in found:
-                v = replace(volume, fs_type=f.fs_type, description=f.description,
-                            status=f.status, error=f.error, notes=[])
-                if f.status != "scanned":
+            for v, f in verdict.entries():
+                if f is None or f.status != "scanned":
                     self.add_volume(entry, None, v, None)
                     continue
                 self.add_volume(entry, VolumeRef(spec, volume.offset, f.fs_type,
                                                  len(self.volumes), f.kind, f.sub), v, f.root)
-            if not found:
-                self.add_volume(entry, None, volume, None)
         if vs_name == "none" and volumes[0].status == "no-filesystem":
             entry["error"] = f"{path}: no partition table and {volumes[0].error}"
             self.unopenable = True

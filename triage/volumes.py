@@ -144,22 +144,14 @@ def find_volumes(img: pytsk3.Img_Info) -> tuple[str, list[Volume]]:
 
 
 def open_fs(img: pytsk3.Img_Info, volume: Volume) -> pytsk3.FS_Info | None:
-    """Open the volume's file system and set ``fs_type``; on failure set status and reason."""
+    """The volume's TSK file system, or None. What the volume *is* (empty, encrypted, APFS...)
+    is ``triage.discovery.discover``'s to decide, for every command."""
     if volume.status == "error":  # a partition table entry that points nowhere: nothing to open
         return None
     try:
-        fs = pytsk3.FS_Info(img, offset=volume.offset)
-    except (OSError, RuntimeError) as e:
-        _classify_unopenable(img, volume, _tsk_message(e))
+        return pytsk3.FS_Info(img, offset=volume.offset)
+    except (OSError, RuntimeError):
         return None
-    volume.fs_type = fs_type_name(fs.info.ftype)
-    volume.status = "scanned"
-    if is_truncated(fs):
-        volume.status = "incomplete"
-        volume.notes.append(
-            f"file system spans {fs.info.last_block + 1:,} blocks but the evidence holds only "
-            f"{fs.info.last_block_act + 1:,}: files stored past the end are reported unreadable")
-    return fs
 
 
 def is_truncated(fs: pytsk3.FS_Info) -> bool:
@@ -167,18 +159,10 @@ def is_truncated(fs: pytsk3.FS_Info) -> bool:
     return int(fs.info.last_block_act) < int(fs.info.last_block)
 
 
-def _classify_unopenable(img: pytsk3.Img_Info, volume: Volume, reason: str) -> None:
-    if volume.length <= EMPTY_CHECK_LIMIT and _all_zero(img, volume):
-        volume.status = "empty"
-        volume.notes.append("no file system: the partition holds only zero bytes")
-        return
-    volume.status = "no-filesystem"
-    volume.error = f"no file system TSK can open: {reason}"
-
-
-def _all_zero(img: pytsk3.Img_Info, volume: Volume) -> bool:
-    end = min(volume.offset + volume.length, img.get_size())
-    pos = volume.offset
+def all_zero(img: pytsk3.Img_Info, offset: int, length: int) -> bool:
+    """Every byte of the span is zero (an "empty" partition); False where unreadable."""
+    end = min(offset + length, img.get_size())
+    pos = offset
     while pos < end:
         n = min(1 << 20, end - pos)
         try:
@@ -191,7 +175,7 @@ def _all_zero(img: pytsk3.Img_Info, volume: Volume) -> bool:
     return True
 
 
-def _tsk_message(e: BaseException) -> str:
+def tsk_message(e: BaseException) -> str:
     """TSK errors arrive as multi-line IOErrors; keep the informative first part."""
     text = " ".join(str(e).split())
     return text[:300] or type(e).__name__

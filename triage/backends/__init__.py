@@ -45,33 +45,53 @@ class Backend(Protocol):
 BACKENDS: dict[str, Backend] = {}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Found:
     """A file system a prober found where TSK opened none (e.g. the volumes of an APFS
-    container): the scheduler scans each like a TSK volume, through backend ``kind``."""
+    container): the scheduler scans each like a TSK volume, through backend ``kind``, unless
+    its ``status`` says it cannot be read (a locked APFS volume: "encrypted")."""
 
     kind: str
     sub: int
     fs_type: str
     root: DirRef | None
     description: str
-    status: str = "scanned"  # or e.g. "encrypted": listed, not scanned
+    status: str = "scanned"  # or e.g. "encrypted" / "error": listed, not scanned
     error: str | None = None
+    encryption: str | None = None  # the scheme, when status is "encrypted"
+    label: str | None = None  # the file system's own name (an APFS volume's), for ``info``
+    size: int | None = None  # bytes the file system says it holds, for ``info``
+    notes: tuple[str, ...] = ()
 
 
-# (image, evidence, volume) -> list of file systems found, or [] after setting
-# volume.status/error itself (e.g. "encrypted"). Probers run in the main process, in order,
-# only for volumes TSK could not open; the first that returns a non-empty list wins.
-Prober = Callable[[Any, EvidenceSpec, Any], list[Found]]
+@dataclass(frozen=True)
+class Probed:
+    """What a prober found in a volume TSK could not open: a new status for the volume itself
+    (``None``: unchanged), why, the scheme when encrypted, and the file systems inside it to
+    scan (``found``). Probers return this and never change the volume they are shown, so every
+    command (``triage.discovery``) gets the same answer from them."""
+
+    status: str | None = None
+    error: str | None = None
+    fs_type: str | None = None
+    encryption: str | None = None
+    notes: tuple[str, ...] = ()
+    found: tuple[Found, ...] = ()
+
+
+# (image, evidence, volume) -> what the prober found, or None when the volume is not its kind.
+# Probers run in the main process, in order, only for volumes TSK could not open (and for a
+# folder, which has no image); the first that answers wins. Only ``triage.discovery`` calls them.
+Prober = Callable[[Any, EvidenceSpec, Any], "Probed | None"]
 PROBERS: list[Prober] = []
 
 
-def probe(img: Any, spec: EvidenceSpec, volume: Any) -> list[Found]:
+def probe(img: Any, spec: EvidenceSpec, volume: Any) -> Probed | None:
     for prober in PROBERS:
         found = prober(img, spec, volume)
-        if found:
+        if found is not None:
             return found
-    return []
+    return None
 
 
 def register(name: str, backend: Backend) -> None:

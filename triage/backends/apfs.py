@@ -8,17 +8,17 @@ the current file-system tree only).
 
 Locked (encrypted, no key given) volumes are never scanned. When a container holds only locked
 volumes the container's volume gets status "encrypted"; when it mixes both, each locked volume
-is its own volume entry whose listing reports it as encrypted (see ``_locked_found``).
+is its own volume entry with status "encrypted" (see ``_part``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from triage.backends import PROBERS, Found, VolumeRef, register
+from triage.backends import PROBERS, Found, Probed, VolumeRef, register
 from triage.evidence import EvidenceSpec, open_image
 from triage.hashing import hash_reads
 from triage.records import FileRecord, ReadTarget, iso_time
@@ -130,58 +130,55 @@ def _label(v: ApfsVolumeInfo, count: int) -> str:
     return f"APFS volume {v.index + 1} of {count}{name}"
 
 
-def _locked_found(v: ApfsVolumeInfo, count: int) -> Found:
-    """A locked volume beside unlocked ones: its own volume entry. If ``Found`` carries a
-    status (scheduler hook), it is "encrypted"; otherwise listing it yields no file and
-    the note below, which marks the volume incomplete (exit code 4)."""
-    desc = f"{_label(v, count)}: encrypted (APFS, locked), not scanned"
-    extra: dict[str, Any] = {}
-    names = {f.name for f in fields(Found)}
-    if "status" in names:
-        extra["status"] = "encrypted"
-    if "error" in names:
-        extra["error"] = "encrypted (APFS), not scanned"
-    return Found("apfs", v.index, "apfs", DirRef(ROOT_DIR_ID, "", frozenset([ROOT_DIR_ID])),
-                 desc, **extra)
+def _root() -> DirRef:
+    return DirRef(ROOT_DIR_ID, "", frozenset([ROOT_DIR_ID]))
 
 
-def probe_apfs(img: Any, spec: EvidenceSpec, volume: Any) -> list[Found]:
-    """An APFS container where TSK found no file system: one ``Found`` per APFS volume."""
+def _part(v: ApfsVolumeInfo, count: int) -> Found:
+    """One APFS volume: scanned when readable; a locked one is its own "encrypted" entry, an
+    unreadable one an "error" entry (never listed as empty)."""
+    extra: dict[str, Any] = {"label": v.name, "size": v.size,
+                             "notes": (f"UUID {v.identifier}",) if v.identifier else ()}
+    if v.error:
+        return Found("apfs", v.index, "apfs", None, f"{_label(v, count)}: error {v.error}",
+                     status="error", error=v.error, **extra)
+    if v.locked:
+        return Found("apfs", v.index, "apfs", _root(),
+                     f"{_label(v, count)}: encrypted (APFS, locked), not scanned",
+                     status="encrypted", error="encrypted (APFS), not scanned",
+                     encryption="APFS (locked)", **extra)
+    return Found("apfs", v.index, "apfs", _root(), _label(v, count), **extra)
+
+
+def probe_apfs(img: Any, spec: EvidenceSpec, volume: Any) -> Probed | None:
+    """An APFS container where TSK found no file system: one ``Found`` per APFS volume, and
+    the container's own status (what it is when none of its volumes can be scanned)."""
     if img is None or volume.status != "no-filesystem":
-        return []
+        return None
     if not is_container(img, volume.offset):
-        return []
+        return None
     try:
         infos = describe_container(img, volume.offset, volume.length or None)
     except ImportError:
-        volume.error = "APFS container: libfsapfs-python (pyfsapfs) is not installed"
-        return []
+        return Probed("error", "APFS container: libfsapfs-python (pyfsapfs) is not installed",
+                      "apfs")
     except OSError as e:
-        volume.error = f"APFS container that libfsapfs cannot read: {_msg(e)}"
-        return []
+        return Probed("error", f"APFS container that libfsapfs cannot read: {_msg(e)}", "apfs")
     count = len(infos)
     unreadable = [v for v in infos if v.error]
     locked = [v for v in infos if v.locked]
-    readable = [v for v in infos if not v.locked and not v.error]
-    volume.fs_type = "apfs"
-    if not readable:
-        parts = [f"{_label(v, count)}: " + ("locked" if v.locked else f"error {v.error}")
-                 for v in infos]
-        volume.notes.extend(parts)
-        if locked and not unreadable:
-            volume.status = "encrypted"
-            volume.error = (f"encrypted (APFS: {len(locked)} of {count} volumes locked), "
-                            "not scanned")
-        else:
-            volume.status = "error"
-            volume.error = "APFS container with no readable volume: " + "; ".join(parts)
-        return []
-    # the container's own entry is replaced by its volumes: it no longer counts as unreadable
-    volume.status, volume.error = "scanned", None
-    found = [Found("apfs", v.index, "apfs", DirRef(ROOT_DIR_ID, "", frozenset([ROOT_DIR_ID])),
-                   _label(v, count)) for v in readable]
-    found += [_locked_found(v, count) for v in locked]
-    return found
+    found = tuple(_part(v, count) for v in infos)
+    if any(f.status == "scanned" for f in found):
+        # the container's own entry is replaced by its volumes: it no longer counts as unreadable
+        return Probed("scanned", None, "apfs", found=found)
+    parts = tuple(f"{_label(v, count)}: " + ("locked" if v.locked else f"error {v.error}")
+                  for v in infos)
+    if locked and not unreadable:
+        return Probed("encrypted", (f"encrypted (APFS: {len(locked)} of {count} volumes "
+                                    "locked), not scanned"), "apfs", "APFS (locked)", parts,
+                      found)
+    return Probed("error", "APFS container with no readable volume: " + "; ".join(parts),
+                  "apfs", None, parts, found)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from triage.backends import PROBERS, Found
+from triage.backends import PROBERS, Probed
 from triage.evidence import EvidenceSpec
 
 SAMPLE = 1 << 20  # bytes per entropy sample
@@ -134,18 +134,23 @@ def detect(img: Any, offset: int, length: int) -> Encryption | None:
     return None
 
 
-def probe_encryption(img: Any, spec: EvidenceSpec, volume: Any) -> list[Found]:
-    """Mark a volume TSK could not open as encrypted when it is; never finds a file system."""
+CORESTORAGE = ("Apple CoreStorage volume (Fusion Drive or unencrypted logical volume group): "
+               "not supported, not scanned")
+TO_GO_NOTE = ("BitLocker To Go: the readable FAT is only the discovery volume (the reader "
+              "program); the data is encrypted and not scanned")
+
+
+def probe_encryption(img: Any, spec: EvidenceSpec, volume: Any) -> Probed | None:
+    """An encrypted volume TSK could not open (or an unsupported CoreStorage one); never finds
+    a file system."""
     if img is None or volume.status != "no-filesystem":
-        return []
+        return None
     enc = detect(img, volume.offset, volume.length)
     if enc is not None:
-        volume.status, volume.error = "encrypted", enc.error
-        volume.notes.extend(enc.notes)
-    elif is_corestorage(_read(img, volume.offset, 512)):
-        volume.error = ("Apple CoreStorage volume (Fusion Drive or unencrypted logical volume "
-                        "group): not supported, not scanned")
-    return []
+        return Probed("encrypted", enc.error, None, enc.scheme, tuple(enc.notes))
+    if is_corestorage(_read(img, volume.offset, 512)):
+        return Probed(None, CORESTORAGE)
+    return None
 
 
 PROBERS.append(probe_encryption)

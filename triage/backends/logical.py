@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from triage.backends import PROBERS, Found, VolumeRef, register
+from triage.backends import PROBERS, Found, Probed, VolumeRef, register
 from triage.evidence import EvidenceSpec
 from triage.hashing import hash_reads
 from triage.records import FileRecord, ReadTarget, iso_time
@@ -35,17 +35,17 @@ class LogicalHandle:
     dev: int
 
 
-def probe_logical(img: Any, spec: EvidenceSpec, volume: Any) -> list[Found]:
+def probe_logical(img: Any, spec: EvidenceSpec, volume: Any) -> Probed | None:
     """A folder given as evidence is one file system, scanned by this backend."""
     if img is not None or spec.format != "logical":
-        return []
+        return None
     try:
         st = os.stat(spec.path)
     except OSError as e:
-        volume.status, volume.error = "error", f"cannot read folder: {e.strerror}"
-        return []
-    return [Found("logical", 0, "logical", DirRef(st.st_ino, "", frozenset([st.st_ino])),
-                  f"logical folder {spec.path}")]
+        return Probed("error", f"cannot read folder: {e.strerror}", "logical")
+    return Probed("scanned", None, "logical", found=(
+        Found("logical", 0, "logical", DirRef(st.st_ino, "", frozenset([st.st_ino])),
+              f"logical folder {spec.path}"),))
 
 
 def _components(path: str) -> list[str]:
