@@ -36,6 +36,7 @@ from rich.text import Text
 
 import triage
 from triage.categories import KNOWN_GOOD, is_known_bad, severity_key
+from triage.cli_blockset import blockset_app
 from triage.cli_hashset import hashset_app
 from triage.cli_info import info
 from triage.cli_report import report, schema
@@ -308,6 +309,7 @@ def _say_interrupted(out: Path) -> None:
 
 
 app.add_typer(hashset_app, name="hashset")
+app.add_typer(blockset_app, name="blockset")
 app.command("info")(info)
 app.command("report")(report)
 app.command("schema")(schema)
