@@ -40,6 +40,7 @@ from triage.cli_blockset import blockset_app
 from triage.cli_hashset import hashset_app
 from triage.cli_info import info
 from triage.cli_report import report, schema
+from triage.cli_sample import sample
 from triage.errors import ExitCode, TriageError, UsageError
 from triage.records import strict_json
 from triage.reports._escape import escape, json_safe
@@ -313,6 +314,7 @@ app.add_typer(blockset_app, name="blockset")
 app.command("info")(info)
 app.command("report")(report)
 app.command("schema")(schema)
+app.command("sample", epilog=EXIT_CODES_HELP)(sample)
 
 
 def print_census(census: dict[str, Any], console: Console) -> None:
