@@ -213,6 +213,7 @@ def scan(
     pdq: Annotated[bool, typer.Option("--pdq", help="PDQ perceptual hash of every picture (decoded in memory, never written); also searches the PDQ hashes of every known-bad --hashset .tdb.")] = False,
     pdq_set: Annotated[list[str], typer.Option("--pdq-set", metavar="PATH", help="PDQ hash set: 64-hex list, CSV with a pdq column, VICS JSON, or a .tdb carrying PDQ (repeat; implies --pdq).")] = [],  # noqa: B006
     pdq_threshold: Annotated[int, typer.Option("--pdq-threshold", help="Near-duplicate: PDQ Hamming distance at most this (0..64).")] = 31,
+    blockset: Annotated[str | None, typer.Option("--blockset", help="Also hash every block of every medium (allocated or not) against this block set (.tbs).")] = None,
     verify_image: Annotated[bool, typer.Option("--verify-image", help="Also hash the whole media (MD5/SHA-1) and compare with the acquisition hash stored in an E01.")] = False,
     case: Annotated[str | None, typer.Option("--case", help="Case reference (free text).")] = None,
     examiner: Annotated[str | None, typer.Option("--examiner", help="Examiner name (free text).")] = None,
@@ -238,7 +239,7 @@ def scan(
             verify_image=verify_image,
             order=order, stop_on_first_hit=stop_on_first_hit, formats=formats,
             pdq=pdq or bool(pdq_set), pdq_sets=list(pdq_set), pdq_threshold=pdq_threshold,
-            size_filter=size_filter,
+            size_filter=size_filter, blockset=blockset,
             case=case, examiner=examiner,
             exhibit=exhibit, argv=list(sys.argv),
         )

@@ -34,6 +34,7 @@ class ScanConfig:
     pdq_threshold: int = 31  # near match: Hamming distance <= this
     pdq_sets: list[str] = field(default_factory=list)  # PDQ hash sets (list, CSV, VICS)
     size_filter: bool = False  # skip files whose size no known-bad set declares
+    blockset: str | None = None  # scan --blockset: hash every media block against this .tbs
     fs_timeout: float = 300.0  # seconds without progress listing a directory
     read_timeout: float = 120.0  # seconds without progress reading one file
     file_timeout: float = 0.0  # seconds one file may take in all; 0: derived from its size

@@ -284,6 +284,10 @@ def _check_config(config: ScanConfig) -> None:
         raise UsageError("--pdq-threshold must be 0..64 (PDQ's reference is 31)")
     if config.resume and config.out is None:
         raise UsageError("--resume needs the folder of the interrupted run")
+    if config.blockset:  # a bad .tbs is exit 2 before any output exists
+        from triage.blocks.tbs import BlockSet
+
+        BlockSet.open(config.blockset).close()
 
 
 INTERNAL_ERRORS_LOG = "TRIAGE_INTERNAL_ERRORS_LOG"
@@ -303,6 +307,31 @@ def _log_internal_errors(out: Path, count: int, first: str | None) -> None:
             fh.write(line + "\n")
     except OSError:
         pass  # a test seam must not change a run's outcome
+
+
+def _start_block_scan(config: ScanConfig) -> Any:
+    """``--blockset``: the whole-media block pass on a thread beside the walk (blocks/)."""
+    if not config.blockset:
+        return None
+    from triage.blocks.blockscan import BlockScan
+
+    block_pass = BlockScan([p for p in config.evidence], config.blockset)
+    block_pass.start()
+    return block_pass
+
+
+def _finish_block_scan(block_pass: Any, out: Path, wanted: bool) -> dict[str, Any] | None:
+    if block_pass is None:
+        return None
+    if not wanted:
+        block_pass.stop = True
+    block_pass.join()
+    try:
+        if block_pass.error is not None:
+            raise block_pass.error
+        return block_pass.result(out) if wanted else None
+    finally:
+        block_pass.close()
 
 
 def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
@@ -353,7 +382,7 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
                     "file_timeout": config.file_timeout,
                     "verify_image": config.verify_image, "order": config.order,
                     "stop_on_first_hit": config.stop_on_first_hit, "formats": config.formats,
-                    "size_filter": config.size_filter,
+                    "size_filter": config.size_filter, "blockset": config.blockset,
                     "pdq": pdq_on, "pdq_threshold": config.pdq_threshold},
         "hashsets": [_set_summary(s) for s in sets],
         "pdq_sets": [s.summary() for s in pdq_sets],
@@ -413,6 +442,7 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
                       file_timeout=config.file_timeout, read_timeout=config.read_timeout)
     pool.initialize(WorkerState, init)
     scan.abort = bad_index
+    block_pass = _start_block_scan(config)  # scan --blockset: beside the walk
     interrupted = stopped_early = False
     failure: BaseException | None = None  # why the run stopped short of its end, if it did
     progress.status("scanning")
@@ -432,6 +462,7 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         pool.kill()
     writer.close()
     journal.close()
+    block_section = _finish_block_scan(block_pass, out, failure is None and not interrupted)
     if pdq_index is not None:
         shutil.rmtree(pdq_index, ignore_errors=True)
     if scan.spool is not None:
@@ -477,6 +508,10 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         first_internal_error=total.first_internal_error,
         exit_code=int(code),
     )
+    if block_section is not None:
+        summary["block_scan"] = block_section
+        if block_section["hit_blocks"] and code in (ExitCode.OK, ExitCode.INCOMPLETE):
+            summary["exit_code"] = int(code := ExitCode.HITS)
     _log_internal_errors(out, total.internal_errors, total.first_internal_error)
     try:
         # incomplete until the reports exist: a kill while rendering leaves a run that

@@ -94,6 +94,16 @@ OPTIONAL_FIELDS = frozenset({"kind", "signature", "extension_mismatch", "pdq", "
                              "pdq_error", "pdq_distance", "path_bytes", "orphan_long_name"})
 
 
+BLOCK_MATCHES = {
+    "type": "array", "description": "scan --blockset: blocks of this file found in a block set "
+    "(block evidence, not confirmed by a whole-file hash unless matches says so)",
+    "items": {"type": "object", "required": ["set", "blocks", "reference"], "properties": {
+        "set": {"type": "string"}, "category": {"type": ["string", "null"]},
+        "blocks": {"type": "integer", "minimum": 1},
+        "reference": {"type": "object", "description": "the reference file the blocks come "
+                      "from: md5, sha1, name, size"}}}}
+
+
 class SchemaDefinitionError(RuntimeError):
     """FILE_FIELDS and FIELD_TYPES disagree: a programming error, caught by the tests."""
 
@@ -114,6 +124,7 @@ def file_schema(algorithms: tuple[str, ...] | list[str] | None = None) -> dict[s
                                     f"types for no field: {unused}")
     props: dict[str, Any] = {f: FIELD_TYPES[f] for f in fields}
     props.update({a: _hash_property(a) for a in ALGORITHMS})
+    props["block_matches"] = BLOCK_MATCHES  # scan --blockset only (optional)
     required = [f for f in fields if f not in OPTIONAL_FIELDS]
     required += [a for a in ALGORITHMS if algorithms and a in algorithms]
     return {
@@ -217,7 +228,7 @@ _END_KEYS = ["interrupted", "elapsed_seconds", "evidence", "totals", "categories
 # Keys a newer scan writes that older runs lack: documented, not required.
 _NEWER_KEYS = ["resumed", "evidence_given", "stopped_early", "reports", "census", "pdq_sets",
                "first_internal_error", "incomplete_reason",
-               "resume_commands", "invalid", "resumed_after_early_stop"]
+               "resume_commands", "invalid", "resumed_after_early_stop", "block_scan"]
 
 
 def summary_schema() -> dict[str, Any]:
@@ -294,6 +305,9 @@ def summary_schema() -> dict[str, Any]:
             "description": "where and what the first internal error was (a defect of triage, "
             "counted in totals.internal_errors): 'path: TypeError: ... (at triage/x.py:N)'"},
         "exit_code": {"type": "integer"},
+        "block_scan": {"type": "object", "description": "scan --blockset: the whole-media "
+                       "block pass (bytes read, windows hashed, hit blocks, files whose blocks "
+                       "match, matches in unallocated space or outside any volume)"},
     }
     required = [k for k in props if k not in _END_KEYS + _NEWER_KEYS]
     return {
