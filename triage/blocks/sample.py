@@ -37,7 +37,7 @@ def read_blocks_for(read_kib: str | int, block_size: int, media: Media) -> tuple
     runs found for ~0.1 ms more per seek), 4 KiB elsewhere (least CPU and transfer)."""
     if str(read_kib) == "auto":
         rot = media.rotational()
-        kib = AUTO_KIB_DISK if rot else AUTO_KIB_SSD
+        kib = max(AUTO_KIB_DISK if rot else AUTO_KIB_SSD, block_size // 1024)
         why = {True: "rotational media", False: "solid-state media",
                None: "media kind unknown"}[rot]
     else:
