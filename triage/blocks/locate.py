@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from triage.volumes import Volume, find_volumes, open_fs
+from triage.volumes import Volume, find_volumes, fs_type_name, open_fs
 from triage.walk import VolumeContext, WalkOptions, WalkStats, list_directory, root_dir
 
 _SPARSE_OR_FILLER = 0x03
@@ -91,7 +91,9 @@ def _locate_in_volume(img: Any, v: Volume, hits: np.ndarray, result: dict[int, O
             result[int(h)] = Owner("volume without file system", **base)
         return
     block = int(fs.info.block_size)
-    ctx = VolumeContext("", v.offset, v.fs_type or "?")
+    fs_type = fs_type_name(fs.info.ftype)  # the walk's NTFS stream logic keys on it
+    base["fs_type"] = fs_type
+    ctx = VolumeContext("", v.offset, fs_type)
     stats = WalkStats()
     pending = [root_dir(fs)]
     owners: dict[int, Owner] = {}
@@ -109,9 +111,9 @@ def _locate_in_volume(img: Any, v: Volume, hits: np.ndarray, result: dict[int, O
                     prev = owners.get(h)
                     if prev is not None and not prev.deleted:
                         continue  # an allocated owner wins over a deleted entry's claim
-                    owners[h] = Owner("file", fs_type=v.fs_type, path=rec.path,
+                    owners[h] = Owner("file", path=rec.path,
                                       inode=rec.inode, deleted=rec.deleted,
                                       file_offset=file_off + h - a, **base)
         pending.extend(subdirs)
     for h in hits:
-        result[int(h)] = owners.get(int(h)) or Owner("unallocated", fs_type=v.fs_type, **base)
+        result[int(h)] = owners.get(int(h)) or Owner("unallocated", **base)
