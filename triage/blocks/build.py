@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -144,14 +143,24 @@ def _read_into(stream: Any, view: memoryview) -> int:
     return got
 
 
+_CHUNK = 8 << 20
+
+
+def read_buffers(block_size: int) -> list[bytearray]:
+    """Two read buffers for ``hash_file`` (allocated once per build: fresh 8 MiB buffers per
+    file cost more than hashing a small file)."""
+    chunk = block_size * max(1, _CHUNK // block_size)
+    return [bytearray(chunk), bytearray(chunk)]
+
+
 def hash_file(file: Path, block_size: int, digest: str, pool: ThreadPoolExecutor | None = None,
-              *, whole: bool = True, filter_weak: bool = True) -> _Hashed:
+              *, whole: bool = True, filter_weak: bool = True,
+              buffers: list[bytearray] | None = None) -> _Hashed:
     """Block digests of one file (weak blocks filtered), with its MD5 and SHA-1 (``whole``).
 
     MD5 and SHA-1 run on ``pool`` threads beside the block hashing (hashlib frees the GIL).
     """
-    chunk = block_size * max(1, (8 << 20) // block_size)
-    buffers = [bytearray(chunk), bytearray(chunk)]
+    buffers = buffers or read_buffers(block_size)
     md5 = hashlib.md5(usedforsecurity=False)
     sha1 = hashlib.sha1(usedforsecurity=False)
     digests: list[np.ndarray] = []
@@ -273,7 +282,7 @@ class Builder:
         self._cat_index: dict[str | None, int] = {None: 0}
         self._seen_md5: set[bytes] = set()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="triage-blockset")
-        self._lock = threading.Lock()
+        self._buffers = read_buffers(self.block_size)
 
     def _category_id(self, category: str | None) -> int:
         found = self._cat_index.get(category)
@@ -288,7 +297,8 @@ class Builder:
                  category_of: CategoryOf | None = None) -> None:
         """Cut one reference file into blocks and add its distinct ones."""
         try:
-            hashed = hash_file(file, self.block_size, self.digest, self._pool)
+            hashed = hash_file(file, self.block_size, self.digest, self._pool,
+                               buffers=self._buffers)
         except OSError as exc:
             raise BlockSetError(f"{file}: cannot read: {exc.strerror or exc}") from None
         if hashed.md5 in self._seen_md5:
@@ -328,7 +338,8 @@ class Builder:
     def add_exclude(self, file: Path) -> None:
         """Blocks of a known-innocent file: any set block equal to one of them is dropped."""
         try:
-            hashed = hash_file(file, self.block_size, self.digest, whole=False, filter_weak=False)
+            hashed = hash_file(file, self.block_size, self.digest, whole=False,
+                               filter_weak=False, buffers=self._buffers)
         except OSError as exc:
             raise BlockSetError(f"--exclude {file}: cannot read: {exc.strerror or exc}") from None
         self.stats["exclude_files"] += 1
