@@ -469,3 +469,23 @@ def test_external_sort_gives_the_same_set(tmp_path: Path) -> None:
         assert bs.info()["verified"]
         keys = np.array(bs.keys)
         assert (keys[1:] >= keys[:-1]).all()
+
+
+def test_output_inside_the_reference_folder_and_odd_names(tmp_path: Path) -> None:
+    """Rebuilding into the reference folder never reads the set itself; a file name that is
+    not UTF-8 and holds a terminal escape is kept byte-exact and shown escaped."""
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    data = random.Random(12).randbytes(3 * B)
+    odd = os.fsdecode(b"caf\xe9\x1b[31m.bin")
+    (ref / odd).write_bytes(data)
+    link = tmp_path / "link"
+    link.symlink_to(ref)
+    for _ in range(2):
+        proc = triage("blockset", "build", str(link), "--out", str(ref / "s.tbs"), "--force")
+        assert proc.returncode == 0, proc.stderr
+    with BlockSet.open(ref / "s.tbs") as bs:
+        assert bs.n_files == 1 and bs.n_blocks == 3
+        assert bs.file(0).name == "ref/" + odd
+    proc = triage("blockset", "info", str(ref / "s.tbs"), "--files")
+    assert proc.returncode == 0 and "\x1b" not in proc.stdout and "caf" in proc.stdout

@@ -166,8 +166,12 @@ def _print_info(d: dict[str, Any]) -> None:
     _out(f"  dropped     {dropped}")
     if src.get("exclude_files"):
         _out(f"  excluded    {src['exclude_files']:,} innocent files ({src['exclude_blocks']:,} blocks)")
-    _out(f"  rules       at most {d['max_files']} files per block; fewer than "
-         f"{d['low_entropy_values']} byte values is low-entropy")
+    rules = f"at most {d['max_files']} files per block"
+    if d["low_entropy_values"] is None:
+        rules += "; pattern and low-entropy rules not applied (built from piecewise hashes)"
+    else:
+        rules += f"; fewer than {d['low_entropy_values']} byte values is low-entropy"
+    _out(f"  rules       {rules}")
     _out(f"  file        {d['file_bytes']:,} bytes ({d['bytes_per_block']} per block), "
          f"created {d['created']}")
     _out(f"  sha256      {d['sha256_recorded']} (data sections)")

@@ -99,17 +99,22 @@ def _classify_one(block: np.ndarray) -> int:
 # -- input files ----------------------------------------------------------------------------
 
 
-def reference_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str]]:
+def reference_files(paths: Iterable[Path], skip: Path | None = None) -> list[tuple[Path, str]]:
     """(file, name to record) for every regular file under ``paths``, in a stable order.
 
-    The name is the path below the given folder, prefixed by the folder's own name; symbolic
-    links are not followed (a reference folder is hashed as it is, not what it points to).
+    The name is the path below the given folder, prefixed by the folder's own name. A PATH
+    given on the command line is followed if it is a symbolic link; links inside folders are
+    not (a reference folder is hashed as it is, not what it points to). The list is made
+    before anything is written, and ``skip`` (the output) is left out, so a set written into
+    a reference folder never reads itself or its temporary files.
     """
+    found: list[tuple[Path, str]] = []
+    skip = skip.resolve() if skip is not None else None
     for root in paths:
         root = Path(root)
-        if root.is_symlink() or root.is_file():
-            if root.is_file() and not root.is_symlink():
-                yield root, root.name
+        if root.is_file():
+            if root.resolve() != skip:
+                found.append((root, root.name))
             continue
         if not root.is_dir():
             raise BlockSetError(f"{root}: no such file or folder")
@@ -118,8 +123,9 @@ def reference_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str]]:
             dirs.sort()
             for name in sorted(names):
                 file = Path(folder) / name
-                if file.is_file() and not file.is_symlink():
-                    yield file, f"{base}/{file.relative_to(root).as_posix()}"
+                if file.is_file() and not file.is_symlink() and file.resolve() != skip:
+                    found.append((file, f"{base}/{file.relative_to(root).as_posix()}"))
+    return found
 
 
 @dataclass
@@ -438,7 +444,7 @@ def source_meta(builder: Builder, kind: str, roots: list[str], inputs: list[str]
     s = builder.stats
     return {"kind": kind, "files": s["files"], "bytes": s["bytes"], "blocks": s["blocks"],
             "duplicate_files": s["duplicate_files"], "empty_files": s["empty_files"],
-            "unreadable_files": s["unreadable_files"], "exclude_files": s["exclude_files"],
+            "exclude_files": s["exclude_files"],
             "exclude_blocks": s["exclude_blocks"], "uncategorised_files": s["uncategorised_files"],
             "roots": roots, "inputs": inputs}
 
@@ -456,11 +462,13 @@ def build_blockset(paths: list[Path], out: Path, *, name: str | None = None,
     builder = Builder(block_size=block_size, digest=digest, max_files=max_files,
                       tmpdir=Path(out).absolute().parent, budget=budget)
     try:
-        for file, label in reference_files(paths):
+        files = reference_files(paths, skip=Path(out))
+        excluded = reference_files(exclude or [], skip=Path(out))
+        for file, label in files:
             builder.add_file(file, label, category, category_of)
             if progress is not None:
                 progress(builder.stats["files"], builder.stats["bytes"])
-        for file, _ in reference_files(exclude or []):
+        for file, _ in excluded:
             builder.add_exclude(file)
         if not builder.stats["files"]:
             raise BlockSetError("no reference files found under " + ", ".join(map(str, paths)))

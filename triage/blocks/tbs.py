@@ -101,7 +101,6 @@ class Source(Struct, omit_defaults=True):
     blocks: Count  # full blocks cut from them (before any drop)
     duplicate_files: Count = 0  # same MD5 as an earlier file: its blocks were not added again
     empty_files: Count = 0  # shorter than one block
-    unreadable_files: Count = 0
     exclude_files: Count = 0
     exclude_blocks: Count = 0
     uncategorised_files: Count = 0  # --categories-from did not know the file
@@ -455,7 +454,12 @@ class TbsWriter:
         ids = top_bits(keys, self.bits)
         lo = int(ids[0])
         self.counts[lo : int(ids[-1]) + 1] += np.bincount(ids - lo)
-        self.per_file += np.bincount(self.files.file_of(g), minlength=len(self.files))
+        owners = self.files.file_of(g)
+        if 4 * len(owners) < len(self.files):  # few rows, many files: no files-long temporary
+            found, counts = np.unique(owners, return_counts=True)
+            self.per_file[found] += counts
+        else:
+            self.per_file += np.bincount(owners, minlength=len(self.files))
         self.rows += len(keys)
 
     def finish(self, meta: dict[str, Any]) -> dict[str, Any]:
