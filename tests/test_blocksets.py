@@ -314,8 +314,22 @@ def good_set(tmp_path: Path) -> Path:
     return out
 
 
-def _refused(path: Path) -> str:
-    proc = triage("blockset", "info", str(path))
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """The CLI in this process (``triage.cli.main``, as the entry point runs it): the many
+    bad-header cases need no interpreter start each; tests above use a real subprocess."""
+    from contextlib import redirect_stdout
+
+    from triage import cli as triage_cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), pytest.raises(SystemExit) as exit_:
+        triage_cli.main(list(args), triage_cli.Environment(stdout=out, stderr=err,
+                                                           interactive=False))
+    return subprocess.CompletedProcess(list(args), exit_.value.code, out.getvalue(), err.getvalue())
+
+
+def _refused(path: Path, in_process: bool = True) -> str:
+    proc = (cli if in_process else triage)("blockset", "info", str(path))
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     return one_line_error(proc)
 
@@ -330,7 +344,7 @@ def test_truncated_garbage_and_foreign_files(tmp_path: Path, good_set: Path) -> 
             BlockSet.open(bad)
     garbage = tmp_path / "garbage.tbs"
     garbage.write_bytes(os.urandom(5000))
-    assert "not a triage block set" in _refused(garbage)
+    assert "not a triage block set" in _refused(garbage, in_process=False)
     tdb_like = tmp_path / "x.tbs"
     tdb_like.write_bytes(b"TRIAGEDB" + data[8:])
     assert "bad magic" in _refused(tdb_like)
@@ -343,7 +357,7 @@ def test_altered_data_is_found_by_info(tmp_path: Path, good_set: Path) -> None:
     data[100] ^= 1  # inside the key section
     bad = tmp_path / "flip.tbs"
     bad.write_bytes(bytes(data))
-    assert "does not match the SHA-256" in _refused(bad)
+    assert "does not match the SHA-256" in _refused(bad, in_process=False)
 
 
 def _rewrite_header(src: Path, dst: Path, header: bytes) -> None:

@@ -42,6 +42,20 @@ def _check_out(out: Path, force: bool) -> None:
         raise BlockSetError(f"--out {out} exists (use --force to replace it)")
 
 
+def _progress() -> Any:
+    """A progress line on a terminal (a build of 10 GB takes a minute or more)."""
+    last = [0.0]
+
+    def show(files: int, size: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 1:
+            last[0] = now
+            sys.stderr.write(f"\rhashed {files:,} reference files, {size / 1e9:.2f} GB")
+            sys.stderr.flush()
+
+    return show
+
+
 def _summary(out: Path, header: dict[str, Any], seconds: float) -> None:
     dropped = ", ".join(f"{k} {v:,}" for k, v in header["dropped"].items() if v) or "none"
     src = header["source"]
@@ -86,7 +100,10 @@ def build(
         header = build_blockset(list(paths), out, name=name, category=category,
                                 categories_from_set=categories_from,
                                 block_size=block_size or DEFAULT_BLOCK_SIZE, digest=digest,
-                                max_files=max_files, exclude=exclude or [])
+                                max_files=max_files, exclude=exclude or [],
+                                progress=_progress() if sys.stderr.isatty() else None)
+        if sys.stderr.isatty():
+            sys.stderr.write("\r\033[K")
     _summary(out, header, time.monotonic() - started)
 
 
