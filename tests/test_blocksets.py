@@ -503,3 +503,21 @@ def test_output_inside_the_reference_folder_and_odd_names(tmp_path: Path) -> Non
         assert bs.file(0).name == "ref/" + odd
     proc = triage("blockset", "info", str(ref / "s.tbs"), "--files")
     assert proc.returncode == 0 and "\x1b" not in proc.stdout and "caf" in proc.stdout
+
+
+def test_subtract_refuses_altered_input_and_self_overwrite(tmp_path: Path, good_set: Path) -> None:
+    data = bytearray(good_set.read_bytes())
+    data[100] ^= 1
+    altered = tmp_path / "alt.tbs"
+    altered.write_bytes(bytes(data))
+    with pytest.raises(BlockSetError, match="does not match the SHA-256"):
+        subtract_blocksets(altered, good_set, tmp_path / "c.tbs")
+    with pytest.raises(BlockSetError, match="does not match the SHA-256"):
+        subtract_blocksets(good_set, altered, tmp_path / "c.tbs")
+    assert not (tmp_path / "c.tbs").exists()
+    with pytest.raises(BlockSetError, match="overwrite an input"):
+        subtract_blocksets(good_set, good_set, good_set)
+    header = subtract_blocksets(good_set, good_set, tmp_path / "empty.tbs")
+    assert header["rows"] == 0 and header["dropped"]["subtracted"] == 6
+    with BlockSet.open(tmp_path / "empty.tbs") as bs:
+        assert bs.info()["verified"] and (bs.lookup(np.zeros((3, 16), np.uint8)) == -1).all()

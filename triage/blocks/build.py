@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from triage.blocks.digest import DIGEST_BYTES, check_digest, hash_blocks
@@ -493,8 +494,12 @@ def subtract_blocksets(a_path: Path, b_path: Path, out: Path, *, name: str | Non
             raise BlockSetError(f"cannot subtract {b_path} ({b.block_size} B, {b.digest}) from "
                                 f"{a_path} ({a.block_size} B, {a.digest}): block size and digest "
                                 "must be the same")
-        if Path(out).absolute() in (Path(a_path).absolute(), Path(b_path).absolute()):
+        if Path(out).resolve() in (Path(a_path).resolve(), Path(b_path).resolve()):
             raise BlockSetError(f"--out {out}: would overwrite an input")
+        for path, bs in ((a_path, a), (b_path, b)):  # a damaged input must not come out re-sealed
+            _, problem = bs.verify()
+            if problem:
+                raise BlockSetError(f"block set {path}: {problem}")
         h = a.header
         files = FileTable(starts=np.array(a.file_starts), md5=np.array(a.file_md5),
                           sha1=np.array(a.file_sha1), size=np.array(a.file_size),
@@ -506,15 +511,16 @@ def subtract_blocksets(a_path: Path, b_path: Path, out: Path, *, name: str | Non
             for start in range(0, a.n_blocks, chunk):
                 keys = np.array(a.keys[start : start + chunk])
                 g = np.array(a.refs_g[start : start + chunk])
+                if int(g.max()) >= int(files.starts[-1]):
+                    raise BlockSetError(f"block set {a_path}: damaged (block reference outside "
+                                        "every file)")
                 if b.n_blocks:
                     _, count = b._table.find_many(keys)
                     keep = count == 0
                     removed += int((~keep).sum())
                     keys, g = keys[keep], g[keep]
                 writer.add(keys, g)
-            if int(np.max(g, initial=0)) >= int(files.starts[-1]) if a.n_blocks else False:
-                raise BlockSetError(f"block set {a_path}: damaged (block reference outside every file)")
-            source = dict(msgspec_builtins(h.source), kind="subtract",
+            source = dict(msgspec.to_builtins(h.source), kind="subtract",
                           inputs=[str(a_path), str(b_path)])
             meta = {"name": name or Path(out).stem, "block_size": h.block_size,
                     "digest": h.digest, "max_files": h.max_files,
@@ -528,8 +534,3 @@ def subtract_blocksets(a_path: Path, b_path: Path, out: Path, *, name: str | Non
         a.close()
         b.close()
 
-
-def msgspec_builtins(value: Any) -> Any:
-    import msgspec
-
-    return msgspec.to_builtins(value)
