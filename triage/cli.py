@@ -42,6 +42,7 @@ from triage.cli_info import info
 from triage.cli_report import report, schema
 from triage.cli_sample import sample
 from triage.errors import ExitCode, TriageError, UsageError
+from triage.lab.cli import case as case_command, lab_app, rematch as rematch_command
 from triage.records import strict_json
 from triage.reports._escape import escape, json_safe
 from triage.reports.labels import Labels
@@ -316,6 +317,9 @@ app.command("info")(info)
 app.command("report")(report)
 app.command("schema")(schema)
 app.command("sample", epilog=EXIT_CODES_HELP)(sample)
+app.add_typer(lab_app, name="lab")
+app.command("case")(case_command)
+app.command("rematch")(rematch_command)
 
 
 def print_census(census: dict[str, Any], console: Console) -> None:
