@@ -245,6 +245,20 @@ def test_lab_end_to_end_restart_links_and_missing_evidence(redis_server: Redis, 
     page = (case / "case.html").read_text()
     assert "phone.img" in page and sha1 in page and "not found on" in page
 
+    # CAID grows: a new set lists the shared file; re-matched through the queue, no evidence
+    newset = tmp_path / "caid-new.csv"
+    newset.write_text(f"MD5,SHA1,Category\n{hashlib.md5(SHARED).hexdigest()},{sha1},B\n")
+    again = triage("rematch", str(case), "--hashset", str(newset), "--out",
+                   str(tmp_path / "re"), "--broker", redis_server.url)
+    assert again.returncode == 0, again.stderr
+    assert triage("case", str(tmp_path / "re")).returncode == 0
+    view = json.loads((tmp_path / "re" / "case.json").read_text())
+    hits = {x["name"]: x["known_bad_files"] for x in view["exhibits"]}
+    assert hits == {"phone.img": 1, "laptop.img": 1, **{p.name: 0 for p in evidence[:5]}}
+    assert view["rematch_of"] == str(case)
+    shared = [x for x in view["links"] if x["sha1"] == sha1]
+    assert shared and shared[0]["category"] == "B"
+
 
 def test_sigkill_mid_exhibit_resumed_by_the_other_worker(redis_server: Redis, workers: Workers,
                                                          tmp_path: Path) -> None:
@@ -336,3 +350,42 @@ def test_bad_input(redis_server: Redis, workers: Workers, tmp_path: Path) -> Non
     text = proc.log.read_text()
     assert "unreachable" in text and "retrying until it answers" in text
     assert proc.poll() is None, "the worker keeps trying"
+
+
+def test_rematch_run_equals_a_scan_with_the_new_sets(tmp_path: Path) -> None:
+    """A run scanned with no set, re-matched against sets, equals a scan with those sets:
+    records, categories, census, exit code, hits.csv; outputs valid against the schemas."""
+    import jsonschema
+
+    from triage.reports.schema import file_schema, summary_schema
+
+    bare, plain, again = tmp_path / "bare", tmp_path / "plain", tmp_path / "again"
+    assert triage("scan", str(IMAGES / "mbr.E01"), "--out", str(bare), "--quiet").returncode == 4
+    code = triage("scan", str(IMAGES / "mbr.E01"), *HASHSETS, "--out", str(plain),
+                  "--quiet").returncode
+    assert code == 1
+    done = triage("rematch", str(bare), *HASHSETS, "--out", str(again), "--formats", "csv,html")
+    assert done.returncode == 0, done.stderr
+    assert records(again) == records(plain)
+    new, old = (json.loads((d / "summary.json").read_text()) for d in (again, plain))
+    for key in ("categories", "census", "exit_code", "complete"):
+        assert new[key] == old[key], key
+    assert new["totals"]["known_bad_files"] == old["totals"]["known_bad_files"] > 0
+    assert sorted((again / "hits.csv").read_text().splitlines()) == sorted(
+        (plain / "hits.csv").read_text().splitlines())
+    jsonschema.validate(new, summary_schema())
+    schema = file_schema(new["options"]["algorithms"])
+    for line in (again / "files.jsonl").read_text().splitlines():
+        jsonschema.validate(json.loads(line), schema)
+    provenance = json.loads((again / "rematch.json").read_text())
+    assert provenance["rematch_of"] == str(bare) and provenance["records"] == len(records(bare))
+    # the other way round: sets that match nothing any more give back the bare verdicts
+    empty = tmp_path / "none.md5"
+    empty.write_text("0" * 31 + "1  nothing\n")
+    back = tmp_path / "back"
+    assert triage("rematch", str(plain), "--hashset", str(empty), "--out", str(back)).returncode == 0
+    assert json.loads((back / "summary.json").read_text())["exit_code"] == 4
+    strip = [json.loads(x) for x in records(back)]
+    assert all(r["matches"] == [] for r in strip)
+    refused = triage("rematch", str(tmp_path), "--hashset", str(empty))
+    assert refused.returncode == 2 and "not a triage run folder" in refused.stderr

@@ -71,7 +71,12 @@ def scan_exhibit(self: Any, case_dir: str, exhibit: str, infra_retries: int = 0)
 def rematch_exhibit(self: Any, run_dir: str, out: str, hashsets: list[str],
                     known_good: list[str], formats: str | None) -> dict[str, Any]:
     """Re-match one finished run's files.jsonl against new hash sets (no evidence read)."""
+    from triage.errors import TriageError
     from triage.lab.rematch import rematch_run
 
-    result = rematch_run(run_dir, hashsets, known_good, out=out, formats=formats)
+    try:
+        result = rematch_run(run_dir, hashsets, known_good, out=out, formats=formats)
+    except TriageError as e:  # a bad set or run: a result with its reason, not a retry
+        return {"status": "failed", "reason": str(e), "host": host(), "out": out,
+                "run": run_dir}
     return {"status": "done", "host": host(), "pid": os.getpid(), **result}

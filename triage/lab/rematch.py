@@ -1,0 +1,312 @@
+"""Re-match without the evidence: a finished run's files.jsonl against new hash sets.
+
+Every record already holds its digests, so learning which past exhibits hold newly listed
+material needs no evidence: ``rematch_run`` reads files.jsonl in chunks (one msgspec call per
+65,536 lines, only the fields matching needs), turns each algorithm's hex digests into one
+numpy array (one ``unhexlify`` per chunk), looks the whole array up in each set's sorted table
+(``DigestTable.find_many``, the engine of ``HashSet.lookup_many``) and builds the matches of
+the few records that hit with triage's own matching rules (``triage.matching``). A line whose
+verdict does not change (no match before, none now) is copied byte for byte; others are
+re-encoded with the scan's own line encoder.
+
+The new run is written beside the old one (``RUN-rematch-<UTC time>``), with files.jsonl,
+summary.json (the scan's summary with the new sets, categories, counts and exit code; its
+``command`` is the rematch's) and the reports, plus ``rematch.json`` saying what it was derived
+from. PDQ near matches are not re-computed (they need the pictures' PDQ hashes against PDQ
+sets, a scan's work): the new run has exact matches only, and says so in rematch.json. On a lab
+case every exhibit is re-matched (one task each through the queue, or here with ``local``) into
+``CASE_DIR/rematch-<UTC time>/``, itself a case folder ``triage case`` reads.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import json
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from triage.categories import is_known_bad
+from triage.census import census_key, census_summary
+from triage.config import ScanConfig
+from triage.errors import ExitCode, UsageError
+from triage.matching import HashIndex, _match
+from triage.outdir import claim, finish
+from triage.records import utc_now
+from triage.report import write_json_atomic
+from triage.reports import parse_formats
+from triage.reports._run import load_summary
+from triage.reports.words import EXAMINED
+from triage.results import encode_line
+
+CHUNK = 1 << 16
+WIDTH = {"md5": 16, "sha1": 20, "sha256": 32}
+DEFAULT_FORMATS = "csv,html"
+
+
+class _Rec(msgspec.Struct):
+    md5: str | None = None
+    sha1: str | None = None
+    sha256: str | None = None
+    xxh128: str | None = None
+    size: int | None = None
+    deleted: bool = False
+    kind: str | None = None
+    category: str | None = None
+    matches: msgspec.Raw = msgspec.Raw(b"[]")
+    error: str | None = None
+
+
+_decode = msgspec.json.Decoder(list[_Rec]).decode
+_decode_line = msgspec.json.Decoder().decode
+_EMPTY = (b"[]",)
+
+
+def _chunks(files: Path):
+    with open(files, "rb") as fh:
+        while True:
+            lines = fh.readlines(64 << 20)  # ~64 MiB of lines at a time: bounded memory
+            if not lines:
+                return
+            for start in range(0, len(lines), CHUNK):
+                part = lines[start:start + CHUNK]
+                yield part, _decode(b"[" + b",".join(part) + b"]")
+
+
+def _digest_array(hexes: list[str | None], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(S{width} array, mask of rows that have a well-formed digest)."""
+    ok = np.fromiter((h is not None and len(h) == 2 * width for h in hexes), dtype=bool,
+                     count=len(hexes))
+    filler = "0" * (2 * width)
+    joined = "".join(h if good else filler for h, good in zip(hexes, ok.tolist()))
+    try:
+        raw = binascii.unhexlify(joined)
+    except (binascii.Error, ValueError):  # a non-hex digest somewhere: check one by one
+        fixed = []
+        for i, h in enumerate(hexes):
+            try:
+                fixed.append(binascii.unhexlify(h) if ok[i] else bytes(width))
+            except (binascii.Error, ValueError):
+                ok[i] = False
+                fixed.append(bytes(width))
+        raw = b"".join(fixed)
+    return np.frombuffer(raw, dtype=f"S{width}"), ok
+
+
+def _hits(index: HashIndex, recs: list[_Rec]) -> dict[int, list[dict[str, Any]]]:
+    """Row -> matches, for the rows of this chunk that match any set (HashIndex.match order)."""
+    per_alg: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    sized = np.fromiter((bool(r.size) for r in recs), dtype=bool, count=len(recs))
+    found: dict[int, list[dict[str, Any]]] = {}
+    for s in index.sets:
+        for alg in s.algorithms:
+            if alg not in WIDTH:
+                continue
+            if alg not in per_alg:
+                per_alg[alg] = _digest_array([getattr(r, alg) for r in recs], WIDTH[alg])
+            digests, ok = per_alg[alg]
+            _, count = s.tables[alg].find_many(digests)
+            rows = np.flatnonzero((count > 0) & ok & sized).tolist()
+            if not rows:
+                continue
+            cats = s.lookup_many(alg, [digests[i].tobytes().ljust(WIDTH[alg], b"\0")
+                                       for i in rows])
+            for row, categories in zip(rows, cats):
+                if categories:
+                    found.setdefault(row, []).append(_match(s, alg, list(categories), index.order))
+    return found
+
+
+def _load_sets(hashsets: list[str], known_good: list[str]) -> list[Any]:
+    from triage.scan import load_sets
+
+    for p in [*hashsets, *known_good]:
+        if not os.path.isfile(p):
+            raise UsageError(f"hash set {p}: no such file")
+    if not hashsets and not known_good:
+        raise UsageError("give the new hash sets: --hashset (and/or --known-good)")
+    return load_sets(ScanConfig(evidence=[], hashsets=list(hashsets),
+                                known_good=list(known_good)), verify=True)
+
+
+def _default_out(run: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return run.parent / f"{run.name}-rematch-{stamp}"
+
+
+def _exit_code(old: dict[str, Any], hits: int, errors_allocated: int) -> ExitCode:
+    """The scan's rule (hits 1; unopenable 3; anything not examined 4; else 0) from what the
+    run recorded; 2, 5 and 130 of the scan stay (the records are what they were)."""
+    if hits:
+        return ExitCode.HITS
+    code = int(old.get("exit_code", 0))
+    if code not in (0, 1, 3, 4):
+        return ExitCode(code)
+    evidence = old.get("evidence") or []
+    if any(e.get("error") for e in evidence):
+        return ExitCode.EVIDENCE
+    volumes = [v for e in evidence for v in e.get("volumes") or []]
+    unverified = any((e.get("verification") or {}).get("status") == "mismatch" for e in evidence)
+    if (errors_allocated or (old.get("totals") or {}).get("internal_errors") or unverified
+            or any(v.get("status") not in EXAMINED for v in volumes) or code == 4):
+        return ExitCode.INCOMPLETE
+    return ExitCode.OK
+
+
+def rematch_run(run_dir: str | os.PathLike[str], hashsets: list[str], known_good: list[str] = (),
+                out: str | os.PathLike[str] | None = None, formats: str | None = DEFAULT_FORMATS,
+                sets: list[Any] | None = None) -> dict[str, Any]:
+    """Re-match one run into ``out`` (default beside it); returns counts and timing."""
+    t0 = time.monotonic()
+    run = Path(run_dir)
+    old = load_summary(run)
+    files = run / "files.jsonl"
+    if not files.is_file():
+        raise UsageError(f"{run}: no files.jsonl")
+    names = parse_formats(formats)
+    sets = sets if sets is not None else _load_sets(list(hashsets), list(known_good))
+    index = HashIndex(sets)
+    target = Path(out) if out else _default_out(run)
+    lock = claim(target, force=False)
+    try:
+        categories: Counter[str] = Counter()
+        census: Counter[str] = Counter()
+        hits = records = errors_allocated = 0
+        with open(target / "files.jsonl", "wb") as dst:
+            for lines, recs in _chunks(files):
+                found = _hits(index, recs)
+                buf = []
+                for row, (line, r) in enumerate(zip(lines, recs)):
+                    records += 1
+                    hashed = any(getattr(r, a) for a in ("md5", "sha1", "sha256", "xxh128"))
+                    matches = found.get(row, [])
+                    category = index._verdict(matches) if hashed else None
+                    if hashed:
+                        categories[category] += 1
+                        hits += is_known_bad(category)
+                    elif r.error and not r.deleted and not r.error.startswith(
+                            ("no metadata", "skipped:")):
+                        errors_allocated += 1
+                    census[census_key(r.kind, category)] += 1
+                    if category == r.category and not matches and bytes(r.matches) in _EMPTY:
+                        buf.append(line if line.endswith(b"\n") else line + b"\n")
+                        continue
+                    data = _decode_line(line)
+                    data["category"], data["matches"] = category, matches
+                    if "pdq_distance" in data:
+                        data["pdq_distance"] = None
+                    buf.append(encode_line(data))
+                dst.write(b"".join(buf))
+            dst.flush()
+            os.fsync(dst.fileno())
+        from triage.hashsets.tdb import failed_checks
+        from triage.scan import _set_summary
+
+        bad = failed_checks(sets, wait=True)
+        if bad:
+            raise UsageError(f"{bad[0]}; nothing re-matched")
+        code = _exit_code(old, hits, errors_allocated)
+        totals = dict(old.get("totals") or {}, known_bad_files=hits, near_duplicates=0)
+        summary = dict(
+            old, complete=False, incomplete_reason="re-matching: reports not yet rendered",
+            command=list(sys.argv), hashsets=[_set_summary(s) for s in sets], pdq_sets=[],
+            options=dict(old.get("options") or {}, pdq=False, formats=formats),
+            totals=totals, categories=dict(sorted(categories.items())),
+            census=census_summary(dict(census)), first_hit_seconds=None,
+            reports=[str(target / n) for n in (
+                {"csv": "hits.csv", "html": "report.html", "dfxml": "files.dfxml"}[f]
+                for f in names)],
+            exit_code=int(code), invalid=[])
+        provenance = {
+            "rematch_of": str(run.absolute()),
+            "source_summary_sha256": hashlib.sha256((run / "summary.json").read_bytes()).hexdigest(),
+            "source_files_sha256": None, "rematched": utc_now(), "records": records,
+            "previous_hashsets": [{k: h.get(k) for k in ("name", "path", "kind", "sha256")}
+                                  for h in old.get("hashsets") or []],
+            "pdq": "PDQ near matches are not re-computed by a re-match: exact matches only",
+            "source_complete": bool(old.get("complete")),
+        }
+        write_json_atomic(target / "rematch.json", provenance)
+        write_json_atomic(target / "summary.json", summary)
+        if old.get("complete"):
+            finish(target, summary, names)
+        else:  # the records are those of an incomplete run: say so, render all the same
+            from triage.reports import render_all
+
+            summary["incomplete_reason"] = (f"re-match of an incomplete run ({run}): "
+                                            f"{old.get('incomplete_reason')}")
+            write_json_atomic(target / "summary.json", summary)
+            render_all(target, names)
+    finally:
+        lock.release()
+    return {"run": str(run), "out": str(target), "records": records, "known_bad_files": hits,
+            "categories": dict(categories), "exit_code": int(code),
+            "seconds": round(time.monotonic() - t0, 3)}
+
+
+def rematch(target: str | os.PathLike[str], hashsets: list[str], known_good: list[str] = (),
+            out: str | os.PathLike[str] | None = None, formats: str | None = DEFAULT_FORMATS,
+            local: bool = False, broker: str | None = None, timeout: float | None = None
+            ) -> dict[str, Any]:
+    """A run folder: re-matched here. A lab case: each exhibit re-matched into
+    ``CASE_DIR/rematch-<UTC time>/EXHIBIT`` (a case folder of its own), one task per exhibit
+    through the queue, or here with ``local``."""
+    from triage.lab import case as cases
+
+    folder = Path(target)
+    parse_formats(formats)
+    if not cases.is_case(folder):
+        return {"runs": [rematch_run(folder, hashsets, known_good, out=out, formats=formats)]}
+    the_case = cases.load(folder)
+    sets = _load_sets(list(hashsets), list(known_good))  # refuse bad sets before anything
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest = Path(out) if out else folder / f"rematch-{stamp}"
+    done = [ex for ex in the_case.exhibits if (folder / ex.name / "summary.json").is_file()]
+    if not done:
+        raise UsageError(f"{folder}: no exhibit has a finished run to re-match yet")
+    if dest.exists() and any(dest.iterdir()):
+        raise UsageError(f"--out {dest}: folder exists and is not empty")
+    dest.mkdir(parents=True, exist_ok=True)
+    copy = cases.new_case(dest, the_case.case, the_case.examiner, the_case.queue)
+    copy.rematch_of = str(the_case.path)
+    copy.scan = dict(the_case.scan, hashsets=[os.path.abspath(p) for p in hashsets],
+                     known_good=[os.path.abspath(p) for p in known_good], pdq=False, pdq_sets=[])
+    copy.hashset_sources = [{"path": os.path.abspath(p), "kind": k, "name": s.name,
+                             "sha256": s.sha256, "compiled": os.path.abspath(p)}
+                            for (p, k), s in zip([(p, "known-bad") for p in hashsets]
+                                                 + [(p, "known-good") for p in known_good], sets)]
+    import uuid
+
+    copy.exhibits = [cases.Exhibit(ex.name, ex.evidence, str(uuid.uuid4()), utc_now())
+                     for ex in done]
+    cases.save(copy)
+    if local:
+        runs = [rematch_run(folder / ex.name, hashsets, known_good, out=dest / ex.name,
+                            formats=formats, sets=sets) for ex in done]
+        return {"case": str(dest), "runs": runs}
+    from celery.result import AsyncResult
+
+    from triage.lab.app import configure, rematch_exhibit
+    from triage.lab.client import ping
+
+    app = configure(ping(broker))
+    absolute = ([os.path.abspath(p) for p in hashsets], [os.path.abspath(p) for p in known_good])
+    for ex, new in zip(done, copy.exhibits):
+        rematch_exhibit.apply_async(
+            args=[str(folder / ex.name), str(dest / ex.name), *absolute, formats],
+            task_id=new.task_id, queue=the_case.queue)
+    runs = []
+    for new in copy.exhibits:
+        result = AsyncResult(new.task_id, app=app).get(timeout=timeout, propagate=False)
+        if not isinstance(result, dict) or result.get("status") != "done":
+            why = result.get("reason") if isinstance(result, dict) else result
+            raise UsageError(f"re-match of {new.name} failed on its worker: {why}")
+        runs.append(result)
+    return {"case": str(dest), "runs": runs}
