@@ -29,7 +29,8 @@ MAX_HITS = 10_000  # hits listed per evidence (all are counted)
 MAX_REFS = 8  # reference files listed per hit block (all are counted)
 AUTO_KIB_SSD = 4
 AUTO_KIB_DISK = 16
-DEPTH = 8  # reads in flight
+DEPTH = 8  # reads in flight (SSD, files)
+DEPTH_DISK = 32  # on a spinning disk: a full NCQ queue lets the drive order by rotation
 
 
 def read_blocks_for(read_kib: str | int, block_size: int, media: Media) -> tuple[int, str]:
@@ -84,25 +85,37 @@ def sample_media(media: Media, blockset: Any, plan: Plan, seed: int, index: int 
     slot_bytes, want = plan.slot_bytes, plan.read_bytes
     B, digest = plan.block_size, blockset.digest
     requests = ((int(s) * slot_bytes, want) for s in slots)
-    for off, _, data in media.reads(requests, depth):
-        if isinstance(data, OSError):
-            res.read_errors += 1
-            if len(res.first_errors) < 10:
-                res.first_errors.append(f"byte {off:,}: {data.strerror or data}")
+    for batch in media.read_batches(requests, depth):
+        keys, starts = [], []
+        for off, data in batch:
+            if isinstance(data, OSError):
+                res.read_errors += 1
+                if len(res.first_errors) < 10:
+                    res.first_errors.append(f"byte {off:,}: {data.strerror or data}")
+                continue
+            res.reads_ok += 1
+            res.bytes_read += len(data)
+            k = hash_blocks(data, B, digest, step=ALIGN)
+            if len(k):
+                keys.append(k)
+                starts.append((off, len(k)))
+        if not keys:
             continue
-        res.reads_ok += 1
-        res.bytes_read += len(data)
-        # windows starting inside the slot only: the tail belongs to the next slot's draw
-        usable = min(len(data), slot_bytes + B - ALIGN)
-        keys = hash_blocks(memoryview(data)[:usable], B, digest, step=ALIGN)
-        res.windows += len(keys)
-        if not len(keys):
+        allkeys = np.concatenate(keys) if len(keys) > 1 else keys[0]
+        res.windows += len(allkeys)
+        found = blockset.lookup(allkeys)  # one lookup per batch: its cost is mostly fixed
+        hit = np.flatnonzero(found >= 0)
+        if not len(hit):
             continue
-        found = blockset.lookup(keys)
-        for j in np.flatnonzero(found >= 0):
+        counts = np.array([n for _, n in starts])
+        first = np.cumsum(counts) - counts
+        offs = np.array([o for o, _ in starts], dtype=np.int64)
+        which = np.searchsorted(first, hit, side="right") - 1
+        for w, idx in zip(which.tolist(), hit.tolist()):
             res.hit_blocks += 1
             if len(res.hits) < MAX_HITS:
-                res.hits.append(_hit(blockset, off + int(j) * ALIGN, int(found[j])))
+                res.hits.append(_hit(blockset, int(offs[w]) + (idx - int(first[w])) * ALIGN,
+                                     int(found[idx])))
     res.elapsed = time.monotonic() - t0
     res.cpu = time.process_time() - c0
     return res
@@ -139,12 +152,14 @@ def run_sample(evidence: list[str], blockset_path: str, confidence: float = 0.99
             plans.append((make_plan(m.size, bs.block_size, confidence, min_mib, r), why))
         entries, any_hit, any_err = [], False, False
         for i, (m, (plan, why)) in enumerate(zip(medias, plans)):
-            res = sample_media(m, bs, plan, seed, i)
+            depth = DEPTH_DISK if m.rotational() else DEPTH
+            res = sample_media(m, bs, plan, seed, i, depth=depth)
             res.read_size = why
             owners = locate(m.img, [h["device_offset"] for h in res.hits]) if res.hits else {}
             for h in res.hits:
                 h.update(owner=owners[h["device_offset"]].to_dict())
-            entries.append(_entry(m, plan, res, seed, i))
+            entries.append(_entry(m, plan, res, seed, i) | {"reads_in_flight": depth
+                                                             if m.parallel else 1})
             any_hit |= res.hit_blocks > 0
             any_err |= res.read_errors > 0
             m.close()
