@@ -16,8 +16,8 @@ Files with the same MD5 as an earlier reference file are the same material: thei
 not added twice (counted as ``duplicate_files``).
 
 Bounded memory: every kept block becomes a row (16-byte digest + 4-byte global block number)
-in ``triage.hashsets.store.EntryStore``, the external bucket sort ``.tdb`` imports use (64 MiB
-buffers spilled to partitioned run files next to the output), then the sorted stream is grouped
+in ``triage.hashsets.store.EntryStore``, the external bucket sort ``.tdb`` imports use (128 MiB
+buffers, see ``sort_budget``, spilled to partitioned run files next to the output), then the sorted stream is grouped
 by digest, filtered and written. Memory is the buffers plus the file table (a few dozen bytes
 per reference file), whatever the number of blocks.
 """
@@ -45,10 +45,11 @@ from triage.blocks.tbs import (
     FileTable,
     TbsWriter,
 )
-from triage.hashsets.store import EntryStore
+from triage.hashsets.store import EntryStore, memory_budget
 
 DEFAULT_BLOCK_SIZE = 4096
 DEFAULT_MAX_FILES = 8
+_EMIT_ROWS = 1 << 20  # rows grouped and written at a time
 MAX_PERIOD = 64
 LOW_ENTROPY_VALUES = 16  # fewer distinct byte values than this: low-entropy
 _PREFIX = 96  # bytes screened per block: a block failing a rule has <= 64 values in them
@@ -56,6 +57,17 @@ EXCLUDED_G = 0xFFFFFFFF
 REASONS = ("constant", "pattern", "low-entropy", "partial", "shared", "excluded")
 _KEEP, _CONSTANT, _PATTERN, _LOW = 0, 1, 2, 3
 _REASON_NAME = {_CONSTANT: "constant", _PATTERN: "pattern", _LOW: "low-entropy"}
+
+
+def sort_budget() -> int:
+    """Sort buffer: ``TRIAGE_HASHSET_MEMORY`` (MiB) when set, else 128 MiB.
+
+    Why larger than a hash-set import's 64 MiB: the external sort partitions rows by their
+    first byte, and a partition larger than the buffer is partitioned again, which costs one
+    small read per spill and partition. With 128 MiB buffers a partition holds up to
+    ~1.5 * 10**9 rows' share (22 bytes each), so a billion-block set sorts in one pass.
+    """
+    return memory_budget() if os.environ.get("TRIAGE_HASHSET_MEMORY", "").isdigit() else 128 << 20
 
 
 def check_block_size(block_size: int) -> None:
@@ -278,7 +290,7 @@ class Builder:
             raise BlockSetError(str(exc)) from None
         if self.max_files < 1:
             raise BlockSetError("--max-files must be at least 1")
-        self.store = EntryStore(budget=self.budget, tmpdir=self.tmpdir)
+        self.store = EntryStore(budget=self.budget or sort_budget(), tmpdir=self.tmpdir)
         self.starts: list[int] = [0]
         self.md5: list[bytes] = []
         self.sha1: list[bytes] = []
@@ -387,15 +399,17 @@ class Builder:
                 sorted_rows = (b.keys.view(np.uint8).reshape(-1, DIGEST_BYTES + 4) for b in blocks)
             try:
                 carry: np.ndarray | None = None
-                for rows in sorted_rows:
-                    if carry is not None:
-                        rows = np.concatenate([carry, rows])
-                    # the last digest's rows may continue in the next block: carry them
-                    other = np.flatnonzero(~np.all(rows[:, :DIGEST_BYTES] == rows[-1, :DIGEST_BYTES],
-                                                   axis=1))
-                    tail = int(other[-1]) + 1 if len(other) else 0
-                    carry = rows[tail:].copy()
-                    self._emit(rows[:tail], files, writer)
+                for block in sorted_rows:
+                    for start in range(0, len(block), _EMIT_ROWS):  # bounded temporaries
+                        rows = block[start : start + _EMIT_ROWS]
+                        if carry is not None:
+                            rows = np.concatenate([carry, rows])
+                        # the last digest's rows may continue in the next slice: carry them
+                        last = rows[-1, :DIGEST_BYTES]
+                        other = np.flatnonzero(~np.all(rows[:, :DIGEST_BYTES] == last, axis=1))
+                        tail = int(other[-1]) + 1 if len(other) else 0
+                        carry = rows[tail:].copy()
+                        self._emit(rows[:tail], files, writer)
                 if carry is not None:
                     self._emit(carry, files, writer)
                 dropped = {reason: int(self.dropped.get(reason, 0)) for reason in REASONS}

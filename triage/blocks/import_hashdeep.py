@@ -42,6 +42,7 @@ from triage.blocks.build import (
     check_block_size,
     hash_file,
     reference_files,
+    sort_budget,
     source_meta,
 )
 from triage.blocks.tbs import BlockSetError
@@ -195,7 +196,7 @@ def import_piecewise(sources: list[Path], out: Path, *, name: str | None = None,
     constant = {hashlib.md5(bytes([v]) * block_size).digest() for v in range(256)}
     files: dict[str, _File] = {}
     order: list[_File] = []
-    store = EntryStore(budget=budget, tmpdir=Path(out).absolute().parent)
+    store = EntryStore(budget=budget or sort_budget(), tmpdir=Path(out).absolute().parent)
     builder = Builder(block_size=block_size, digest="md5", max_files=max_files,
                       tmpdir=Path(out).absolute().parent, budget=budget)
     try:
