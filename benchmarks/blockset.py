@@ -177,6 +177,8 @@ def main() -> None:
         BlockSet.open(out).close()
         rows_out.append(("synthetic open", f"{(time.perf_counter() - t) * 1e3:.2f} ms"))
         out.unlink()
+    rows_out.append(("machine", f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
+                                f"at the end (other work shares the CPUs: CPU s is the cost)"))
     width = max(len(k) for k, _ in rows_out)
     print()
     print(f"{'measure':<{width}}  value")
