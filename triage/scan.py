@@ -476,6 +476,10 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
     summary["invalid"] = bad_index
     if stopped_early:
         scan.mark_stopped()
+    elif interrupted:
+        scan.mark_stopped("the scan was interrupted (Ctrl-C or SIGTERM)")
+    elif failure is not None:
+        scan.mark_stopped("the scan stopped on an error before reaching the end")
     if interrupted:
         code, reason = ExitCode.INTERRUPTED, "interrupted (Ctrl-C or SIGTERM): --resume finishes it"
     elif stopped_early:

@@ -232,13 +232,15 @@ class Scan:
             left |= {i for i, vs in enumerate(self.volumes) if vs.ref is not None}
         return left
 
-    def mark_stopped(self) -> None:
-        """Say of every volume the stop left unfinished that it was not fully examined."""
+    def mark_stopped(self, why: str = "the scan stopped at the first known-bad file "
+                                      "(--stop-on-first-hit)") -> None:
+        """Say of every volume the stop left unfinished that it was not fully examined: a
+        partly listed volume must never read as "scanned"."""
         for i in sorted(self.unfinished()):
             v = self.volumes[i].volume
-            v.status = "stopped"
-            v.notes.append("not fully examined: the scan stopped at the first known-bad file "
-                           "(--stop-on-first-hit); triage scan --resume finishes it")
+            if v.status in ("scanned", "incomplete"):
+                v.status = "stopped"
+            v.notes.append(f"not fully examined: {why}; triage scan --resume finishes it")
 
     def total(self) -> Tally:
         t = Tally()

@@ -29,6 +29,7 @@ tr.warn td { background: #fff6e0; }
 .more { font-style: italic; color: #444; }
 .nowrap { white-space: pre; }
 .nb { white-space: nowrap; }
+.words { overflow-wrap: anywhere; }
 td.path { min-width: 16em; }
 td.hashes { word-break: break-all; overflow-wrap: anywhere; min-width: 14em; }
 td.hashes div { padding-left: 1.5em; text-indent: -1.5em; }

@@ -116,6 +116,8 @@ def warnings(s: dict[str, Any], c: Collected | None = None) -> list[str]:
             out.append(f"Evidence {e(ev.get('path'))} holds <b>only zero bytes</b> (never "
                        "written, or wiped): there is no file system and no file to examine.")
         for v in vols:
+            if ev.get("error") and ev.get("volume_system") == "none":
+                break  # the whole image is the one volume: the evidence line says it all
             if v.get("status") not in EXAMINED:
                 words, detail = volume_reason(v)
                 raw = f" <span class=muted>[{e(detail)}]</span>" if detail else ""
@@ -218,13 +220,16 @@ def verification(v: dict[str, Any] | None) -> str:
 def _volume_row(v: dict[str, Any]) -> str:
     bad = v.get("status") not in EXAMINED
     note = e(v.get("error") or "; ".join(v.get("notes") or []) or None)
+    if bad:  # the reason in words first, the library's raw message after it
+        words, detail = volume_reason(v)
+        note = e(words) + (f' <span class=muted>[{e(detail)}]</span>' if detail else "")
     status = f'<span class="warn">{e(v.get("status"))} (not examined)</span>' if bad and \
-        v.get("status") != "incomplete" else e(v.get("status"))
+        v.get("status") not in ("incomplete", "stopped") else e(v.get("status"))
     return (f'<tr{" class=warn" if bad else ""}><td>{e(v.get("slot"))}</td>'
             f'<td class=n>{num(v.get("offset"))}</td><td class=n>{num(v.get("length"))}</td>'
             f'<td>{e(v.get("description"))}</td><td>{e(v.get("fs_type"))}</td><td>{status}</td>'
             f'<td class=n>{num(v.get("files"))}</td><td class=n>{num(v.get("errors"))}</td>'
-            f"<td class=wrap>{note}</td></tr>")
+            f"<td class=words>{note}</td></tr>")
 
 
 def hashsets(s: dict[str, Any]) -> Iterator[str]:
@@ -236,13 +241,14 @@ def hashsets(s: dict[str, Any]) -> Iterator[str]:
             f'<td>{e(h.get("format"))}</td><td class=n>{num(h.get("records"))}</td>'
             f'<td class=n>{num(h.get("entries"))}</td>'
             f'<td>{e(", ".join(h.get("algorithms") or []))}</td>'
-            f'<td class="mono wrap">{_set_digest(h)}</td><td class=wrap>{e(h.get("path"))}'
+            f'<td class="mono hashes">{_set_digest(h)}</td>'
+            f'<td class="wrap path">{e(h.get("path"))}'
             f'</td><td class=n>{num(h.get("skipped_lines"))} / {num(h.get("dropped_empty"))} / '
             f'{num(h.get("conflicts"))}</td></tr>' for h in sets)
     if sets:
         yield table(["Name", "Kind", "Format", "Records", "Digests", "Algorithms",
                      "SHA-256 of the file", "Path", "Skipped / empty / conflicts"], rows,
-                    numeric=(3, 4, 8))
+                    numeric=(3, 4))
         yield ("<p class=muted>Records: lines, rows or items read from the set; digests: "
                "distinct hash values over all algorithms (a record with an MD5 and a SHA-1 "
                "gives two; empty-file digests are dropped).</p>")

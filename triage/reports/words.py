@@ -19,8 +19,8 @@ STATUS_WORDS = {
                  "cannot be read without a key",
     "incomplete": "only partly examined: some directories or files could not be read",
     "error": "could not be read",
-    "stopped": "not fully examined: the scan stopped at the first known-bad file "
-               "(--stop-on-first-hit)",
+    "stopped": "not fully examined: the scan ended before it was (stopped at the first "
+               "hit, interrupted, or stopped by an error; the note says which)",
     "pending": "not examined: the scan ended before reaching it",
 }
 
