@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from triage.census import inspect_census  # noqa: E402
 from triage.hashing import HEAD, Digest  # noqa: E402
-from triage.pdqsets import PdqIndex, PdqSet, load_pdq_set  # noqa: E402
+from triage.perceptual.index import PdqIndex, PdqSet  # noqa: E402
+from triage.perceptual.sets import load_pdq_set  # noqa: E402
 from triage.records import FileRecord  # noqa: E402
 
 SEED = 20261125
@@ -117,7 +118,7 @@ def bench_census_micro(files: list[tuple[str, bytes]]) -> None:
     for _ in range(5):
         t0 = time.perf_counter()
         for rec, head in zip(records, heads):
-            inspect_census(rec, head, None)
+            inspect_census(rec, head)
         best = min(best, (time.perf_counter() - t0) / len(files))
     row("hashing md5+sha1+sha256 (Digest), per file", f"{hashing * 1e6:8.1f} us")
     row("census inspector, per file", f"{best * 1e6:8.2f} us  "
@@ -338,7 +339,7 @@ def bench_list_parse(workdir: Path, n: int = 1_000_000) -> None:
 def bench_pdq_hashing() -> None:
     from PIL import Image, ImageDraw, ImageFilter
 
-    from triage import pdq
+    from triage.perceptual import compute as pdq
 
     print("PDQ hashing, per picture:")
     for (w, h), fmt in [((640, 480), "JPEG"), ((4000, 3000), "JPEG"), ((4000, 3000), "PNG")]:

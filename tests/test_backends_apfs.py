@@ -87,9 +87,11 @@ def test_short_read_is_an_error(corpus: Path) -> None:
     spec = identify(str(corpus / "dfvfs/apfs.raw"))
     b = backend("apfs")
     h = b.open(VolumeRef(spec, 0, "apfs", 0, "apfs", 0))
-    hashes, error, n = b.hash_content(h, ReadTarget(18), 116, ("md5",))
+    read = b.hash_content(h, ReadTarget(18), 116, ("md5",))
+    hashes, error, n = read.hashes, read.error, read.nbytes
     assert error is None and n == 116
-    hashes, error, n = b.hash_content(h, ReadTarget(18), 200, ("md5",))  # more than there is
+    read = b.hash_content(h, ReadTarget(18), 200, ("md5",))  # more than there is
+    hashes, error, n = read.hashes, read.error, read.nbytes
     assert hashes is None and error == "short read: got 116 of 200 bytes"
 
 
@@ -159,9 +161,11 @@ def test_ewf_checksum_error_in_a_file_is_an_error(corpus: Path) -> None:
             return [(offset // 512, 8)]
 
     h.image = Corrupt()
-    hashes, error, _ = b.hash_content(h, ReadTarget(18), 116, ("md5",))
+    read = b.hash_content(h, ReadTarget(18), 116, ("md5",))
+    hashes, error = read.hashes, read.error
     assert hashes is None and error.startswith("EWF chunk checksum error")
-    hashes, error, _ = b.hash_content(h, ReadTarget(19), 22, ("md5",))  # another extent
+    read = b.hash_content(h, ReadTarget(19), 22, ("md5",))  # another extent
+    hashes, error = read.hashes, read.error
     assert error is None and hashes
 
 

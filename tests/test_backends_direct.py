@@ -70,7 +70,8 @@ def _check(image: Path, fs_type: str, written: dict[str, bytes], direct_expected
         target = ReadTarget(addr, file=f)
         runs = _direct_runs(handle, target, size)
         assert (runs is not None) == (name.lower() in direct_expected), name
-        hashes, error, _ = b.hash_content(handle, target, size, ("md5", "sha1"), lambda: None)
+        read = b.hash_content(handle, target, size, ("md5", "sha1"), lambda: None)
+        hashes, error = read.hashes, read.error
         assert error is None, (name, error)
         if name.lower() in written:
             assert hashes["sha1"] == hashlib.sha1(written[name.lower()]).hexdigest(), name
@@ -112,8 +113,9 @@ def test_ext4_preallocated_extent_reads_as_tsk_does(tmp_path: Path) -> None:
     # whichever path reads it, the answer must be icat's
     for b, handle, name, addr, size, f in _files(image, "ext4"):
         if name == "prealloc.bin":
-            hashes, error, _ = b.hash_content(handle, ReadTarget(addr, file=f), size,
-                                              ("sha1",), lambda: None)
+            read = b.hash_content(handle, ReadTarget(addr, file=f), size,
+                                  ("sha1",), lambda: None)
+            hashes, error = read.hashes, read.error
             assert error is None and hashes["sha1"] == _icat_sha1(image, addr)
 
 
@@ -162,11 +164,13 @@ def test_runs_reader_over_fragmented_runs(size: int) -> None:
         pos += length
         cursor += length + 512
     read = lambda offset, n: bytes(medium[offset:offset + n])  # noqa: E731
-    hashes, error, nbytes = hash_reads(runs_reader(read, runs), size, ("md5", "sha1"))
+    got = hash_reads(runs_reader(read, runs), size, ("md5", "sha1"))
+    hashes, error, nbytes = got.hashes, got.error, got.nbytes
     assert error is None and nbytes == size
     assert hashes == {"md5": hashlib.md5(content).hexdigest(),
                       "sha1": hashlib.sha1(content).hexdigest()}
     if size > 1:
         cut = runs[:-1] + [(runs[-1][0], runs[-1][1] - 1)]  # the last run is one byte short
-        hashes, error, nbytes = hash_reads(runs_reader(read, cut), size, ("md5",))
+        got = hash_reads(runs_reader(read, cut), size, ("md5",))
+        hashes, error, nbytes = got.hashes, got.error, got.nbytes
         assert hashes is None and error == f"short read: got {size - 1} of {size} bytes"

@@ -113,16 +113,20 @@ def test_changed_or_swapped_file_is_an_error_not_a_wrong_hash(tree) -> None:
     b, h = _handle(root)
     st = os.lstat(root / "a.txt")
     target = ReadTarget("/a.txt", None, st.st_ino)
-    hashes, error, _ = b.hash_content(h, target, 6, ("md5",))
+    read = b.hash_content(h, target, 6, ("md5",))
+    hashes, error = read.hashes, read.error
     assert error is None and hashes == {"md5": hashlib.md5(b"alpha\n").hexdigest()}
-    _, error, _ = b.hash_content(h, target, 3, ("md5",))  # listed size differs
+    read = b.hash_content(h, target, 3, ("md5",))  # listed size differs
+    error = read.error
     assert error and "changed size" in error
     os.rename(root / "a.txt", root / "a.old")
     os.symlink("a.old", root / "a.txt")  # a link put where the file was: never followed
-    hashes, error, _ = b.hash_content(h, target, 6, ("md5",))
+    read = b.hash_content(h, target, 6, ("md5",))
+    hashes, error = read.hashes, read.error
     assert hashes is None and error.startswith("read error")
-    _, error, _ = b.hash_content(h, ReadTarget("/link_dir_out/secret.txt", None, None), 19,
-                                 ("md5",))
+    read = b.hash_content(h, ReadTarget("/link_dir_out/secret.txt", None, None), 19,
+                          ("md5",))
+    error = read.error
     assert error and "symbolic link" in error
 
 

@@ -24,9 +24,9 @@ from PIL import Image
 
 from triage import ewf_native
 from triage.evidence import StreamImage
-from triage.hashing import CHUNK, Digest, as_bytes, hash_reads
-from triage.inspect import INSPECTORS
-from triage.pdq import PdqOptions, start_worker
+from triage.hashing import CHUNK, as_bytes, hash_reads
+from triage.inspect import inspectors
+from triage.perceptual.compute import PdqOptions, PdqWorker
 from triage.records import FileRecord, ReadTarget
 
 from conftest import TESTIMAGES
@@ -102,23 +102,22 @@ def _reader(content: bytes, convert: Callable[[bytes], object], piece: int | Non
 
 
 @pytest.fixture
-def pdq_on():
-    start_worker(PdqOptions())
-    yield
-    start_worker(None)
+def pdq_on() -> PdqWorker:
+    """A worker's --pdq state (no PDQ sets): passed to the read and the inspectors."""
+    worker = PdqWorker.start(PdqOptions())
+    assert worker is not None
+    return worker
 
 
-def _inspect(name: str, content: bytes, read) -> FileRecord:
+def _inspect(name: str, content: bytes, read, pdq: PdqWorker) -> FileRecord:
     record = FileRecord("e", 0, "ext4", "/" + name, "1", len(content), False,
                         target=ReadTarget(1))
-    Digest.current = None
-    hashes, error, nbytes = hash_reads(read, len(content), ALGS)
-    assert error is None and nbytes == len(content)
-    record.hashes = hashes
-    digest = Digest.current
-    assert digest is not None and type(digest.head) is bytes
-    for inspect in INSPECTORS:
-        inspect(record, digest.head, digest.content)
+    got = hash_reads(read, len(content), ALGS, keep=pdq.keep)
+    assert got.error is None and got.nbytes == len(content)
+    record.hashes = got.hashes
+    assert type(got.head) is bytes
+    for inspect in inspectors(pdq):
+        inspect(record, got)
     return record
 
 
@@ -131,15 +130,15 @@ def _fields(r: FileRecord) -> tuple:
 @pytest.mark.parametrize("kind", list(CONVERTERS))
 def test_every_buffer_type_gives_the_bytes_record(pdq_on, kind: str, piece: int | None) -> None:
     for name, (content, sig) in CONTENTS.items():
-        want = _inspect(name, content, _reader(content, bytes, None))
+        want = _inspect(name, content, _reader(content, bytes, None), pdq_on)
         for a in ("md5", "sha1", "sha256"):
             assert want.hashes[a] == hashlib.new(a, content).hexdigest(), name
         assert want.signature == sig, name
-        got = _inspect(name, content, _reader(content, CONVERTERS[kind], piece))
+        got = _inspect(name, content, _reader(content, CONVERTERS[kind], piece), pdq_on)
         assert _fields(got) == _fields(want), (name, kind)
     # the pictures really were decoded: PDQ is part of what must not differ
     png = CONTENTS["big.png"][0]
-    assert _inspect("big.png", png, _reader(png, CONVERTERS[kind], piece)).pdq is not None
+    assert _inspect("big.png", png, _reader(png, CONVERTERS[kind], piece), pdq_on).pdq is not None
 
 
 def test_as_bytes_types() -> None:

@@ -36,11 +36,10 @@ from triage.census import (
     USUAL_EXTENSIONS,
     extension,
     identify,
-    inspect_census,
     signature,
 )
 from triage.hashing import HEAD, Digest
-from triage.inspect import INSPECTORS
+from triage.inspect import INSPECTORS, census, inspectors
 from triage.records import FileRecord
 
 # ---------------------------------------------------------------------------------------------
@@ -430,17 +429,18 @@ def test_trailing_bytes_do_not_change_the_signature(sample, tail):
 
 def test_inspector_through_digest_in_chunks(samples):
     """The census reads the head the single read kept, whatever the chunking."""
-    assert INSPECTORS[0] is inspect_census
+    assert INSPECTORS[0] is census
     for sig, kind, _, data in samples:
         digest = Digest(("md5",))
         for i in range(0, len(data), 7):
             digest.update(data[i:i + 7])
+        read = digest.result(len(data))
         record = FileRecord("e", 0, "ext4", f"/x/hidden.{WRONG[kind]}", "1", len(data), False)
-        for inspect in INSPECTORS:
-            inspect(record, digest.head, digest.content)
+        for inspect in inspectors(None):
+            inspect(record, read)
         assert (record.kind, record.signature, record.extension_mismatch) == (kind, sig, True)
         assert record.pdq is None  # PDQ is off by default
-        assert digest.content is None  # and nothing but the head was kept
+        assert read.content is None  # and nothing but the head was kept
 
 
 # ---------------------------------------------------------------------------------------------

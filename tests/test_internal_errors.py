@@ -100,21 +100,22 @@ class _Backend:
     def __init__(self, data: bytes) -> None:
         self.data = data
 
-    def hash_content(self, handle, target, size, algorithms, progress):
-        return hash_reads(lambda p, n: self.data[p:p + n], size, algorithms, progress)
+    def hash_content(self, handle, target, size, algorithms, progress, keep=None):
+        return hash_reads(lambda p, n: self.data[p:p + n], size, algorithms, progress, keep)
 
 
 def test_an_inspector_defect_keeps_the_hashes(monkeypatch) -> None:
     """A defect in content inspection costs the census fields, never the hashes (nor the
     match a hash gives): counted as internal, the record stays readable."""
-    def broken(record, head, content):
+    def broken(record, read):
         raise TypeError("unhashable type: 'bytearray'")
 
     monkeypatch.setattr("triage.tasks.INSPECTORS", INSPECTORS + [broken])
     data = b"\x89PNG\r\n\x1a\n" + bytes(100)
     record = FileRecord("e", 0, "ext4", "/a.png", "5", len(data), False, target=ReadTarget(5))
     tally = Tally()
-    state = type("S", (), {"init": type("I", (), {"algorithms": ("md5",)})()})()
+    state = type("S", (), {"init": type("I", (), {"algorithms": ("md5",)})(),
+                           "keep": None, "pdq": None})()
     _hash_into(state, _Backend(data), None, record, tally, lambda: None)
     import hashlib
 

@@ -27,11 +27,12 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from triage import pdq
+from triage.perceptual import compute as pdq
 from triage.errors import HashSetError
-from triage.hashing import Digest
-from triage.inspect import INSPECTORS
-from triage.pdqsets import PdqIndex, _words, load_pdq_set, to_hex
+from triage.hashing import hash_reads
+from triage.inspect import inspectors
+from triage.perceptual.index import PdqIndex, _words, to_hex
+from triage.perceptual.sets import load_pdq_set
 from triage.records import FileRecord
 
 THRESHOLD = 31
@@ -50,9 +51,9 @@ def build_index(paths: list[str], directory: Path) -> tuple[Path, list]:
 
 @pytest.fixture(autouse=True)
 def pdq_off():
-    """PDQ state is per worker process: never leak it into another test."""
+    """PDQ state is a value each worker holds (``PdqWorker``): nothing global can leak into
+    another test. Kept as a fixture for the tests that import it."""
     yield
-    pdq.start_worker(None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,19 +197,23 @@ def _png(width: int, height: int, rows: int | None = None) -> bytes:
         chunk(b"IEND", b"")
 
 
-def _inspect(data: bytes, name: str = "/pictures/x.jpg") -> FileRecord:
-    """Run the worker's path: one Digest over the content, then every inspector."""
-    digest = Digest(("md5",))
-    for i in range(0, len(data), 1 << 20):
-        digest.update(data[i:i + (1 << 20)])
+ON = pdq.PdqWorker.start(pdq.PdqOptions())  # a worker with --pdq on and no PDQ sets
+
+
+def _inspect(data: bytes, name: str = "/pictures/x.jpg",
+             worker: pdq.PdqWorker | None = ON) -> FileRecord:
+    """Run the worker's path: one read (in 1 MiB pieces, as a backend reads a large file)
+    returning a ``Read``, then every inspector of a worker whose PDQ state is ``worker``."""
+    read = hash_reads(lambda p, n: data[p:p + min(n, 1 << 20)], len(data), ("md5",),
+                      keep=worker.keep if worker is not None else None)
+    assert read.error is None
     record = FileRecord("e", 0, "ext4", name, "1", len(data), False)
-    for inspect in INSPECTORS:
-        inspect(record, digest.head, digest.content)
+    for inspect in inspectors(worker):
+        inspect(record, read)
     return record
 
 
 def test_decompression_bomb_is_refused_quickly():
-    pdq.start_worker(pdq.PdqOptions())
     bomb = _png(10_000, 10_000)  # 100 Mpx of zeros in ~100 KB
     assert len(bomb) < 200_000
     t0 = time.monotonic()
@@ -222,7 +227,6 @@ def test_decompression_bomb_is_refused_quickly():
 
 
 def test_truncated_and_garbage_pictures_give_a_reason():
-    pdq.start_worker(pdq.PdqOptions())
     jpeg = encode(drawing(3), "JPEG", quality=90)
     t0 = time.monotonic()
     for data in (jpeg[: len(jpeg) // 2], jpeg[:700], b"\xff\xd8\xff\xe0" + os.urandom(5000),
@@ -242,20 +246,20 @@ def test_small_pictures_are_skipped():
 
 def test_off_by_default_and_content_kept_only_for_pictures():
     png = encode(drawing(6), "PNG")
-    record = _inspect(png)
+    record = _inspect(png, worker=None)
     assert record.kind == "picture" and record.pdq is None  # --pdq not given
-    pdq.start_worker(pdq.PdqOptions())
-    digest = Digest(("md5",))
-    digest.update(png)
-    assert digest.content is not None
-    digest = Digest(("md5",))
-    digest.update(b"PK\x03\x04" + bytes(100))
-    assert digest.content is None
+    assert pdq.PdqWorker.start(None) is None
+    for pieces in (None, 4096):  # one read, or a chunked one (Digest)
+        def reader(data: bytes):
+            return lambda p, n: data[p:p + (n if pieces is None else min(n, pieces))]
+        kept = hash_reads(reader(png), len(png), ("md5",), keep=ON.keep)
+        assert kept.content is not None and bytes(kept.content) == png
+        assert hash_reads(reader(png), len(png), ("md5",)).content is None  # PDQ off
+        zipped = b"PK\x03\x04" + bytes(100)
+        assert hash_reads(reader(zipped), len(zipped), ("md5",), keep=ON.keep).content is None
     record = _inspect(png, "/hidden/picture.dll")  # whatever its name
     assert (record.pdq, record.pdq_quality) == reference(png)
     assert record.extension_mismatch is True
-    pdq.start_worker(None)
-    assert Digest.keep_all is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,18 +420,18 @@ def test_near_matches_in_the_worker(originals, tmp_path):
                                 for seed, img in originals.items()]
     (tmp_path / "set.csv").write_text("\n".join(lines) + "\n")
     directory, _ = build_index([str(tmp_path / "set.csv")], tmp_path / "idx")
-    pdq.start_worker(pdq.PdqOptions(threshold=THRESHOLD, index_dir=str(directory)))
+    worker = pdq.PdqWorker.start(pdq.PdqOptions(threshold=THRESHOLD, index_dir=str(directory)))
     for seed, img in originals.items():
         for name, data in variants(img).items():
-            record = _inspect(data, f"/x/{name}.dat")
-            found = pdq.near_matches(record.pdq, record.pdq_quality)
+            record = _inspect(data, f"/x/{name}.dat", worker)
+            found = worker.near_matches(record.pdq, record.pdq_quality)
             assert [m["category"] for m in found] == [f"C{seed}"], (seed, name)
             assert found[0]["distance"] <= THRESHOLD and found[0]["hashset"] == "set.csv"
-    unrelated = _inspect(encode(drawing(1000), "JPEG"))
-    assert pdq.near_matches(unrelated.pdq, unrelated.pdq_quality) == []
+    unrelated = _inspect(encode(drawing(1000), "JPEG"), worker=worker)
+    assert worker.near_matches(unrelated.pdq, unrelated.pdq_quality) == []
     some = reference(encode(next(iter(originals.values())), "PNG"))[0]
-    assert pdq.near_matches(some, 49) == []  # quality under 50: never matched
-    assert pdq.near_matches(some, 50) != []
+    assert worker.near_matches(some, 49) == []  # quality under 50: never matched
+    assert worker.near_matches(some, 50) != []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from triage import cli
 from triage.errors import HashSetError, TriageError
 from triage.hashsets import import_hashsets, load_hashset, tdb
 from triage.hashsets.pdqsection import describe_tdb, open_pdq
-from triage.pdqsets import PdqIndex, load_pdq_set
+from triage.perceptual.index import PdqIndex
+from triage.perceptual.sets import load_pdq_set
 
 __all__ = ["originals", "pdq_off"]
 THRESHOLD = 31

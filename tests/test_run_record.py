@@ -340,7 +340,7 @@ def test_workers_exit_quietly_when_the_main_process_is_killed(tmp_path: Path) ->
 
 
 def test_pdq_reasons_hold_no_object_address() -> None:
-    from triage import pdq
+    from triage.perceptual import compute as pdq
 
     junk = b"\x89PNG\r\n\x1a\n" + b"not a picture" * 4
     first, again = pdq.compute(junk), pdq.compute(bytes(junk))

@@ -409,7 +409,7 @@ def identify(head: bytes, name: str) -> tuple[str, str | None, bool | None]:
 _KIND_OF: dict[str | None, str] = dict(SIGNATURE_KIND)
 
 
-def inspect_census(record: FileRecord, head: bytes, content: "bytearray | None") -> None:
+def inspect_census(record: FileRecord, head: bytes) -> None:
     """Inspector: fills ``kind``, ``signature`` and ``extension_mismatch`` (``identify``,
     partly inlined: it runs for every file). Never raises for hostile bytes (every check is
     bounded; ``test_census`` fuzzes it): an exception here is a defect of this code, so it is

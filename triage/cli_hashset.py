@@ -222,7 +222,8 @@ def _lookup_pdq(path: Path, hashes: list[str], json_out: bool, threshold: int) -
     """PDQ near matches of each hash, closest first: a lead for review, as in a scan."""
     from triage.hashsets import tdb
     from triage.hashsets.pdqsection import open_pdq
-    from triage.pdqsets import PdqIndex, load_pdq_set
+    from triage.perceptual.index import PdqIndex
+    from triage.perceptual.sets import load_pdq_set
     from triage.reports.labels import LABELS
 
     if not 0 <= threshold <= 64:

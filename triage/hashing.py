@@ -7,6 +7,7 @@ import hashlib
 import mmap
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import xxhash
@@ -48,23 +49,36 @@ def empty_hashes(algorithms: Iterable[str]) -> dict[str, str]:
     return {a: HASHERS[a]().hexdigest() for a in algorithms}
 
 
+@dataclass(slots=True)
+class Read:
+    """What one read of a file returned: the hashes (None when the read failed), why it failed,
+    the bytes read, the first ``HEAD`` bytes (census), and the whole content when the caller's
+    ``keep`` policy asked for it (pictures for PDQ). Content travels in this value, never in
+    a class attribute: a backend that reads differently still hands census and PDQ their
+    bytes, or visibly nothing."""
+
+    hashes: dict[str, str] | None
+    error: str | None
+    nbytes: int
+    head: bytes = b""
+    content: bytes | bytearray | None = None
+
+
+Keep = Callable[[bytes], bool]  # from a file's head: keep its whole content for inspection?
+
+
 class Digest:
     """Feeds every algorithm from each buffer of the one read, and keeps what inspectors need:
-    the first ``HEAD`` bytes always, the whole content only when ``keep_all(head)`` says so
-    (pictures for PDQ). Backends hash through this class (via ``hash_reads``, so every buffer
-    is ``bytes``: ``head`` is ``bytes``, ``content`` a ``bytearray``); the worker reads
-    ``Digest.current`` afterwards (one file at a time per worker process)."""
+    the first ``HEAD`` bytes always, the whole content only when ``keep(head)`` says so.
+    Backends hash through ``hash_reads``, so every buffer is ``bytes``."""
 
-    current: "Digest | None" = None
-    keep_all: Callable[[bytes], bool] | None = None  # set once per worker from the options
-
-    def __init__(self, algorithms: tuple[str, ...]) -> None:
+    def __init__(self, algorithms: tuple[str, ...], keep: Keep | None = None) -> None:
         self.algorithms = algorithms
         self._hashers = [HASHERS[a]() for a in algorithms]
+        self._keep = keep
         self.head = b""
         self.content: bytearray | None = None
         self._decided = False
-        Digest.current = self
 
     def update(self, data: bytes) -> None:
         for h in self._hashers:
@@ -78,22 +92,14 @@ class Digest:
                 self.content += data
         elif not self._decided:
             self._decided = True
-            if Digest.keep_all is not None and Digest.keep_all(self.head):
+            if self._keep is not None and self._keep(self.head):
                 self.content = bytearray(data)
-
-    @classmethod
-    def whole(cls, data: bytes, algorithms: tuple[str, ...]) -> dict[str, str]:
-        """Hashes of content read in one piece, leaving ``Digest.current`` as ``update`` would."""
-        d = cls.__new__(cls)
-        d.algorithms, d._hashers, d._decided = algorithms, [], True
-        d.head = data[:HEAD]
-        keep = Digest.keep_all
-        d.content = bytearray(data) if keep is not None and keep(d.head) else None
-        Digest.current = d
-        return {a: HASHERS[a](data).hexdigest() for a in algorithms}
 
     def hexdigests(self) -> dict[str, str]:
         return {a: h.hexdigest() for a, h in zip(self.algorithms, self._hashers)}
+
+    def result(self, nbytes: int) -> Read:
+        return Read(self.hexdigests(), None, nbytes, self.head, self.content)
 
 
 MIB_SECONDS = 1.0  # derived per-file budget: seconds allowed per MiB of the file's size
@@ -116,32 +122,35 @@ def file_budget(size: int) -> float:
 
 
 def hash_reads(read: Callable[[int, int], Buffer], size: int, algorithms: tuple[str, ...],
-               progress: Callable[[], None] = lambda: None
-               ) -> tuple[dict[str, str] | None, str | None, int]:
+               progress: Callable[[], None] = lambda: None, keep: Keep | None = None) -> Read:
     """Hash ``size`` bytes got from ``read(offset, length)``, in large chunks, through one
-    ``Digest``: (hashes, error, bytes read). Every backend reads through this, so a read that
-    ends before ``size`` is an error everywhere, never a shorter file (hashing truncated content
-    would produce a confident wrong answer), and inspectors see every file's head. Whatever
-    buffer type ``read`` returns, everything after it sees ``bytes`` (``as_bytes``). A read
-    that outlasts ``file_budget`` stops with an error: the record is still written. OSError is
-    the caller's to catch: it knows how to word it."""
+    ``Digest``, and return what was read (``Read``: hashes, error, bytes read, head, and the
+    content when ``keep(head)``). Every backend reads through this, so a read that ends before
+    ``size`` is an error everywhere, never a shorter file (hashing truncated content would
+    produce a confident wrong answer), and inspectors see every file's head. Whatever buffer
+    type ``read`` returns, everything after it sees ``bytes`` (``as_bytes``). A read that
+    outlasts ``file_budget`` stops with an error: the record is still written. OSError is the
+    caller's to catch: it knows how to word it."""
     start = time.monotonic()
     data = as_bytes(read(0, min(CHUNK, size))) if size else b""
     if len(data) == size:  # most files: one read, no per-chunk bookkeeping (hot path)
-        return Digest.whole(data, algorithms), None, size
-    digest = Digest(algorithms)
+        head = data[:HEAD]
+        return Read({a: HASHERS[a](data).hexdigest() for a in algorithms}, None, size, head,
+                    data if keep is not None and keep(head) else None)
+    digest = Digest(algorithms, keep)
     pos = 0
     while data:
         digest.update(data)
         pos += len(data)
         progress()
         if pos >= size:
-            return digest.hexdigests(), None, pos
+            return digest.result(pos)
         if time.monotonic() - start > file_budget(size):
-            return None, (f"not read: over the per-file time budget of {file_budget(size):g} s "
-                          f"after {pos:,} of {size:,} bytes (--file-timeout)"), pos
+            return Read(None, (f"not read: over the per-file time budget of "
+                               f"{file_budget(size):g} s after {pos:,} of {size:,} bytes "
+                               "(--file-timeout)"), pos)
         data = as_bytes(read(pos, min(CHUNK, size - pos)))
-    return None, f"short read: got {pos} of {size} bytes", pos
+    return Read(None, f"short read: got {pos} of {size} bytes", pos)
 
 
 def runs_reader(read: Callable[[int, int], Buffer], runs: list[tuple[int, int]]
@@ -164,8 +173,8 @@ def runs_reader(read: Callable[[int, int], Buffer], runs: list[tuple[int, int]]
 
 
 def hash_content(fs: Any, target: ReadTarget, size: int, algorithms: tuple[str, ...],
-                 truncated: bool, progress: Callable[[], None] = lambda: None
-                 ) -> tuple[dict[str, str] | None, str | None, int]:
+                 truncated: bool, progress: Callable[[], None] = lambda: None,
+                 keep: Keep | None = None) -> Read:
     """A TSK file's content (default or NTFS attribute), hashed by ``hash_reads``. Reads
     through the file object the walk already holds when there is one."""
     try:
@@ -173,13 +182,13 @@ def hash_content(fs: Any, target: ReadTarget, size: int, algorithms: tuple[str, 
         if truncated:  # the volume's answer, looked up once (volumes.is_truncated)
             beyond = _blocks_beyond_end(f, target, int(fs.info.last_block_act))
             if beyond:
-                return None, beyond, 0
+                return Read(None, beyond, 0)
         if target.attr_type is None:
-            return hash_reads(f.read_random, size, algorithms, progress)
+            return hash_reads(f.read_random, size, algorithms, progress, keep)
         return hash_reads(lambda pos, n: f.read_random(pos, n, target.attr_type, target.attr_id),
-                          size, algorithms, progress)
+                          size, algorithms, progress, keep)
     except OSError as e:
-        return None, "read error: " + " ".join(str(e).split())[:300], 0
+        return Read(None, "read error: " + " ".join(str(e).split())[:300], 0)
 
 
 _SPARSE_OR_FILLER = 0x03  # TSK_FS_ATTR_RUN_FLAG_FILLER | TSK_FS_ATTR_RUN_FLAG_SPARSE

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from triage.categories import is_known_bad
 from triage.census import census_key
-from triage.pdq import near_matches
 from triage.matching import HashIndex
 from triage.records import FileRecord, strict_json
+
+if TYPE_CHECKING:
+    from triage.perceptual.compute import PdqWorker
 
 SKIPPED_SIZE = "skipped: size-not-in-set"
 
@@ -66,11 +69,12 @@ class Tally:
 
 
 def finish_record(record: FileRecord, index: HashIndex, algorithms: tuple[str, ...],
-                  tally: Tally) -> bytes:
-    """Match, count and encode one record; returns its files.jsonl line (UTF-8, newline)."""
+                  tally: Tally, pdq: PdqWorker | None = None) -> bytes:
+    """Match, count and encode one record; returns its files.jsonl line (UTF-8, newline).
+    ``pdq``: the worker's ``--pdq`` state, for near matches (None: PDQ is off)."""
     if record.hashes:
         record.category, record.matches = index.match(record.hashes, record.size)
-        near = near_matches(record.pdq, record.pdq_quality)  # [] unless --pdq with sets
+        near = pdq.near_matches(record.pdq, record.pdq_quality) if pdq is not None else []
         if near:  # listed after the exact matches; the category stays the exact one
             record.matches = record.matches + near
             record.pdq_distance = near[0]["distance"]

@@ -33,9 +33,9 @@ from triage.identity import difference
 from triage.journal import JOURNAL, Journal, dir_key, replay, truncate
 from triage.census import census_summary
 from triage.matching import HashIndex
-from triage.pdq import DEFAULT_THRESHOLD, PdqOptions
-from triage.pdqsets import PdqIndex, PdqSet
-from triage.pdqsources import check_pdq_only, in_place_files, load_pdq_sources
+from triage.perceptual.compute import PdqOptions
+from triage.perceptual.index import DEFAULT_THRESHOLD, PdqIndex, PdqSet
+from triage.perceptual.sources import check_pdq_only, in_place_files, load_pdq_sources
 from triage.pool import WorkerPool
 from triage.records import ALGORITHMS, SCHEMA_VERSION, record_path, utc_now
 from triage.outdir import RENDERING, FolderLock, claim, finish, remove_leftovers

@@ -18,8 +18,7 @@ from triage.hashing import Digest, empty_hashes, set_file_budget
 from triage.hashsets.model import HashSet
 from triage.inspect import INSPECTORS
 from triage.matching import HashIndex
-from triage.pdq import PdqOptions
-from triage.pdq import start_worker as start_pdq
+from triage.perceptual.compute import PdqOptions, PdqWorker
 from triage.pool import describe_defect
 from triage.records import FileRecord
 from triage.results import SKIPPED_SIZE, Tally, encode_lines, finish_record
@@ -71,7 +70,9 @@ class WorkerState:
     def __init__(self, init: WorkerInit) -> None:
         self.init = init
         self.index = HashIndex(init.sets)
-        start_pdq(init.pdq)  # keeps picture contents during the read, maps the PDQ index
+        # --pdq: maps the PDQ index; its ``keep`` makes reads return picture contents
+        self.pdq = PdqWorker.start(init.pdq)
+        self.keep = self.pdq.keep if self.pdq is not None else None
         set_file_budget(init.file_timeout, init.read_timeout)
         self._handles: dict[VolumeRef, Any] = {}
         self._bad_sets = [x for x in init.sets if x.kind == KNOWN_BAD]
@@ -92,21 +93,21 @@ class WorkerState:
 
 def _hash_into(state: WorkerState, b: Backend, handle: Any, record: FileRecord, tally: Tally,
                beat) -> None:
-    Digest.current = None
-    hashes, error, nbytes = b.hash_content(handle, record.target, record.size,
-                                           state.init.algorithms, beat)
-    record.hashes = hashes or {}
-    record.error = error
-    if hashes is not None:  # only what was hashed: not the bytes of a read that failed
-        tally.bytes_hashed += nbytes
-    digest = Digest.current
-    if hashes is not None and digest is not None:
+    """Read the file once; its hashes, and its head and kept content for the inspectors, come
+    back in the one ``Read`` value."""
+    read = b.hash_content(handle, record.target, record.size, state.init.algorithms, beat,
+                          state.keep)
+    record.hashes = read.hashes or {}
+    record.error = read.error
+    if read.hashes is not None:  # only what was hashed: not the bytes of a read that failed
+        tally.bytes_hashed += read.nbytes
         try:
             for inspect in INSPECTORS:
-                inspect(record, digest.head, digest.content)
+                inspect(record, read)
+            if state.pdq is not None:  # after the census: it reads kind and signature
+                state.pdq.inspect(record, read)
         except Exception as e:  # noqa: BLE001 - a defect: counted; the file keeps its hashes
             tally.internal(record.path, "content inspection: " + describe_defect(e))
-        digest.content = None
 
 
 # the tests' crash/hang seam (triage.faults): the function itself unless TRIAGE_FAULT_INJECT is set
@@ -138,7 +139,7 @@ def run_dir_task(state: WorkerState, task: DirTask, beat) -> TaskResult:
                     _hash_into(state, b, handle, record, result.tally, beat)
             else:
                 record.hashes = empty_hashes(algorithms)
-        lines.append(finish_record(record, state.index, algorithms, result.tally))
+        lines.append(finish_record(record, state.index, algorithms, result.tally, state.pdq))
     result.lines = encode_lines(lines)
     result.errors = stats.errors
     result.orphans_truncated = stats.orphans_truncated
@@ -153,7 +154,8 @@ def run_file_task(state: WorkerState, task: FileTask, beat) -> TaskResult:
     lines = []
     for record in task.records:
         _hash_into(state, b, handle, record, result.tally, beat)
-        lines.append(finish_record(record, state.index, state.init.algorithms, result.tally))
+        lines.append(finish_record(record, state.index, state.init.algorithms, result.tally,
+                                   state.pdq))
     result.lines = encode_lines(lines)
     return result
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from triage.evidence import EvidenceSpec
+from triage.hashing import Keep, Read
 from triage.records import FileRecord, ReadTarget
 from triage.walk import DirRef, VolumeContext, WalkOptions, WalkStats
 
@@ -38,8 +39,10 @@ class Backend(Protocol):
                        limit: int | None) -> Iterator[FileRecord]: ...
 
     def hash_content(self, handle: Any, target: ReadTarget, size: int,
-                     algorithms: tuple[str, ...], progress: Callable[[], None]
-                     ) -> tuple[dict[str, str] | None, str | None, int]: ...
+                     algorithms: tuple[str, ...], progress: Callable[[], None],
+                     keep: Keep | None = None) -> Read:
+        """Read the file once (through ``hashing.hash_reads``) and return what was read:
+        hashes, error, bytes, head, and the content when ``keep(head)``."""
 
 
 BACKENDS: dict[str, Backend] = {}

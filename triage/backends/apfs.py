@@ -20,7 +20,7 @@ from typing import Any
 
 from triage.backends import PROBERS, Found, Probed, VolumeRef, register
 from triage.evidence import EvidenceSpec, open_image
-from triage.hashing import hash_reads
+from triage.hashing import Keep, Read, hash_reads
 from triage.records import FileRecord, ReadTarget, iso_time
 from triage.walk import MAX_DEPTH, DirRef, VolumeContext, WalkOptions, WalkStats
 
@@ -274,22 +274,21 @@ class ApfsBackend:
         return None
 
     def hash_content(self, h: ApfsHandle, target: ReadTarget, size: int,
-                     algorithms: tuple[str, ...], progress: Callable[[], None] = lambda: None
-                     ) -> tuple[dict[str, str] | None, str | None, int]:
+                     algorithms: tuple[str, ...], progress: Callable[[], None] = lambda: None,
+                     keep: Keep | None = None) -> Read:
         """Same contract as ``triage.hashing.hash_content``: a short read is an error."""
-        pos = 0
         try:
             stream = h.volume.get_file_entry_by_identifier(target.addr)
             if target.attr_type == XATTR:
                 stream = stream.get_extended_attribute(target.attr_id)
-            hashes, error, pos = hash_reads(lambda p, n: stream.read_buffer_at_offset(n, p),
-                                            size, algorithms, progress)
+            read = hash_reads(lambda p, n: stream.read_buffer_at_offset(n, p),
+                              size, algorithms, progress, keep)
         except OSError as e:
-            return None, "read error: " + _msg(e), pos
+            return Read(None, "read error: " + _msg(e), 0)
         bad = _checksum_error(h, stream)
         if bad:
-            return None, bad, pos
-        return hashes, error, pos
+            return Read(None, bad, read.nbytes)
+        return read
 
 
 def _checksum_error(h: ApfsHandle, stream: Any) -> str | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from triage.backends import PROBERS, Found, Probed, VolumeRef, register
 from triage.evidence import EvidenceSpec
-from triage.hashing import hash_reads
+from triage.hashing import Keep, Read, hash_reads
 from triage.records import FileRecord, ReadTarget, iso_time
 from triage.walk import MAX_DEPTH, DirRef, VolumeContext, WalkOptions, WalkStats
 
@@ -171,26 +171,25 @@ class LogicalBackend:
                           f"symbolic link to '{to}': recorded, not followed")
 
     def hash_content(self, h: LogicalHandle, target: ReadTarget, size: int,
-                     algorithms: tuple[str, ...], progress: Callable[[], None] = lambda: None
-                     ) -> tuple[dict[str, str] | None, str | None, int]:
+                     algorithms: tuple[str, ...], progress: Callable[[], None] = lambda: None,
+                     keep: Keep | None = None) -> Read:
         """Same contract as ``triage.hashing.hash_content``; a file that is no longer the one
         listed (other inode, other size, not regular) is an error, never silently hashed."""
-        pos = 0
         try:
             fd = _open_file(h, str(target.addr))
         except OSError as e:
-            return None, f"read error: {_why(e)}", 0
+            return Read(None, f"read error: {_why(e)}", 0)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or (target.attr_id is not None
                                                 and st.st_ino != target.attr_id):
-                return None, "not read: the file was replaced since it was listed", 0
+                return Read(None, "not read: the file was replaced since it was listed", 0)
             if st.st_size != size:
-                return None, (f"not read: the file changed size since it was listed "
-                              f"({size} -> {st.st_size} bytes)"), 0
-            return hash_reads(lambda p, n: os.pread(fd, n, p), size, algorithms, progress)
+                return Read(None, (f"not read: the file changed size since it was listed "
+                                   f"({size} -> {st.st_size} bytes)"), 0)
+            return hash_reads(lambda p, n: os.pread(fd, n, p), size, algorithms, progress, keep)
         except OSError as e:
-            return None, f"read error: {_why(e)}", pos
+            return Read(None, f"read error: {_why(e)}", 0)
         finally:
             os.close(fd)
 

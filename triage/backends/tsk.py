@@ -12,7 +12,7 @@ import pytsk3
 from triage import ntfs_raw
 from triage.backends import VolumeRef, register
 from triage.evidence import direct_reader, open_image
-from triage.hashing import hash_content, hash_reads, runs_reader
+from triage.hashing import Keep, Read, hash_content, hash_reads, runs_reader
 from triage.records import ReadTarget
 from triage.volumes import is_truncated
 from triage.walk import list_directory, root_dir
@@ -61,35 +61,36 @@ class TskBackend:
         return list_directory(handle.fs, *args)
 
     def hash_content(self, handle: TskHandle, target: ReadTarget, size: int,
-                     algorithms: tuple[str, ...], progress: Callable[[], None]
-                     ) -> tuple[dict[str, str] | None, str | None, int]:
+                     algorithms: tuple[str, ...], progress: Callable[[], None],
+                     keep: Keep | None = None) -> Read:
         """As ``hashing.hash_content``, plus: libewf hands back the bytes of a chunk that failed
         its checksum, so when the image has met any, a file whose data runs touch one is an
         error, not a hash."""
         runs = _direct_runs(handle, target, size) if handle.direct and size >= DIRECT_MIN else None
         if runs is not None:
             try:
-                hashes, error, nbytes = hash_reads(runs_reader(handle.direct, runs), size,
-                                                   algorithms, progress)
+                read = hash_reads(runs_reader(handle.direct, runs), size, algorithms, progress,
+                                  keep)
             except OSError as e:
-                hashes, error, nbytes = None, "read error: " + " ".join(str(e).split())[:300], 0
+                read = Read(None, "read error: " + " ".join(str(e).split())[:300], 0)
         else:
-            hashes, error, nbytes = hash_content(handle.fs, target, size, algorithms,
-                                                 handle.truncated, progress)
-            if error and handle.ntfs and target.attr_type == _NTFS_DATA:
-                raw = _ntfs_raw_hash(handle, target, size, algorithms, progress)
+            read = hash_content(handle.fs, target, size, algorithms, handle.truncated,
+                                progress, keep)
+            if read.error and handle.ntfs and target.attr_type == _NTFS_DATA:
+                raw = _ntfs_raw_hash(handle, target, size, algorithms, progress, keep)
                 if raw is not None:
                     return raw
         probe = handle.checksum_errors
-        bad = probe() if probe and hashes is not None else []
+        bad = probe() if probe and read.hashes is not None else []
         if bad:
             for start, length in _runs(handle, target):
                 for sector, count in bad:
                     lo, hi = sector * 512, (sector + count) * 512
                     if start < hi and lo < start + length:
-                        return None, (f"EWF chunk checksum error (sectors {sector}-"
-                                      f"{sector + count - 1}): content unreliable"), nbytes
-        return hashes, error, nbytes
+                        return Read(None, (f"EWF chunk checksum error (sectors {sector}-"
+                                           f"{sector + count - 1}): content unreliable"),
+                                    read.nbytes)
+        return read
 
     @staticmethod
     def location(handle: TskHandle, target: ReadTarget) -> int | None:
@@ -99,8 +100,8 @@ class TskBackend:
 
 
 def _ntfs_raw_hash(handle: TskHandle, target: ReadTarget, size: int,
-                   algorithms: tuple[str, ...], progress: Callable[[], None]
-                   ) -> tuple[dict[str, str] | None, str | None, int] | None:
+                   algorithms: tuple[str, ...], progress: Callable[[], None],
+                   keep: Keep | None) -> Read | None:
     """An NTFS entry TSK refuses as a whole (a sparse run longer than the volume) but whose
     unnamed $DATA the walk parsed itself (``ntfs_raw``): read those runs. None when TSK opens
     the entry (its read error stands) or the record is not that plain case."""
@@ -115,9 +116,9 @@ def _ntfs_raw_hash(handle: TskHandle, target: ReadTarget, size: int,
         return None
     read = ntfs_raw.reader(handle.img.read, handle.offset, geo.cluster, data)
     try:
-        return hash_reads(read, size, algorithms, progress)
+        return hash_reads(read, size, algorithms, progress, keep)
     except OSError as e:
-        return None, "read error: " + " ".join(str(e).split())[:300], 0
+        return Read(None, "read error: " + " ".join(str(e).split())[:300], 0)
 
 
 def _direct_runs(handle: TskHandle, target: ReadTarget, size: int

@@ -21,6 +21,7 @@ _DELIMITERS = (",", ";", "\t")
 _HASH_COLUMNS = {"md5": "md5", "sha1": "sha1", "sha256": "sha256"}
 _SIZE_COLUMNS = ("size", "filesize", "mediasize")
 _PDQ_COLUMNS = ("pdq", "pdqhash")
+PDQ_COLUMNS = _PDQ_COLUMNS
 _BATCH = 20_000
 
 
@@ -90,6 +91,33 @@ def _rows(lines: Lines, delimiter: str, builder: HashSetBuilder) -> Iterator[tup
         yield lines.lineno, row
 
 
+def normalise(name: str) -> str:
+    """A header cell as every reader of a CSV set compares it (exact and PDQ columns)."""
+    return _normalise(name)
+
+
+def category_column(keys: list[str]) -> int | None:
+    """The category column among normalised header cells: ``category``, nothing else. The
+    PDQ reader (``perceptual.sets``) asks here too, so both columns of a row share it."""
+    return keys.index("category") if "category" in keys else None
+
+
+def delimiter_of(header: str) -> str | None:
+    """The delimiter the exact reader uses for this header (None: it names no hash column)."""
+    sniffed = _sniff(header)
+    return sniffed[0] if sniffed else None
+
+
+def category_of(row: list[str], index: int | None) -> str | None:
+    """A row's category cell: stripped, empty means none."""
+    return (_cell(row, index) or "").strip() or None
+
+
+def skipped_row(row: list[str]) -> bool:
+    """Blank rows and rows whose first cell starts with '#' are not records."""
+    return not any(cell.strip() for cell in row) or row[0].lstrip().startswith("#")
+
+
 def _cell(row: list[str], index: int | None) -> str | None:
     return row[index] if index is not None and index < len(row) else None
 
@@ -154,7 +182,7 @@ def _size_or_invalid(cell: str | None) -> int | None:
 def _label(index: int | None) -> Callable[[list[str]], str | None] | None:
     if index is None:
         return None
-    return lambda row: (_cell(row, index) or "").strip() or None
+    return lambda row: category_of(row, index)
 
 
 class CsvParser:
@@ -184,7 +212,7 @@ class CsvParser:
                 hashes,
                 size=size,
                 size_name=cells[size].strip() if size is not None else "size",
-                category=_label(keys.index("category") if "category" in keys else None),
+                category=_label(category_column(keys)),
                 missing="no value in column(s) " + ", ".join(cells[i].strip() for i in hashes.values()),
             )
             rows = _rows(lines, delimiter, builder)

@@ -1,7 +1,7 @@
 """PDQ perceptual hashes inside a compiled index (``.tdb``, format 1.1): written by ``hashset
 import``, searched by a scan straight from the mapped file.
 
-The section is ``triage.pdqsets.PdqIndex`` as it lies in memory (words, meta, ids, bucket
+The section is ``triage.perceptual.index.PdqIndex`` as it lies in memory (words, meta, ids, bucket
 offsets), so opening it costs a header read and an ``mmap``: no parsing, no index build, and
 scan workers share the pages. Categories are ids into the index's one category list (the same
 list the exact digests use), so a conflict (one PDQ hash, two categories) keeps both rows,
@@ -10,7 +10,7 @@ exactly like exact digests.
 Sources: Project VIC VICS (``AlternativeHashes`` named PDQ), a CSV with a ``pdq`` column
 (beside md5/sha1/sha256 or alone), or a plain list of 64-hex PDQ hashes given with
 ``--format pdq`` (a 64-hex line is a SHA-256 otherwise). They are read by the same loader as
-``--pdq-set`` (``triage.pdqsets.load_pdq_set``), so the rules are the same.
+``--pdq-set`` (``triage.perceptual.sets.load_pdq_set``), whose rules are the exact readers' own.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from triage.categories import KNOWN_BAD
 from triage.errors import HashSetError
 from triage.hashsets import tdb
 from triage.hashsets.store import EntryStore
-from triage.pdqsets import CHUNKS, INDEX_VERSION, WIDTHS, PdqIndex, PdqSet, load_pdq_set
+from triage.perceptual.index import CHUNKS, INDEX_VERSION, WIDTHS, PdqIndex, PdqSet
+from triage.perceptual.sets import load_pdq_set, sniff
 
 PDQ_FORMAT = "pdq"  # ``hashset import --format pdq``: the source holds PDQ hashes only
 _ARRAYS = {"words": "<u8", "meta": "<u4", "ids": "<u4", "offsets": "<u4"}
@@ -53,9 +54,7 @@ def pdq_only_csv(head: bytes) -> bool:
 
 
 def _sniff_pdq(head: bytes) -> str:
-    from triage.pdqsets import _sniff
-
-    return _sniff(head)[0]
+    return sniff(head)[0]
 
 
 def _mentions(file: Path, needle: bytes) -> bool:

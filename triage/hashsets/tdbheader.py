@@ -19,6 +19,9 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from triage.perceptual.index import CHUNKS, INDEX_VERSION
+from triage.perceptual.index import WIDTHS as PDQ_WIDTHS
+
 Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Hex64 = Annotated[str, Meta(pattern="^[0-9a-f]{64}$")]
 HexDigest = Annotated[str, Meta(pattern="^(?:[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64})$")]
@@ -228,8 +231,6 @@ def check(header: Header, data_end: int) -> None:
 
 
 def _check_pdq(pdq: Pdq, data_end: int) -> None:
-    from triage.pdqsets import CHUNKS, INDEX_VERSION, WIDTHS as PDQ_WIDTHS
-
     if pdq.index_version != INDEX_VERSION:
         raise HeaderError(f"PDQ index version {pdq.index_version}")
     bits = pdq.bucket_bits

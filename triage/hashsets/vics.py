@@ -89,27 +89,43 @@ def _category(value: object) -> str | None:
     return str(number)
 
 
-def _add_media(builder: HashSetBuilder, where: str, media: dict[str, object], use_category: bool = True) -> None:
+def check_media(media: dict[str, object], use_category: bool = True, need_digest: bool = True
+                ) -> tuple[list[tuple[str, str | None]], str | None, int | None] | str:
+    """The rules for one media object: ``(hashes, category, size)``, or why it is refused.
+    The exact reader and the PDQ reader (``perceptual.sets``) both apply them, so a media
+    never gets one category through its MD5 and another through its PDQ hash. The PDQ reader
+    passes ``need_digest=False``: a media carrying only a PDQ hash is one for it."""
     hashes: list[tuple[str, str | None]] = []
     for field, algorithm in (("MD5", "md5"), ("SHA1", "sha1"), ("SHA256", "sha256")):
         value = media.get(field)
         if value is not None and not isinstance(value, str):
-            builder.malformed(where, f"{field} is not a string: {_show(value)}")
-            return
+            return f"{field} is not a string: {_show(value)}"
         hashes.append((algorithm, value))
-    if not any(value and value.strip() for _, value in hashes[:2]):
-        builder.malformed(where, "media has neither MD5 nor SHA1")
-        return
+    if need_digest and not any(value and value.strip() for _, value in hashes[:2]):
+        return "media has neither MD5 nor SHA1"
     try:
         category = _category(media.get("Category")) if use_category else None
     except ValueError:
-        builder.malformed(where, f"Category {_show(media.get('Category'))} is not an integer")
-        return
+        return f"Category {_show(media.get('Category'))} is not an integer"
     try:
         size = parse_size(media.get("MediaSize"))
     except ValueError:
-        builder.malformed(where, f"MediaSize {_show(media.get('MediaSize'))} is not a number")
+        return f"MediaSize {_show(media.get('MediaSize'))} is not a number"
+    return hashes, category, size
+
+
+def uses_category(head: bytes) -> bool:
+    """Whether a VICS document's ``Category`` is an alert category: not in NIST CAID."""
+    text = head_text(head)
+    return not (text is not None and _CAID_CONTEXT.search(text))
+
+
+def _add_media(builder: HashSetBuilder, where: str, media: dict[str, object], use_category: bool = True) -> None:
+    checked = check_media(media, use_category)
+    if isinstance(checked, str):
+        builder.malformed(where, checked)
         return
+    hashes, category, size = checked
     builder.add(where, hashes, category, size)
 
 

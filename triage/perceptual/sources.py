@@ -17,7 +17,8 @@ from triage.categories import KNOWN_BAD
 from triage.errors import UsageError
 from triage.hashsets import tdb
 from triage.hashsets.pdqsection import TdbPdq, describe_tdb
-from triage.pdqsets import PdqSet, load_pdq_set
+from triage.perceptual.index import PdqSet
+from triage.perceptual.sets import load_pdq_set
 
 PdqSource = PdqSet | TdbPdq
 

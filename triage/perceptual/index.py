@@ -1,14 +1,4 @@
-"""PDQ hash sets: loading them, and the near-duplicate index the workers search.
-
-Formats (told apart by their first bytes):
-
-- a plain list: one 64-hex PDQ hash per line (blank lines and ``#`` comments ignored; anything
-  after the hash on a line, such as a quality, is ignored);
-- CSV/TSV with a header naming a ``pdq`` column, and optionally ``category`` and ``quality``
-  (rows with a known quality under 50 are dropped, as PDQ's authors advise; an empty ``pdq``
-  cell means "no PDQ for this row", as in a CSV that also carries md5/sha1 columns);
-- Project VIC VICS JSON: every media whose ``AlternativeHashes`` carry ``HashName`` "PDQ"
-  (``HashValue`` is the hash, the media's ``Category`` its category); streamed with ijson.
+"""The PDQ near-duplicate index: every PDQ hash of every set, searched within a Hamming distance.
 
 Near-duplicate search is multi-index hashing. The 256 bits are cut into ``CHUNKS`` = 11 pieces
 (three of 24 bits, eight of 23). If two hashes differ in at most ``t`` = 31 bits, at least one
@@ -21,31 +11,27 @@ the threshold is found - the search is exact, not approximate - and with 10M set
 touches about 3k buckets and 3k candidates instead of 10M hashes.
 
 The index is a folder of ``.npy`` arrays the main process writes once and every worker maps
-read-only (``mmap``), so the operating system shares one copy between all workers.
+read-only (``mmap``), so the operating system shares one copy between all workers; a compiled
+``.tdb`` carries the same arrays (``hashsets.pdqsection``). Imports nothing of triage but errors.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import hashlib
-import io
 import itertools
 import json
 import math
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
 from triage.errors import HashSetError
-from triage.pdq import DEFAULT_THRESHOLD, MIN_QUALITY
 
+DEFAULT_THRESHOLD = 31  # PDQ's reference match threshold (Hamming distance, inclusive)
+MIN_QUALITY = 50  # hashes of lower quality are not matched (flat or featureless pictures)
 PDQ_BITS = 256
 MAX_THRESHOLD = 64
 NOTABLE = "notable"  # category of a PDQ entry whose set gives none (as for exact sets)
@@ -55,9 +41,6 @@ CHUNKS = len(WIDTHS)
 assert sum(WIDTHS) == PDQ_BITS
 STARTS = tuple(itertools.accumulate((0,) + WIDTHS[:-1]))
 INDEX_VERSION = 1
-
-_HEX64 = re.compile(rb"[0-9a-fA-F]{64}")
-_SPLIT = re.compile(rb"[\s,;|]+")
 
 
 @dataclass
@@ -84,297 +67,6 @@ class PdqSet:
                 "format": self.format, "sha256": self.sha256, "entries": self.entries,
                 "algorithms": ["pdq"], "skipped_lines": self.skipped,
                 "dropped": self.dropped}
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading
-
-
-class _Builder:
-    def __init__(self, path: str, lenient: bool) -> None:
-        self.path, self.lenient = path, lenient
-        self.blocks: list[np.ndarray] = []
-        self.code_blocks: list[np.ndarray] = []
-        self.pending: list[bytes] = []
-        self.pending_codes: list[int] = []
-        self.labels: list[str | None] = [None]
-        self._codes: dict[str | None, int] = {None: 0}
-        self.skipped = 0
-        self.dropped = 0
-
-    def code(self, category: str | None) -> int:
-        c = self._codes.get(category)
-        if c is None:
-            if len(self.labels) >= 65535:
-                raise HashSetError(f"PDQ set {self.path}: more than 65,535 categories")
-            c = self._codes[category] = len(self.labels)
-            self.labels.append(category)
-        return c
-
-    def malformed(self, where: str, why: str) -> None:
-        if not self.lenient:
-            raise HashSetError(f"PDQ set {self.path}: {where}: {why}")
-        self.skipped += 1
-
-    def add(self, hex_hash: bytes | str, category: str | None = None) -> None:
-        self.pending.append(bytes.fromhex(hex_hash if isinstance(hex_hash, str)
-                                          else hex_hash.decode("ascii")))
-        self.pending_codes.append(self.code(category))
-        if len(self.pending) >= 1 << 16:
-            self.flush()
-
-    def add_block(self, hashes: np.ndarray, code: int = 0) -> None:
-        self.flush()
-        self.blocks.append(hashes)
-        self.code_blocks.append(np.full(len(hashes), code, np.uint16))
-
-    def flush(self) -> None:
-        if self.pending:
-            self.blocks.append(np.frombuffer(b"".join(self.pending), np.uint8).reshape(-1, 32))
-            self.code_blocks.append(np.array(self.pending_codes, np.uint16))
-            self.pending, self.pending_codes = [], []
-
-    def result(self, name: str, fmt: str, sha256: str) -> PdqSet:
-        self.flush()
-        hashes = np.concatenate(self.blocks) if self.blocks else np.zeros((0, 32), np.uint8)
-        codes = np.concatenate(self.code_blocks) if self.code_blocks else np.zeros(0, np.uint16)
-        zero = ~hashes.any(axis=1)
-        if zero.any():
-            self.dropped += int(zero.sum())
-            hashes, codes = hashes[~zero], codes[~zero]
-        return PdqSet(name, self.path, fmt, sha256, hashes, codes, self.labels,
-                      self.skipped, self.dropped)
-
-
-class _HashingReader(io.RawIOBase):
-    """A binary file that hashes what is read through it (the set's sha256, in one pass)."""
-
-    def __init__(self, fh: BinaryIO) -> None:
-        self._fh = fh
-        self.sha = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: Any) -> int:
-        n = self._fh.readinto(buf)
-        if n:
-            self.sha.update(memoryview(buf)[:n])
-        return n or 0
-
-
-def _sniff(head: bytes) -> tuple[str, str]:
-    """(format, encoding) from the first bytes."""
-    encoding = "utf-8"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encoding = "utf-16"
-        head = head.decode("utf-16", errors="replace").encode("utf-8")
-    elif head.startswith(codecs.BOM_UTF8):
-        head = head[3:]
-    text = head.lstrip()
-    if text.startswith((b"{", b"[")):
-        return "vics", encoding
-    first = text.split(b"\n", 1)[0]
-    names = [_column(c) for c in re.split(rb"[,;\t]", first)]
-    if "pdq" in names or "pdqhash" in names:
-        return "pdq-csv", encoding
-    return "pdq-list", encoding
-
-
-def _column(raw: bytes | str) -> str:
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    return re.sub(r"[^a-z0-9]", "", text.strip().strip('"').lower())
-
-
-def load_pdq_set(path: str | os.PathLike[str], lenient: bool = False,
-                 name: str | None = None) -> PdqSet:
-    """Parse one PDQ set (format sniffed). Malformed entries raise ``HashSetError`` naming the
-    line, or are skipped and counted when ``lenient``."""
-    p = str(path)
-    try:
-        fh = open(p, "rb")
-    except OSError as e:
-        raise HashSetError(f"PDQ set {p}: cannot read ({e.strerror})") from None
-    with fh:
-        head = fh.read(4096)
-        fh.seek(0)
-        fmt, encoding = _sniff(head)
-        reader = _HashingReader(fh)
-        builder = _Builder(p, lenient)
-        try:
-            if fmt == "vics":
-                _load_vics(builder, io.BufferedReader(reader, 1 << 20), encoding)
-            elif encoding != "utf-8":
-                _load_text(builder, fmt, io.TextIOWrapper(io.BufferedReader(reader, 1 << 20),
-                                                          encoding=encoding, newline=""))
-            elif fmt == "pdq-csv":
-                _load_text(builder, fmt, io.TextIOWrapper(io.BufferedReader(reader, 1 << 20),
-                                                          encoding="utf-8-sig",
-                                                          errors="replace", newline=""))
-            else:
-                _load_list(builder, io.BufferedReader(reader, 1 << 20))
-            while reader.readinto(bytearray(1 << 20)):  # the rest, for the sha256
-                pass
-        except OSError as e:
-            raise HashSetError(f"PDQ set {p}: read error ({e})") from None
-    return builder.result(name or os.path.basename(p), fmt, reader.sha.hexdigest())
-
-
-def _load_list(builder: _Builder, fh: BinaryIO) -> None:
-    """Plain list; the fast path decodes a whole block of clean lines with one ``fromhex``."""
-    line_no = 0
-    rest = b""
-    while True:
-        block = fh.read(16 << 20)
-        data = rest + block
-        if not block:
-            rest = b""
-        else:
-            cut = data.rfind(b"\n") + 1
-            data, rest = data[:cut], data[cut:]
-        if data:
-            lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-            tokens = data.split()
-            joined = b"".join(tokens)
-            if (len(joined) == 64 * len(tokens) and len(tokens) == lines
-                    and b"#" not in data):
-                try:
-                    arr = np.frombuffer(bytes.fromhex(joined.decode("ascii")), np.uint8)
-                except (ValueError, UnicodeDecodeError):
-                    arr = None
-                if arr is not None:
-                    if len(arr):
-                        builder.add_block(arr.reshape(-1, 32))
-                    line_no += lines
-                    if not block:
-                        return
-                    continue
-            for line in data.splitlines():
-                line_no += 1
-                _list_line(builder, line, line_no)
-        if not block:
-            return
-
-
-def _list_line(builder: _Builder, line: bytes, line_no: int) -> None:
-    text = line.strip()
-    if not text or text.startswith(b"#"):
-        return
-    first = _SPLIT.split(text, 1)[0]
-    if len(first) != 64 or not _HEX64.fullmatch(first):
-        builder.malformed(f"line {line_no}", f"not a 64-hex PDQ hash: {_show(first)}")
-        return
-    builder.add(first)
-
-
-def _show(value: object) -> str:
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    return repr(text[:40] + ("..." if len(text) > 40 else ""))
-
-
-def _load_text(builder: _Builder, fmt: str, text: io.TextIOBase) -> None:
-    if fmt == "pdq-list":  # UTF-16 plain list (rare): line by line
-        for n, line in enumerate(text, 1):
-            _list_line(builder, line.encode("utf-8", "replace"), n)
-        return
-    header_line = text.readline()
-    delimiter = max((",", ";", "\t"), key=header_line.count)
-    header = next(csv.reader([header_line], delimiter=delimiter))
-    names = [_column(c) for c in header]
-    col = names.index("pdq") if "pdq" in names else names.index("pdqhash")
-    cat = next((names.index(n) for n in ("category", "cat") if n in names), None)
-    qual = next((names.index(n) for n in ("quality", "pdqquality") if n in names), None)
-    for n, row in enumerate(csv.reader(text, delimiter=delimiter), 2):
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        where = f"line {n}"
-        if len(row) <= col:
-            builder.malformed(where, "no pdq column")
-            continue
-        value = row[col].strip()
-        if not value:  # absent (a row of a combined exact + PDQ export)
-            continue
-        if len(value) != 64 or not _HEX64.fullmatch(value.encode("ascii", "replace")):
-            builder.malformed(where, f"not a 64-hex PDQ hash: {_show(value)}")
-            continue
-        if qual is not None and qual < len(row) and row[qual].strip():
-            try:
-                if float(row[qual]) < MIN_QUALITY:
-                    builder.dropped += 1
-                    continue
-            except ValueError:
-                builder.malformed(where, f"quality is not a number: {_show(row[qual])}")
-                continue
-        category = row[cat].strip() or None if cat is not None and cat < len(row) else None
-        builder.add(value, category)
-
-
-class _Utf8Reader:
-    def __init__(self, text: io.TextIOBase) -> None:
-        self._text = text
-
-    def read(self, size: int = -1) -> bytes:
-        return self._text.read(size).encode("utf-8", "surrogatepass")
-
-
-def _vics_category(value: object) -> str | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        value = value.strip()
-        if not value:
-            return None
-        try:
-            return str(int(value))
-        except ValueError:
-            return value
-    if isinstance(value, (int, Decimal, float)) and int(value) == value:
-        return str(int(value))
-    return str(value)
-
-
-def _load_vics(builder: _Builder, raw: io.BufferedReader, encoding: str) -> None:
-    import ijson
-
-    source: Any = raw
-    if encoding == "utf-16":
-        source = _Utf8Reader(io.TextIOWrapper(raw, encoding="utf-16", errors="replace"))
-    elif raw.peek(3)[:3] == codecs.BOM_UTF8:
-        raw.read(3)
-    index = -1
-    try:
-        for item in ijson.items(source, "value.item"):
-            index += 1
-            if not isinstance(item, dict):
-                builder.malformed(f"value[{index}]", "expected a Media or Case object")
-                continue
-            nested = item.get("Media")
-            if isinstance(nested, list):  # a #Cases document: media inside each case
-                for j, media in enumerate(nested):
-                    if isinstance(media, dict):
-                        _vics_media(builder, f"value[{index}].Media[{j}]", media)
-            else:
-                _vics_media(builder, f"value[{index}]", item)
-    except ijson.JSONError as e:
-        raise HashSetError(f"PDQ set {builder.path}: not valid JSON ({e})") from None
-
-
-def _vics_media(builder: _Builder, where: str, media: dict[str, Any]) -> None:
-    alternatives = media.get("AlternativeHashes")
-    if not isinstance(alternatives, list):
-        return
-    for k, alt in enumerate(alternatives):
-        if not isinstance(alt, dict):
-            continue
-        if str(alt.get("HashName") or "").strip().upper() != "PDQ":
-            continue
-        value = alt.get("HashValue")
-        text = value.strip() if isinstance(value, str) else ""
-        if len(text) != 64 or not _HEX64.fullmatch(text.encode("ascii", "replace")):
-            builder.malformed(f"{where}.AlternativeHashes[{k}]",
-                              f"HashValue is not a 64-hex PDQ hash: {_show(value)}")
-            continue
-        builder.add(text, _vics_category(media.get("Category")))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """PDQ: Meta's open 256-bit perceptual hash of pictures, computed in the worker (``--pdq``).
 
 For every file whose first bytes say picture (whatever its name), the worker keeps the content of
-the single read (``hashing.Digest.keep_all``), decodes it in memory with Pillow (pillow-heif for
+the single read (``PdqWorker.keep``, handed to the backend's read, which returns the content in
+its ``hashing.Read``), decodes it in memory with Pillow (pillow-heif for
 HEIC), computes PDQ with ``pdqhash`` and records ``pdq`` (64 hex: the 256 bits of
 ``pdqhash.compute`` in order, 8 per byte, most significant bit first - python-threatexchange's
 convention) and ``pdq_quality`` (0..100; under 50 the hash is not matched). Then it looks the hash
-up in the PDQ sets (``triage.pdqsets``) for near duplicates.
+up in the PDQ sets (``perceptual.index``) for near duplicates. The worker's PDQ state (options,
+mapped index) is a ``PdqWorker`` the worker holds and passes explicitly: no class attributes.
 
 Bounded, and nothing is ever written:
 
@@ -29,16 +31,19 @@ import io
 import re
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from triage.census import PICTURE, signature
+from triage.hashing import Read
+from triage.hashsets.pdqsection import open_pdq
+from triage.perceptual.index import (
+    DEFAULT_THRESHOLD,
+    MIN_QUALITY,
+    PdqIndex,
+    PdqIndexGroup,
+    to_hex,
+)
 from triage.records import FileRecord
-
-if TYPE_CHECKING:
-    from triage.pdqsets import PdqIndexGroup
-
-DEFAULT_THRESHOLD = 31  # PDQ's reference match threshold (Hamming distance, inclusive)
-MIN_QUALITY = 50  # hashes of lower quality are not matched (flat or featureless pictures)
 
 MIN_SIDE = 50  # pictures smaller than 50 x 50 are skipped (PDQ is meaningless there)
 MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS: a larger picture is a bomb
@@ -59,46 +64,64 @@ class PdqOptions:
     index_files: tuple[str, ...] = ()  # .tdb files whose PDQ section is searched in place
 
 
-class _State:
-    options: PdqOptions | None = None
+@dataclass
+class PdqWorker:
+    """One worker process's ``--pdq`` state, made once by ``start`` and passed explicitly to
+    the read (``keep``), the inspector (``inspect``) and the matcher (``near_matches``)."""
+
+    options: PdqOptions
     index: PdqIndexGroup | None = None
-    heif: bool | None = None  # pillow-heif registered (None: not tried yet)
 
+    @classmethod
+    def start(cls, options: PdqOptions | None) -> PdqWorker | None:
+        """Map the PDQ index (``None``: PDQ is off)."""
+        if options is None:
+            return None
+        index = None
+        if options.index_dir or options.index_files:
+            indexes = [PdqIndex.open(options.index_dir)] if options.index_dir else []
+            indexes += [open_pdq(f) for f in options.index_files]
+            index = PdqIndexGroup(indexes)
+        return cls(options, index)
 
-def start_worker(options: PdqOptions | None) -> None:
-    """Called once in each worker (``WorkerState.__init__``): keep picture contents during the
-    read, map the PDQ index. ``None`` turns PDQ off."""
-    from triage.hashing import Digest
+    @staticmethod
+    def keep(head: bytes) -> bool:
+        """The read's ``keep`` policy: the whole content of pictures PDQ can decode."""
+        return keep_picture(head)
 
-    _State.options = options
-    _State.index = None
-    if options is None:
-        Digest.keep_all = None
-        return
-    Digest.keep_all = keep_picture
-    if options.index_dir or options.index_files:
-        from triage.hashsets.pdqsection import open_pdq
-        from triage.pdqsets import PdqIndex, PdqIndexGroup
+    def inspect(self, record: FileRecord, read: Read) -> None:
+        """Inspector (after the census): PDQ of a decodable picture."""
+        inspect_pdq(record, read.content)
 
-        indexes = [PdqIndex.open(options.index_dir)] if options.index_dir else []
-        indexes += [open_pdq(f) for f in options.index_files]
-        _State.index = PdqIndexGroup(indexes)
+    def near_matches(self, pdq: str | None, quality: int | None) -> list[dict[str, Any]]:
+        """``matches`` entries for a picture's PDQ: every PDQ set hash within the threshold,
+        the closest per set and category, ``{"hashset", "algorithm": "pdq", "distance",
+        "category"}``. Empty when no set was given or the quality is under 50."""
+        if self.index is None or pdq is None or quality is None or quality < MIN_QUALITY:
+            return []
+        return self.index.matches(pdq, self.options.threshold)
 
 
 def keep_picture(head: bytes) -> bool:
-    """``Digest.keep_all`` policy: the whole content of pictures PDQ can decode."""
+    """The whole content of pictures PDQ can decode."""
     return signature(head) in DECODABLE
 
 
-def _register_heif() -> None:
-    if _State.heif is None:
+_heif: bool | None = None  # pillow-heif registered with Pillow in this process (None: not tried)
+
+
+def _register_heif() -> bool:
+    """Register the HEIC opener once per process (a Pillow plugin: process-wide by nature)."""
+    global _heif
+    if _heif is None:
         try:
             from pillow_heif import register_heif_opener
 
             register_heif_opener()
-            _State.heif = True
+            _heif = True
         except Exception:  # noqa: BLE001 - HEIC is then reported as not decodable
-            _State.heif = False
+            _heif = False
+    return _heif
 
 
 def compute(data: bytes | bytearray | memoryview) -> tuple[str | None, int | None, str | None]:
@@ -106,8 +129,6 @@ def compute(data: bytes | bytearray | memoryview) -> tuple[str | None, int | Non
     import numpy as np
     import pdqhash
     from PIL import Image
-
-    from triage.pdqsets import to_hex
 
     _register_heif()
     try:
@@ -166,9 +187,9 @@ def _note(record: FileRecord, reason: str | None) -> None:
         pass
 
 
-def inspect_pdq(record: FileRecord, head: bytes, content: "bytearray | None") -> None:
-    """Inspector (after the census): PDQ of a decodable picture, when ``--pdq`` is on."""
-    if _State.options is None or record.kind != PICTURE:
+def inspect_pdq(record: FileRecord, content: bytes | bytearray | None) -> None:
+    """PDQ of a decodable picture from the content its read kept (``--pdq`` is on)."""
+    if record.kind != PICTURE:
         return
     sig = record.signature
     if sig not in DECODABLE:
@@ -183,22 +204,8 @@ def inspect_pdq(record: FileRecord, head: bytes, content: "bytearray | None") ->
         _note(record, f"not decoded: {len(content):,} bytes is over the "
                       f"{MAX_BYTES >> 20} MiB limit")
         return
-    if sig == "heic":
-        _register_heif()
-        if not _State.heif:
-            _note(record, "not decoded: pillow-heif is not installed")
-            return
+    if sig == "heic" and not _register_heif():
+        _note(record, "not decoded: pillow-heif is not installed")
+        return
     record.pdq, record.pdq_quality, reason = compute(content)
     _note(record, reason)
-
-
-def near_matches(pdq: str | None, quality: int | None) -> list[dict[str, Any]]:
-    """``matches`` entries for a picture's PDQ: every PDQ set hash within the threshold, the
-    closest per set and category, ``{"hashset", "algorithm": "pdq", "distance", "category"}``.
-    Empty when PDQ is off, no set was given, or the quality is under 50."""
-    index, options = _State.index, _State.options
-    if index is None or options is None or pdq is None or quality is None \
-            or quality < MIN_QUALITY:
-        return []
-    return index.matches(pdq, options.threshold)
-
