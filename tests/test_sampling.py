@@ -297,8 +297,12 @@ def test_sample_same_answer_through_containers(tmp_path):
     tbs = build_set(tmp_path / "refs", tmp_path / "set.tbs")
     img, _, _ = fat_image(tmp_path, files, 4, part_sector=2047)
     results = []
-    for fmt, path in (("raw", img), ("qcow2", tmp_path / "d.qcow2"), ("vpc", tmp_path / "d.vhd")):
-        if fmt != "raw":
+    for fmt, path in (("raw", img), ("qcow2", tmp_path / "d.qcow2"), ("vpc", tmp_path / "d.vhd"),
+                      ("ewf", tmp_path / "d.E01")):
+        if fmt == "ewf":
+            run("ewfacquire", "-u", "-q", "-t", str(tmp_path / "d"), "-f", "encase6",
+                "-c", "fast", str(img))
+        elif fmt != "raw":
             run("qemu-img", "convert", "-O", fmt, *(["-o", "subformat=fixed"] if fmt == "vpc"
                                                     else []), str(img), str(path))
         r = triage("sample", str(path), "--blockset", str(tbs), "--min-mib", "0.05",
@@ -308,9 +312,9 @@ def test_sample_same_answer_through_containers(tmp_path):
         m = json.loads(r.stdout)["sampling"]["media"][0]
         results.append((m["offsets_sha256"], [h["device_offset"] for h in m["hits"]],
                         r.returncode))
-    assert results[0][0] == results[1][0]  # qcow2 presents the same media size
-    assert results[0][1:] == results[1][1:]
-    assert results[2][2] in (0, 1)
+    assert results[0][0] == results[1][0] == results[3][0]  # same media size, same draw
+    assert results[0][1:] == results[1][1:] == results[3][1:]
+    assert results[2][2] in (0, 1)  # a VHD's size is rounded: another draw, still works
 
 
 # -- statistical honesty -------------------------------------------------------------------------
@@ -441,9 +445,9 @@ def test_blockset_of_another_block_size(small):
     (tmp / "r8" / "x.bin").write_bytes(payload(30, 64 * 1024))
     tbs8 = build_set(tmp / "r8", tmp / "s8.tbs", "--block-size", "8192")
     r = triage("sample", str(img), "--blockset", str(tbs8), "--read-kib", "4",
-               "--out", str(tmp / "o"))
+               "--min-mib", "0.05", "--out", str(tmp / "o"))
     _one_line_error(r, 2, "multiple of the set's block size")
-    r = triage("sample", str(img), "--blockset", str(tbs8), "--min-mib", "0.1", "--json",
+    r = triage("sample", str(img), "--blockset", str(tbs8), "--min-mib", "0.05", "--json",
                "--out", str(tmp / "o2"))  # auto: reads of at least one 8 KiB block
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["sampling"]["media"][0]["block_size"] == 8192
@@ -458,10 +462,21 @@ def test_confidence_outside_open_interval(small, confidence):
 
 
 def test_min_mib_larger_than_media(small):
-    tmp, img, tbs = small
+    tmp, img, _ = small
+    (tmp / "rbig").mkdir()
+    (tmp / "rbig" / "big.bin").write_bytes(payload(31, 3 * 2**20))
+    tbs = build_set(tmp / "rbig", tmp / "big.tbs")
     r = triage("sample", str(img), "--blockset", str(tbs), "--min-mib", "2",
                "--out", str(tmp / "o"))
     _one_line_error(r, 2, "more than the media holds")
+    assert not (tmp / "o").exists()  # a usage error writes nothing
+
+
+def test_min_mib_larger_than_the_set(small):
+    tmp, img, tbs = small  # the set holds 32 KiB of distinct blocks
+    r = triage("sample", str(img), "--blockset", str(tbs), "--min-mib", "0.5",
+               "--out", str(tmp / "o"))
+    _one_line_error(r, 2, "more than the block set holds")
 
 
 def test_unreadable_region_lowers_confidence(small):

@@ -50,10 +50,11 @@ def sample(
     stdout, stderr = _streams()
     out = out or default_out(evidence)
     started, t0 = utc_now(), time.monotonic()
-    lock = claim(out, force, evidence)
+    locks = []
     try:
         media, info, code = run_sample(list(evidence), blockset, confidence, min_mib,
-                                       read_kib, seed)
+                                       read_kib, seed,
+                                       on_ready=lambda: locks.append(claim(out, force, evidence)))
         summary: dict[str, Any] = {
             "kind": "sample", "complete": False, "command": list(sys.argv),
             "host": socket.gethostname(), "started": started, "blockset": info,
@@ -70,7 +71,8 @@ def sample(
         summary["complete"] = True
         write_json_atomic(out / "summary.json", summary)
     finally:
-        lock.release()
+        for lock in locks:
+            lock.release()
     if json_out:
         stdout.write(json_safe(json.dumps(strict_json(summary), indent=2, ensure_ascii=False))
                      + "\n")

@@ -22,7 +22,7 @@ import numpy as np
 
 from triage.blocks.locate import locate
 from triage.blocks.media import Media
-from triage.blocks.plan import ALIGN, Plan, draw_slots, make_plan, statement
+from triage.blocks.plan import ALIGN, MIB, Plan, draw_slots, make_plan, statement
 from triage.errors import ExitCode, UsageError
 
 MAX_HITS = 10_000  # hits listed per evidence (all are counted)
@@ -132,9 +132,11 @@ def _hit(blockset: Any, offset: int, entry: int) -> dict[str, Any]:
 
 
 def run_sample(evidence: list[str], blockset_path: str, confidence: float = 0.99,
-               min_mib: float = 20.0, read_kib: str = "auto", seed: int | None = None
-               ) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
-    """Sample every evidence; return (per-evidence sampling entries, set info, exit code)."""
+               min_mib: float = 20.0, read_kib: str = "auto", seed: int | None = None,
+               on_ready: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
+    """Sample every evidence; return (per-evidence sampling entries, set info, exit code).
+    ``on_ready()`` runs once the set, the evidence and every plan are known good, before any
+    sample is read (the CLI claims its output folder there: a usage error leaves nothing)."""
     from triage.blocks.tbs import BlockSet
 
     if not 0.0 < confidence < 1.0:
@@ -145,11 +147,17 @@ def run_sample(evidence: list[str], blockset_path: str, confidence: float = 0.99
         raise UsageError("--seed must be 0 or more")
     bs = BlockSet.open(blockset_path)
     try:
+        if min_mib * MIB > bs.n_blocks * bs.block_size:
+            raise UsageError(f"--min-mib {min_mib:g} is more than the block set holds "
+                             f"({bs.n_blocks * bs.block_size / MIB:,.2f} MiB of distinct "
+                             "blocks): the promise would be empty")
         medias = [Media(p) for p in evidence]  # every evidence opens before any is read
         plans = []
         for m in medias:
             r, why = read_blocks_for(read_kib, bs.block_size, m)
             plans.append((make_plan(m.size, bs.block_size, confidence, min_mib, r), why))
+        if on_ready is not None:
+            on_ready()
         entries, any_hit, any_err = [], False, False
         for i, (m, (plan, why)) in enumerate(zip(medias, plans)):
             depth = DEPTH_DISK if m.rotational() else DEPTH
