@@ -177,7 +177,8 @@ def _print_info(d: dict[str, Any]) -> None:
     _out(f"  files       {d['files']:,} reference files ({d['files_with_blocks']:,} with kept "
          f"blocks), {src['bytes']:,} bytes, {src['blocks']:,} full blocks"
          + (f"; {src['duplicate_files']:,} duplicate files skipped" if src.get("duplicate_files") else ""))
-    cats = ", ".join(f"{k} {v:,}" for k, v in d["categories"].items()) or "none"
+    cats = ", ".join(f"{'(uncategorised)' if k == 'null' else k} {v:,}"
+                     for k, v in d["categories"].items()) or "none"
     _out(f"  categories  {cats} (blocks)")
     dropped = ", ".join(f"{k} {v:,}" for k, v in d["dropped"].items()) or "none"
     _out(f"  dropped     {dropped}")
