@@ -522,3 +522,25 @@ def test_subtract_refuses_altered_input_and_self_overwrite(tmp_path: Path, good_
     assert header["rows"] == 0 and header["dropped"]["subtracted"] == 6
     with BlockSet.open(tmp_path / "empty.tbs") as bs:
         assert bs.info()["verified"] and (bs.lookup(np.zeros((3, 16), np.uint8)) == -1).all()
+
+
+def test_file_larger_than_the_read_buffer(tmp_path: Path) -> None:
+    """A file read in several 8 MiB pieces: whole-file MD5/SHA-1 in order, block numbers
+    continuous across pieces, the weak blocks of the second piece counted."""
+    rnd = random.Random(13)
+    data = rnd.randbytes(8 << 20) + bytes(2 * B) + rnd.randbytes(9 << 20) + b"end"
+    (tmp_path / "big.bin").write_bytes(data)
+    build_blockset([tmp_path / "big.bin"], tmp_path / "big.tbs")
+    with BlockSet.open(tmp_path / "big.tbs") as bs:
+        f = bs.file(0)
+        assert f.md5 == hashlib.md5(data).hexdigest() and f.sha1 == hashlib.sha1(data).hexdigest()
+        digests = xxh_blocks(data)
+        zero = {xxhash.xxh3_128_digest(bytes(B))}
+        entries = query(bs, digests)
+        for i, (d, e) in enumerate(zip(digests, entries.tolist())):
+            if d in zero:
+                assert e == -1
+            else:
+                assert bs.refs(e)[0].offset == i * B
+        assert bs.info(verify=False)["dropped"]["constant"] == 2
+        assert bs.n_blocks == len(data) // B - 2

@@ -192,13 +192,13 @@ def hash_file(file: Path, block_size: int, digest: str, pool: ThreadPoolExecutor
             os.posix_fadvise(stream.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         turn = 0
         while True:
-            buf = buffers[turn]
+            buf = buffers[turn]  # not in use: its hashing was waited for one turn ago
             turn ^= 1
-            for future in pending:  # the other buffer's whole-file hashing must be done
+            view = memoryview(buf)
+            got = _read_into(stream, view)  # reads while the other buffer is being hashed
+            for future in pending:  # MD5/SHA-1 updates must stay in order
                 future.result()
             pending = []
-            view = memoryview(buf)
-            got = _read_into(stream, view)
             if not got:
                 break
             if whole:
