@@ -67,7 +67,7 @@ def _summary(out: Path, header: dict[str, Any], seconds: float) -> None:
 
 @blockset_app.command()
 def build(
-    paths: Annotated[list[Path] | None, typer.Argument(metavar="PATH...", show_default=False,
+    paths: Annotated[list[Path] | None, typer.Argument(metavar="PATH", show_default=False,
                      help="Reference files or folders.")] = None,
     out: Annotated[Path, typer.Option("--out", metavar="NAME.tbs", show_default=False,
                    help="The block set to write.")] = Path(),
