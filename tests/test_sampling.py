@@ -239,6 +239,9 @@ def test_block_scan_fat16_small_clusters_odd_sector(tmp_path, cluster_sectors):
     lines = [json.loads(x) for x in (tmp_path / "out" / "files.jsonl").read_text().splitlines()]
     alpha = next(r for r in lines if r["path"] == "/alpha.bin")
     assert alpha["block_matches"][0]["blocks"] == len(files["alpha.bin"]) // B
+    assert not any("block_matches" in r for r in lines if r["path"].endswith("hole.bin"))
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Block matches" in html and "/alpha.bin" in html and "delta.bin" in html
 
 
 @need_tools

@@ -149,7 +149,7 @@ def resume_config(out: Path, **overrides: Any) -> ScanConfig:
             pdq=opts.get("pdq", False),
             pdq_threshold=opts.get("pdq_threshold", DEFAULT_THRESHOLD),
             pdq_sets=[record_path(h) for h in previous.get("pdq_sets", [])],
-            size_filter=opts["size_filter"],
+            size_filter=opts["size_filter"], blockset=opts.get("blockset"),
             read_timeout=opts["read_timeout"], file_timeout=opts.get("file_timeout", 0.0),
             case=previous["case"]["case"],
             examiner=previous["case"]["examiner"], exhibit=previous["case"]["exhibit"],
