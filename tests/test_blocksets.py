@@ -258,13 +258,15 @@ def test_categories_from_a_csv_hash_set(tmp_path: Path) -> None:
 # -- piecewise import ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("form", ["md5deep", "hashdeep", "dfxml"])
+@pytest.mark.parametrize("form", ["md5deep", "hashdeep", "dfxml", "hashdeep-dfxml"])
 def test_piecewise_import_matches_hashlib(tmp_path: Path, refs: dict[str, bytes], form: str) -> None:
     ref = tmp_path / "ref"
     (ref / "zeros.bin").write_bytes(bytes(3 * B))  # constant blocks: dropped by MD5 value
     command = {"md5deep": ["md5deep", "-p", str(B), "-r", str(ref)],
                "hashdeep": ["hashdeep", "-c", "md5,sha1", "-p", str(B), "-r", str(ref)],
-               "dfxml": ["md5deep", "-d", "-p", str(B), "-r", str(ref)]}[form]
+               "dfxml": ["md5deep", "-d", "-p", str(B), "-r", str(ref)],
+               "hashdeep-dfxml": ["hashdeep", "-d", "-c", "md5,sha1", "-p", str(B), "-r", str(ref)],
+               }[form]
     pw = tmp_path / "pieces.txt"
     pw.write_bytes(subprocess.run(command, capture_output=True, check=True).stdout)
     proc = triage("blockset", "build", "--from-piecewise", str(pw), "--out", str(tmp_path / "p.tbs"),
@@ -282,7 +284,10 @@ def test_piecewise_import_matches_hashlib(tmp_path: Path, refs: dict[str, bytes]
                 (r,) = bs.refs(entry)
                 assert r.offset == i * B and r.file.size == len(data)
                 assert r.file.name == str(tmp_path / name) and r.file.category == "C"
-                assert r.file.md5 == (hashlib.md5(data).hexdigest() if form == "dfxml" else "")
+                dfxml = form.endswith("dfxml")
+                assert r.file.md5 == (hashlib.md5(data).hexdigest() if dfxml else "")
+                want_sha1 = hashlib.sha1(data).hexdigest() if form == "hashdeep-dfxml" else ""
+                assert r.file.sha1 == want_sha1
 
 
 def test_piecewise_wrong_block_size_and_garbage(tmp_path: Path, refs: dict[str, bytes]) -> None:
@@ -544,3 +549,35 @@ def test_file_larger_than_the_read_buffer(tmp_path: Path) -> None:
                 assert bs.refs(e)[0].offset == i * B
         assert bs.info(verify=False)["dropped"]["constant"] == 2
         assert bs.n_blocks == len(data) // B - 2
+
+
+def test_dfxml_without_whole_file_digest_and_categories(tmp_path: Path) -> None:
+    """A piece's MD5 is never taken for the whole file's; categories by the DFXML whole-file
+    MD5 from a compiled .tdb."""
+    rnd = random.Random(14)
+    one, two = rnd.randbytes(2 * B), rnd.randbytes(3 * B)
+    runs = "".join(
+        f"<byte_run file_offset='{i * B}' len='{B}'><hashdigest type='MD5'>"
+        f"{hashlib.md5(data[i * B:(i + 1) * B]).hexdigest()}</hashdigest></byte_run>"
+        for data in (one,) for i in range(2))
+    runs2 = "".join(
+        f"<byte_run file_offset='{i * B}' len='{B}'><hashdigest type='MD5'>"
+        f"{hashlib.md5(two[i * B:(i + 1) * B]).hexdigest()}</hashdigest></byte_run>"
+        for i in range(3))
+    xml = (f"<?xml version='1.0'?><dfxml xmlns='http://www.forensicswiki.org/wiki/Category:"
+           f"Digital_Forensics_XML'><fileobject><filename>one</filename>{runs}</fileobject>"
+           f"<fileobject><filename>two</filename><filesize>{len(two)}</filesize>{runs2}"
+           f"<hashdigest type='MD5'>{hashlib.md5(two).hexdigest()}</hashdigest></fileobject></dfxml>")
+    (tmp_path / "p.xml").write_text(xml)
+    (tmp_path / "set.csv").write_text(f"md5,category\n{hashlib.md5(two).hexdigest()},B\n")
+    proc = triage("hashset", "import", str(tmp_path / "set.csv"), "--out", str(tmp_path / "s.tdb"))
+    assert proc.returncode == 0, proc.stderr
+    proc = triage("blockset", "import", str(tmp_path / "p.xml"), "--out", str(tmp_path / "p.tbs"),
+                  "--categories-from", str(tmp_path / "s.tdb"))
+    assert proc.returncode == 0, proc.stderr
+    with BlockSet.open(tmp_path / "p.tbs") as bs:
+        first = bs.refs(int(query(bs, md5_blocks(one)[:1])[0]))[0].file
+        second = bs.refs(int(query(bs, md5_blocks(two)[:1])[0]))[0].file
+        assert (first.name, first.md5, first.category, first.size) == ("one", "", None, 2 * B)
+        assert (second.md5, second.category) == (hashlib.md5(two).hexdigest(), "B")
+        assert bs.categories == {"null": 2, "B": 3}

@@ -5,8 +5,9 @@ Three forms are read (detected by content):
 - md5deep text: ``<md5>  <path> offset <start>-<end>`` per piece;
 - hashdeep text: ``%%%% HASHDEEP-1.0`` header, a ``%%%% size,md5,...,filename`` column line,
   ``##`` comments, then ``<size>,<md5>,...,<path> offset <start>-<end>``;
-- DFXML (``md5deep -d -p``): ``<fileobject>`` with ``<filename>``, ``<filesize>``,
-  ``<byte_run file_offset= len=>`` holding ``<hashdigest type='MD5'>`` and the whole file's MD5.
+- DFXML (``md5deep -d -p``, ``hashdeep -d -p``): ``<fileobject>`` with ``<filename>``,
+  ``<filesize>``, ``<byte_run file_offset= len=>`` holding ``<hashdigest type='MD5'>``, and the
+  whole file's MD5 (and SHA-1 when hashed) as ``hashdigest`` children of the fileobject.
 
 Why: earlier block-hash work (NPS hashdb, bulk_extractor) and labs' existing lists use this
 form; the set's digest is then ``md5``. What the piecewise form cannot tell: the bytes, so the
@@ -61,6 +62,7 @@ class _File:
     size: int = 0  # largest piece end seen, or <filesize>
     blocks: int = 0  # full pieces: highest full block number + 1
     md5: bytes = b""
+    sha1: bytes = b""
     partial: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
 
@@ -119,23 +121,31 @@ def _local(tag: str) -> str:
 
 
 def _dfxml(path: Path, files: dict[str, _File]) -> Iterator[Piece]:
-    """DFXML fileobjects; the whole file's MD5 and size are stored into ``files``."""
+    """DFXML fileobjects; the whole file's MD5/SHA-1 and size are stored into ``files``.
+
+    Only a ``hashdigest`` directly inside ``fileobject`` is the whole file's (those inside a
+    ``byte_run`` are the pieces'), hence the stack of open elements.
+    """
+    stack: list[str] = []
     name: str | None = None
     size: int | None = None
-    whole: bytes = b""
+    whole: dict[str, bytes] = {}
     pending: list[tuple[int, int, bytes]] = []
     try:
         for event, elem in ET.iterparse(path, events=("start", "end")):
             tag = _local(elem.tag)
             if event == "start":
+                stack.append(tag)
                 if tag == "fileobject":
-                    name, size, whole, pending = None, None, b"", []
+                    name, size, whole, pending = None, None, {}, []
                 continue
-            if tag == "filename":
+            stack.pop()
+            parent = stack[-1] if stack else ""
+            if tag == "filename" and parent == "fileobject":
                 name = elem.text or ""
-            elif tag == "filesize":
+            elif tag == "filesize" and parent == "fileobject":
                 size = int((elem.text or "").strip())
-            elif tag == "byte_run":
+            elif tag == "byte_run" and parent == "fileobject":
                 digest = next((c.text for c in elem if _local(c.tag) == "hashdigest"
                                and c.get("type", "").lower() == "md5"), None)
                 if digest is None:
@@ -143,8 +153,8 @@ def _dfxml(path: Path, files: dict[str, _File]) -> Iterator[Piece]:
                 pending.append((int(elem.get("file_offset", "")), int(elem.get("len", "")),
                                 bytes.fromhex(digest.strip())))
                 elem.clear()
-            elif tag == "hashdigest" and elem.get("type", "").lower() == "md5":
-                whole = bytes.fromhex((elem.text or "").strip())  # byte_run digests were consumed
+            elif tag == "hashdigest" and parent == "fileobject":
+                whole[elem.get("type", "").lower()] = bytes.fromhex((elem.text or "").strip())
             elif tag == "fileobject":
                 if name is None:
                     raise BlockSetError(f"{path}: a fileobject without a filename")
@@ -152,7 +162,9 @@ def _dfxml(path: Path, files: dict[str, _File]) -> Iterator[Piece]:
                     yield name, offset, length, digest
                 record = files.get(name)
                 if record is not None:
-                    record.md5 = whole if len(whole) == 16 else b""
+                    md5, sha1 = whole.get("md5", b""), whole.get("sha1", b"")
+                    record.md5 = md5 if len(md5) == 16 else b""
+                    record.sha1 = sha1 if len(sha1) == 20 else b""
                     if size is not None:
                         record.size = max(record.size, size)
                 elem.clear()
@@ -251,7 +263,7 @@ def import_piecewise(sources: list[Path], out: Path, *, name: str | None = None,
                 seen.add(record.md5)
             cat = category
             if category_of is not None:
-                cat = category_of(record.md5, b"")
+                cat = category_of(record.md5, record.sha1)
                 if cat is None:
                     builder.stats["uncategorised_files"] += 1
             dropped = Counter(record.dropped)
@@ -259,7 +271,7 @@ def import_piecewise(sources: list[Path], out: Path, *, name: str | None = None,
             new_index[fid] = builder.stats["files"]
             builder.add_hashed(record.name, record.size, record.blocks,
                                np.zeros((0, 16), np.uint8), np.zeros(0, np.int64),
-                               record.md5, b"", cat, dropped)
+                               record.md5, record.sha1, cat, dropped)
         starts = np.array(builder.starts, dtype=np.int64)
         finished = store.finish()
         blocks = finished.blocks("pieces") if finished.algorithms else iter(())
