@@ -364,11 +364,7 @@ def identify(path: str) -> EvidenceSpec:
         raise EvidenceError(f"{path}: no such file") from None
     except OSError as e:
         raise EvidenceError(f"{path}: cannot access ({e.strerror})") from None
-    if stat.S_ISDIR(st.st_mode):
-        from triage.backends import BACKENDS
-
-        if "logical" not in BACKENDS:
-            raise EvidenceError(f"{path}: is a directory, not a disk image")
+    if stat.S_ISDIR(st.st_mode):  # a folder: read by the logical backend (backends/logical.py)
         return EvidenceSpec(path, "logical", (path,), 0)
     _check_kind(path, st.st_mode)
     try:

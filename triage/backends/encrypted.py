@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from triage.backends import PROBERS, Probed
+from triage.backends.base import PROBERS, Probed
 from triage.evidence import EvidenceSpec
 
 SAMPLE = 1 << 20  # bytes per entropy sample

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from triage.backends import PROBERS, Found, Probed, VolumeRef, register
+from triage.backends.base import PROBERS, Found, Probed, VolumeRef, register
 from triage.evidence import EvidenceSpec
 from triage.hashing import Keep, Read, hash_reads
 from triage.records import FileRecord, ReadTarget, iso_time

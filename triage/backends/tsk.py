@@ -10,7 +10,7 @@ from typing import Any
 import pytsk3
 
 from triage import ntfs_raw
-from triage.backends import VolumeRef, register
+from triage.backends.base import VolumeRef, register
 from triage.evidence import direct_reader, open_image
 from triage.hashing import Keep, Read, hash_content, hash_reads, runs_reader
 from triage.records import ReadTarget
