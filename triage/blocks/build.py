@@ -86,7 +86,7 @@ def classify(blocks: np.ndarray) -> np.ndarray:
     also in its first 96 bytes; high-entropy data (pictures, video, random) has ~80 there and
     skips the exact test (~2 us per block). Candidates get the exact test in Python.
     """
-    n, size = blocks.shape
+    n = blocks.shape[0]
     reasons = np.zeros(n, dtype=np.uint8)
     if not n:
         return reasons

@@ -40,14 +40,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import msgspec
 import numpy as np
 from msgspec import Meta, Struct
 
 import triage
-from triage.blocks.digest import DIGEST_BYTES, DIGESTS
+from triage.blocks.digest import DIGEST_BYTES
 from triage.errors import ExitCode, TriageError
 from triage.hashsets.table import DigestTable, bucket_bits, offsets_from_counts, top_bits
 from triage.hashsets.tdb import ALIGN, PREAMBLE, _Out, sections_digest
@@ -380,7 +380,7 @@ class BlockSet:
         except BufferError:  # a caller still holds a view; the map goes with it
             pass
 
-    def __enter__(self) -> BlockSet:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
