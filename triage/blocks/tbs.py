@@ -343,6 +343,11 @@ class BlockSet:
             return computed, "data does not match the SHA-256 in its header (damaged or altered)"
         return computed, None
 
+    def verification(self) -> Verification:
+        """Start ``verify`` on a thread (beside a sample or a scan, as a ``.tdb``'s check runs);
+        ``wait()`` on the result gives the problem or None."""
+        return Verification(self)
+
     def info(self, verify: bool = True) -> dict[str, Any]:
         """Counts, dropped blocks by reason, provenance, SHA-256 recorded (and computed)."""
         h = self.header
@@ -385,6 +390,37 @@ class BlockSet:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Verification:
+    """The data check of one opened set, on a daemon thread (it reads the whole file)."""
+
+    def __init__(self, blockset: BlockSet) -> None:
+        import threading
+
+        self.recorded = blockset.header.sections_sha256
+        self.computed: str | None = None
+        self.problem: str | None = None
+        self.seconds: float | None = None
+        self._path, self._end = blockset.path, blockset._data_end
+        self._thread = threading.Thread(target=self._run, name="triage-verify-blockset",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        try:
+            self.computed = sections_digest(self._path, self._end)
+            if self.computed != self.recorded:
+                self.problem = "data does not match the SHA-256 in its header (damaged or altered)"
+        except OSError as exc:
+            self.problem = f"cannot verify: {exc.strerror or exc}"
+        self.seconds = round(time.monotonic() - started, 3)
+
+    def wait(self) -> str | None:
+        """The problem found (None: the data is what the header records)."""
+        self._thread.join()
+        return self.problem
 
 
 # -- writing --------------------------------------------------------------------------------
