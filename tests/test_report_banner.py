@@ -62,6 +62,8 @@ def test_clean_complete_run_green_without_box(tmp_path: Path) -> None:
     assert code == ExitCode.OK
     cls, text, box = page(out)
     assert cls == "ok" and "Every volume was examined" in text and box == ""
+    html = (out / "report.html").read_text()
+    assert "formats: all (csv, html, dfxml)" in html  # not "formats: —"
 
 
 def test_unexamined_volumes_amber(tmp_path: Path) -> None:
