@@ -63,7 +63,7 @@ def test_every_report_keeps_hostile_names_safe(hostile_run) -> None:
              for fo in root.iter(f"{{{DFXML_NS}}}fileobject")}
     assert set(md5s) <= names
     page = (out / "report.html").read_text(encoding="utf-8")
-    shown = [p.split("</b>")[0] for p in page.split("<td class=wrap><b>")[1:]]
+    shown = [p.split("</b>")[0] for p in page.split("<td class=\"wrap path\"><b>")[1:]]
     assert len(shown) == len(NAMES)
     assert all("\n" not in p and "<" not in p and "\u202e" not in p for p in shown)
     assert "/bad\\xffname\\x80" in shown and "/\\u202egpj.exe" in shown
