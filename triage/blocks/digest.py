@@ -5,9 +5,10 @@ identically (same digest, same byte order), so both call ``hash_blocks``. xxh3-1
 default because a block scan must not be bound by MD5 (~0.7 GB/s per core); MD5 exists for
 sets imported from ``md5deep``/``hashdeep -p`` piecewise hashes.
 
-Measured here (one core, 4 KiB blocks, page cache): a Python loop of ``xxh3_128_digest`` costs
-about 0.5 us per block (~8 GB/s), MD5 ~6 us per block (~0.7 GB/s); numpy adds nothing useful
-(there is no vectorised xxh3), so the loop over memoryview slices is the implementation.
+Measured here (one core, 4 KiB blocks, 64 MiB from memory, CPU time): xxh3-128 0.51 us per
+block (8 GB/s; 0.38 us per window at a 512-byte step), MD5 6.0 us per block (0.68 GB/s). There
+is no vectorised xxh3 for numpy, so the implementation is ``map`` over memoryview slices: no
+Python frame per block (a list comprehension cost ~3x more per window).
 """
 
 from __future__ import annotations
