@@ -7,10 +7,9 @@ import re
 from pathlib import Path
 
 import xmlschema
+from conftest import TESTIMAGES
 
 from triage.scan import ScanConfig, run_scan
-
-from conftest import TESTIMAGES
 
 SCHEMA = Path(__file__).parent / "data" / "dfxml_schema" / "dfxml.xsd"
 SETS = TESTIMAGES / "hashsets"

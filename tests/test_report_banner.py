@@ -16,11 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import TESTIMAGES, needs_tool
 
 from triage.errors import ExitCode
 from triage.scan import ScanConfig, run_scan
-
-from conftest import TESTIMAGES, needs_tool
 
 SETS = TESTIMAGES / "hashsets"
 

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import needs_tool
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -148,8 +147,9 @@ def _open(path: Path):
 def test_allocated_bytes_match_the_file_systems_own_tools() -> None:
     """The bar's first total: ext from dumpe2fs, FAT from fsstat's FAT contents, NTFS from
     ntfs-3g's ntfscluster (tools that share no code with the reader)."""
-    from triage.allocated import allocated_bytes
     from conftest import TESTIMAGES
+
+    from triage.allocated import allocated_bytes
 
     needs_tool("dumpe2fs")
     needs_tool("fsstat")
@@ -164,7 +164,7 @@ def test_allocated_bytes_match_the_file_systems_own_tools() -> None:
     fat = TESTIMAGES / "fat.img"
     listing = subprocess.run(["fsstat", str(fat)], capture_output=True, text=True).stdout
     sectors = sum(int(n) for n in re.findall(r"^\d+-\d+ \((\d+)\)", listing.split(
-        "FAT CONTENTS")[1], re.M))
+        "FAT CONTENTS")[1], re.MULTILINE))
     img, v, fs = _open(fat)
     assert allocated_bytes(img, v.offset, fs) == sectors * 512
 

@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from triage.errors import ExitCode
-
 from conftest import TESTIMAGES
+
+from triage.errors import ExitCode
 
 SETS = TESTIMAGES / "hashsets"
 
