@@ -313,3 +313,51 @@ def test_scan_refuses_what_would_silently_match_nothing(picture_image, tmp_path:
         with pytest.raises(TriageError, match=message):
             run_scan(ScanConfig(evidence=[str(image)], out=tmp_path / "r", force=True,
                                 workers=1, **config))
+
+
+def test_raw_hashset_with_pdq_is_searched_with_pdq(picture_image, tmp_path: Path) -> None:
+    """``--hashset pv.json --pdq``: the raw VICS set's own PDQ column, no --pdq-set or compiled
+    index needed; the same near matches and categories as the compiled index gives, and its
+    exact MD5 still matches. Without --pdq nothing near is searched."""
+    from triage.scan import ScanConfig, run_scan
+
+    image, source, truth = picture_image
+    want = {p: [("pv", d, c)] for p, (d, c) in truth.items()}
+    raw = run_scan(ScanConfig(evidence=[str(image)], hashsets=[str(source)], pdq=True,
+                              out=tmp_path / "o1", workers=2))
+    assert _near(raw.out) == want
+    assert raw.summary["totals"]["known_bad_files"] == 1
+    assert [(s["format"], s["entries"], s["name"]) for s in raw.summary["pdq_sets"]] == [
+        ("vics", 3, "pv")]
+    # given both ways (--hashset and --pdq-set), searched once
+    both = run_scan(ScanConfig(evidence=[str(image)], hashsets=[str(source)], pdq=True,
+                               pdq_sets=[str(source)], out=tmp_path / "o2", workers=2))
+    assert len(both.summary["pdq_sets"]) == 1
+    off = run_scan(ScanConfig(evidence=[str(image)], hashsets=[str(source)],
+                              out=tmp_path / "o3", workers=2))
+    assert off.summary["pdq_sets"] == [] and all(v == [] for v in _near(off.out).values())
+    # a CSV twin (md5, pdq, category columns): the same near matches, named after the file
+    media = [m for m in json.loads(source.read_text())["value"] if "AlternativeHashes" in m]
+    rows = ["md5,pdq,category"] + [f"{m['MD5']},{m['AlternativeHashes'][0]['HashValue']},"
+                                   f"{m['Category']}" for m in media]
+    (tmp_path / "set.csv").write_text("\n".join(rows) + "\n")
+    csv_run = run_scan(ScanConfig(evidence=[str(image)], hashsets=[str(tmp_path / "set.csv")],
+                                  pdq=True, out=tmp_path / "o4", workers=2))
+    assert [(s["format"], s["entries"]) for s in csv_run.summary["pdq_sets"]] == [("pdq-csv", 3)]
+    assert _near(csv_run.out) == {p: [("set", d, c)] for p, (d, c) in truth.items()}
+
+
+def test_pdq_only_csv_as_hashset_names_pdq_set(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A CSV with only a pdq column given to --hashset: refused, one line naming --pdq-set."""
+    rng = random.Random(3)
+    (tmp_path / "p.csv").write_text("pdq,category\n" + "".join(
+        f"{h},1\n" for h in hexes(rng, 2)))
+    with pytest.raises(HashSetError, match="--pdq-set"):
+        load_hashset(tmp_path / "p.csv")
+    image = tmp_path / "e.img"
+    image.write_bytes(bytes(1 << 20))
+    code, out, err = run(capsys, "scan", str(image), "--hashset", str(tmp_path / "p.csv"),
+                         "--pdq", "--out", str(tmp_path / "o"))
+    assert code == 2 and "--pdq-set" in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err

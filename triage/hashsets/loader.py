@@ -93,6 +93,10 @@ def load_hashset(
         if verify:
             hs.verification = tdb.Verification(file, None if verify is True else verify)
         return hs
+    if format is None and _pdq_only(file, head):
+        raise HashSetError(
+            f"hash set {file} holds PDQ hashes only (a pdq column and no md5, sha1 or sha256): "
+            "give it with --pdq-set for near matches, or compile it with triage hashset import")
     store = EntryStore()
     try:
         parser, builder, source = _parse(file, head, format, lenient, store)

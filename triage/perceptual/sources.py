@@ -2,25 +2,29 @@
 mapped in place) and, with ``--pdq``, the PDQ section of every known-bad ``--hashset`` index.
 
 An examiner who compiled a VICS export with its PDQ hashes into one ``.tdb`` expects
-``--hashset pv.tdb --pdq`` to search them: giving the same file twice would be a trap. A raw
-``--hashset`` file is not read for PDQ (that would be a second full parse at every start-up):
-give it with ``--pdq-set`` too, or compile it.
+``--hashset pv.tdb --pdq`` to search them: giving the same file twice would be a trap. The same
+holds for a raw VICS or CSV ``--hashset`` that carries PDQ hashes (``AlternativeHashes`` named
+PDQ, a ``pdq`` column): with ``--pdq`` its PDQ column is read with the same rules as its exact
+columns (``perceptual.sets``), so ``--hashset pv.json --pdq`` is enough. Without ``--pdq``
+nothing more is read.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from triage.categories import KNOWN_BAD
 from triage.errors import UsageError
 from triage.hashsets import tdb
-from triage.hashsets.pdqsection import TdbPdq, describe_tdb
+from triage.hashsets.pdqsection import TdbPdq, carries_pdq, describe_tdb
 from triage.perceptual.index import PdqSet
 from triage.perceptual.sets import load_pdq_set
 
 PdqSource = PdqSet | TdbPdq
+RAW_WITH_PDQ = ("vics", "csv")  # raw hash-set formats whose sources may carry PDQ hashes
 
 
 def _is_index(path: str) -> bool:
@@ -49,7 +53,18 @@ def load_pdq_sources(paths: Iterable[str], hashsets: Sequence[Any],
             sources.append(load_pdq_set(path, lenient=lenient))
     seen = {os.path.realpath(s.path) for s in sources}
     for hs in hashsets:
-        if hs.kind != KNOWN_BAD or not hs.index_file or not (hs.header or {}).get("pdq"):
+        if hs.kind != KNOWN_BAD:
+            continue
+        if hs.format in RAW_WITH_PDQ:  # a raw set (in memory, or spilled to a temporary index)
+            path = os.path.realpath(hs.path)
+            if path in seen or not carries_pdq(Path(hs.path), hs.format):
+                continue
+            loaded = load_pdq_set(hs.path, lenient=lenient, name=hs.name)
+            seen.add(path)
+            if loaded.entries or loaded.skipped:
+                sources.append(loaded)
+            continue
+        if not hs.index_file or not (hs.header or {}).get("pdq"):
             continue
         if os.path.realpath(hs.index_file) in seen:
             continue
