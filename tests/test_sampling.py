@@ -497,3 +497,21 @@ def test_unreadable_region_lowers_confidence(small):
     assert m["read_errors"] > 0 and m["reads_ok"] + m["read_errors"] == m["reads"]
     assert m["confidence_achieved"] < 0.99
     assert "reads failed" in m["statement"] and "Traceback" not in r.stderr
+
+
+def test_block_scan_unreadable_region_is_counted(small):
+    """A failing region costs its 64 KiB pieces, is counted, and makes exit 4 (no hit);
+    planted blocks elsewhere are still found (exit 1)."""
+    tmp, img, tbs = small
+    clean = tmp / "clean.dd"
+    clean.write_bytes(payload(8, 256 * B))
+    bad = {"TRIAGE_MEDIA_BAD": f"{100 * 1024}-{101 * 1024}"}
+    r = triage("scan", str(clean), "--blockset", str(tbs), "--out", str(tmp / "o"), "--quiet",
+               "--workers", "1", env=bad)
+    s = json.loads((tmp / "o" / "summary.json").read_text())["block_scan"]
+    assert r.returncode == 4, r.stderr
+    assert s["read_errors"] >= 1 and s["bytes_unread"] == 64 * 1024, s
+    assert s["bytes_read"] + s["bytes_unread"] == clean.stat().st_size
+    r = triage("scan", str(img), "--blockset", str(tbs), "--out", str(tmp / "o2"), "--quiet",
+               "--workers", "1", env=bad)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr

@@ -46,6 +46,7 @@ def sample(
     up in a block set; the confidence statement says what the sample promises."""
     from triage.blocks.sample import default_out, run_sample
     from triage.reports.html_blocks import write_sample_report
+    from triage.scan import tool_versions
 
     stdout, stderr = _streams()
     out = out or default_out(evidence)
@@ -57,6 +58,7 @@ def sample(
                                        on_ready=lambda: locks.append(claim(out, force, evidence)))
         summary: dict[str, Any] = {
             "kind": "sample", "complete": False, "command": list(sys.argv),
+            "tool": tool_versions(),
             "host": socket.gethostname(), "started": started, "blockset": info,
             "sampling": {"media": media}, "exit_code": code,
         }

@@ -516,6 +516,9 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         summary["block_scan"] = block_section
         if block_section["hit_blocks"] and code in (ExitCode.OK, ExitCode.INCOMPLETE):
             summary["exit_code"] = int(code := ExitCode.HITS)
+        elif (block_section["read_errors"] or block_section["hits_truncated"]) \
+                and code == ExitCode.OK:  # part of the media was not block-scanned
+            summary["exit_code"] = int(code := ExitCode.INCOMPLETE)
     _log_internal_errors(out, total.internal_errors, total.first_internal_error)
     try:
         # incomplete until the reports exist: a kill while rendering leaves a run that

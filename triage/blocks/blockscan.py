@@ -26,8 +26,10 @@ import numpy as np
 from triage.blocks.locate import locate
 from triage.blocks.media import Media
 from triage.blocks.plan import ALIGN
+from triage.errors import TriageError
 
 CHUNK = 4 << 20
+SMALL = 64 << 10  # retry size after a failed chunk read
 MAX_HITS = 1_000_000  # hit blocks kept for mapping per run (all are counted)
 MAX_LISTED = 10_000  # files / unowned runs listed in summary.json
 
@@ -44,7 +46,8 @@ class BlockScan(threading.Thread):
         self.error: BaseException | None = None
         self.hits: list[list[tuple[int, int]]] = []
         self.stats = {"bytes_read": 0, "windows_hashed": 0, "hit_blocks": 0,
-                      "read_errors": 0, "elapsed_seconds": 0.0, "cpu_seconds": 0.0}
+                      "read_errors": 0, "bytes_unread": 0, "not_read": [],
+                      "elapsed_seconds": 0.0, "cpu_seconds": 0.0}
         self.stop = False
 
     def run(self) -> None:
@@ -54,7 +57,11 @@ class BlockScan(threading.Thread):
                 if os.path.isdir(path):
                     self.hits.append([])
                     continue
-                self.hits.append(self._one(path))
+                try:
+                    self.hits.append(self._one(path))
+                except TriageError as e:  # the scan reports the evidence itself (exit 3)
+                    self.stats["not_read"].append(str(e))
+                    self.hits.append([])
         except BaseException as e:  # noqa: BLE001 - handed to the scan: never "complete"
             self.error = e
         self.stats["elapsed_seconds"] = round(time.monotonic() - t0, 3)
@@ -75,21 +82,7 @@ class BlockScan(threading.Thread):
         try:
             off = 0
             while off < media.size and not self.stop:
-                try:
-                    data = media.read(off, CHUNK + B - ALIGN)
-                except OSError:
-                    self.stats["read_errors"] += 1
-                    off += CHUNK
-                    continue
-                self.stats["bytes_read"] += min(len(data), CHUNK)
-                keys = hash_blocks(data, B, bs.digest, step=ALIGN)
-                self.stats["windows_hashed"] += len(keys)
-                if len(keys):
-                    found = bs.lookup(keys)
-                    for j in np.flatnonzero(found >= 0):
-                        self.stats["hit_blocks"] += 1
-                        if len(hits) < MAX_HITS:
-                            hits.append((off + int(j) * ALIGN, int(found[j])))
+                self._piece(media, off, CHUNK, hits, hash_blocks)
                 off += CHUNK
             if hits:
                 owners = locate(media.img, [h[0] for h in hits])
@@ -97,6 +90,32 @@ class BlockScan(threading.Thread):
             return []
         finally:
             media.close()
+
+    def _piece(self, media: Media, off: int, size: int, hits: list, hash_blocks: Any) -> None:
+        """Hash the windows starting in [off, off+size); a failed read is retried in 64 KiB
+        pieces so one bad sector costs 64 KiB, not the chunk (counted in read_errors)."""
+        bs = self.blockset
+        B = bs.block_size
+        try:
+            data = media.read(off, size + B - ALIGN)
+        except OSError:
+            if size > SMALL:
+                for sub in range(off, min(off + size, media.size), SMALL):
+                    self._piece(media, sub, SMALL, hits, hash_blocks)
+            else:
+                self.stats["read_errors"] += 1
+                self.stats["bytes_unread"] += min(size, media.size - off)
+            return
+        self.stats["bytes_read"] += min(len(data), size)
+        keys = hash_blocks(data, B, bs.digest, step=ALIGN)
+        keys = keys[: size // ALIGN]  # windows starting past the piece belong to the next
+        self.stats["windows_hashed"] += len(keys)
+        if len(keys):
+            found = bs.lookup(keys)
+            for j in np.flatnonzero(found >= 0):
+                self.stats["hit_blocks"] += 1
+                if len(hits) < MAX_HITS:
+                    hits.append((off + int(j) * ALIGN, int(found[j])))
 
     def result(self, out: Path) -> dict[str, Any]:
         """summary.json's ``block_scan`` section; adds ``block_matches`` to files.jsonl."""
