@@ -240,6 +240,13 @@ def test_block_scan_fat16_small_clusters_odd_sector(tmp_path, cluster_sectors):
     alpha = next(r for r in lines if r["path"] == "/alpha.bin")
     assert alpha["block_matches"][0]["blocks"] == len(files["alpha.bin"]) // B
     assert not any("block_matches" in r for r in lines if r["path"].endswith("hole.bin"))
+    import jsonschema
+
+    from triage.reports.schema import file_schema, summary_schema
+
+    for rec in lines:
+        jsonschema.validate(rec, file_schema(s["options"]["algorithms"]))
+    jsonschema.validate(s, summary_schema())
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Block matches" in html and "/alpha.bin" in html and "delta.bin" in html
 
