@@ -147,7 +147,7 @@ def test_terminal_summary_labels_reasons_and_census_names(tmp_path: Path) -> Non
     assert words < text.index("FS_Info_Con")
     # "none" is not both a row (kind) and a column (category) of the census table
     table = proc.stdout[proc.stdout.index("files by kind and category"):]
-    assert "(content not read)" in table and "│ none" not in table
+    assert "(no bytes: empty or not read)" in table and "│ none" not in table
 
 
 def test_census_of_zero_files_is_not_squeezed(tmp_path: Path) -> None:

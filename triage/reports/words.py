@@ -24,9 +24,10 @@ STATUS_WORDS = {
     "pending": "not examined: the scan ended before reaching it",
 }
 
-# census table: the kind and category of files whose content was not read are both None,
-# shown as "none" in summary.json; on screen they get distinct names
-KIND_NONE = "(content not read)"
+# census table: a file with no content bytes (empty, or not read) has no kind, and one whose
+# content was not hashed has no category; summary.json says "none" for both, on screen they get
+# distinct names
+KIND_NONE = "(no bytes: empty or not read)"
 CATEGORY_NONE = "(not hashed)"
 
 
