@@ -176,3 +176,40 @@ def test_allocated_bytes_match_the_file_systems_own_tools() -> None:
     got = allocated_bytes(img, v.offset, fs)
     cluster = int(field["bytes per cluster"])
     assert abs(got - truth) <= cluster  # the partial last cluster (backup boot sector)
+
+
+def test_allocated_bytes_exfat_and_hfsplus_from_the_corpus(tmp_path: Path) -> None:
+    """exFAT: bits set in the allocation bitmap as icat extracts it (clusters from fsstat);
+    HFS+: fsstat's block range and free-block count."""
+    import gzip
+    import shutil as _shutil
+
+    from conftest import corpus_source
+    from triage.allocated import allocated_bytes
+
+    src = corpus_source()
+    if src is None:
+        pytest.skip("public corpus ../shared/corpus not present")
+    needs_tool("fsstat")
+    needs_tool("icat")
+    needs_tool("fls")
+    exfat = tmp_path / "exfat.raw"
+    with gzip.open(src / "dfir_ntfs" / "exfat_win.raw.gz") as f, open(exfat, "wb") as out:
+        _shutil.copyfileobj(f, out)
+    stat = subprocess.run(["fsstat", str(exfat)], capture_output=True, text=True).stdout
+    first, last = map(int, re.search(r"Cluster Range: (\d+) - (\d+)", stat).groups())
+    cluster = int(re.search(r"Cluster Size: (\d+)", stat)[1])
+    listing = subprocess.run(["fls", str(exfat)], capture_output=True, text=True).stdout
+    inode = re.search(r"(\d+):\s+\$ALLOC_BITMAP", listing)[1]
+    bitmap = subprocess.run(["icat", str(exfat), inode], capture_output=True).stdout
+    bits = "".join(f"{b:08b}"[::-1] for b in bitmap)[: last - first + 1]
+    img, v, fs = _open(exfat)
+    assert allocated_bytes(img, v.offset, fs) == bits.count("1") * cluster > 0
+
+    hfs = src / "dfvfs" / "hfsplus.raw"
+    stat = subprocess.run(["fsstat", str(hfs)], capture_output=True, text=True).stdout
+    first, last = map(int, re.search(r"Block Range: (\d+) - (\d+)", stat).groups())
+    free = int(re.search(r"Number of Free Blocks: (\d+)", stat)[1])
+    block = int(re.search(r"Allocation Block Size: (\d+)", stat)[1])
+    img, v, fs = _open(hfs)
+    assert allocated_bytes(img, v.offset, fs) == (last - first + 1 - free) * block > 0

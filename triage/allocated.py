@@ -2,7 +2,8 @@
 
 The default ``--order walk`` hashes while it lists, so the bytes the walk has found are known
 only at the end. The progress bar needs a total from the start: ext2/3/4 keep a free-block count
-in the superblock, FAT has its allocation table, NTFS its ``$Bitmap``. The figure includes the
+in the superblock, FAT has its allocation table, exFAT its allocation bitmap, NTFS its
+``$Bitmap``, HFS+ a free-block count in its volume header. The figure includes the
 file system's own metadata, so it is an upper bound the bar refines as the walk goes (see
 ``ProgressSink.estimate``). Nothing here is evidential: it only feeds the bar and its ETA.
 """
@@ -26,6 +27,10 @@ def allocated_bytes(img: Any, offset: int, fs: Any) -> int | None:
 
         if ftype & int(pytsk3.TSK_FS_TYPE_EXT_DETECT):
             return _ext(img, offset)
+        if ftype == int(pytsk3.TSK_FS_TYPE_EXFAT):
+            return _exfat(img, offset, fs)
+        if ftype & int(pytsk3.TSK_FS_TYPE_HFS_DETECT):
+            return _hfs(img, offset)
         if ftype & int(pytsk3.TSK_FS_TYPE_FAT_DETECT):
             return _fat(img, offset)
         if ftype & int(pytsk3.TSK_FS_TYPE_NTFS_DETECT):
@@ -89,6 +94,38 @@ def _fat(img: Any, offset: int) -> int | None:
         part = np.frombuffer(img.read(fat_at + pos * 4, count * 4), dtype="<u4") & 0x0FFFFFFF
         used += int(np.count_nonzero(part[2:] if pos == 0 else part))
         pos += count
+    return used * cluster
+
+
+def _hfs(img: Any, offset: int) -> int | None:
+    """HFS+/HFSX volume header: (totalBlocks - freeBlocks) * blockSize."""
+    vh = img.read(offset + 1024, 512)
+    if len(vh) < 512 or vh[:2] not in (b"H+", b"HX"):
+        return None
+    block_size, total, free = struct.unpack_from(">III", vh, 40)
+    return (total - free) * block_size if free <= total else None
+
+
+def _exfat(img: Any, offset: int, fs: Any) -> int | None:
+    """Set bits of the allocation bitmap (TSK's ``$ALLOC_BITMAP``) up to the cluster count."""
+    bs = img.read(offset, 512)
+    if len(bs) < 512 or bs[3:11] != b"EXFAT   ":
+        return None
+    clusters = struct.unpack_from("<I", bs, 92)[0]
+    cluster = 1 << (bs[108] + bs[109])
+    bitmap = fs.open("/$ALLOC_BITMAP")
+    size = min(int(bitmap.info.meta.size), (clusters + 7) // 8)
+    used = pos = 0
+    while pos < size:
+        data = bitmap.read_random(pos, min(CHUNK, size - pos))
+        if not data:
+            break
+        bits = np.frombuffer(data, dtype=np.uint8)
+        if pos + len(data) >= size and clusters % 8:  # bits past the last cluster
+            bits = bits.copy()
+            bits[-1] &= (1 << (clusters % 8)) - 1
+        used += int(np.bitwise_count(bits).sum())
+        pos += len(data)
     return used * cluster
 
 
