@@ -31,6 +31,13 @@ AUTO_KIB_SSD = 4
 AUTO_KIB_DISK = 16
 DEPTH = 8  # reads in flight (SSD, files)
 DEPTH_DISK = 32  # on a spinning disk: a full NCQ queue lets the drive order by rotation
+# Reads per thread task. 256 on SSDs and files (a task per 4 KiB read cost more CPU than the
+# read); 1 on a spinning disk, so that the reads in flight are the next DEPTH_DISK planned
+# offsets, close together, among which the drive picks by rotational position (the disk
+# model of benchmarks/sampling.py); with batches the in-flight reads would lie one per batch,
+# gigabytes apart, and the drive would serve them in effect one at a time.
+BATCH = 256
+LOOKUP_KEYS = 2048  # windows gathered before one lookup
 
 
 def read_blocks_for(read_kib: str | int, block_size: int, media: Media) -> tuple[int, str]:
@@ -74,7 +81,7 @@ class SampleResult:
 
 
 def sample_media(media: Media, blockset: Any, plan: Plan, seed: int, index: int = 0,
-                 depth: int = DEPTH) -> SampleResult:
+                 depth: int = DEPTH, batch: int = BATCH) -> SampleResult:
     """Read, hash and look up the planned sample of one medium (no mapping to files yet)."""
     from triage.blocks.digest import hash_blocks
 
@@ -85,9 +92,11 @@ def sample_media(media: Media, blockset: Any, plan: Plan, seed: int, index: int 
     slot_bytes, want = plan.slot_bytes, plan.read_bytes
     B, digest = plan.block_size, blockset.digest
     requests = ((int(s) * slot_bytes, want) for s in slots)
-    for batch in media.read_batches(requests, depth):
-        keys, starts = [], []
-        for off, data in batch:
+    keys: list[np.ndarray] = []
+    starts: list[tuple[int, int]] = []
+    pending = 0
+    for part in media.read_batches(requests, depth, batch):
+        for off, data in part:
             if isinstance(data, OSError):
                 res.read_errors += 1
                 if len(res.first_errors) < 10:
@@ -99,26 +108,35 @@ def sample_media(media: Media, blockset: Any, plan: Plan, seed: int, index: int 
             if len(k):
                 keys.append(k)
                 starts.append((off, len(k)))
-        if not keys:
-            continue
-        allkeys = np.concatenate(keys) if len(keys) > 1 else keys[0]
-        res.windows += len(allkeys)
-        found = blockset.lookup(allkeys)  # one lookup per batch: its cost is mostly fixed
-        hit = np.flatnonzero(found >= 0)
-        if not len(hit):
-            continue
-        counts = np.array([n for _, n in starts])
-        first = np.cumsum(counts) - counts
-        offs = np.array([o for o, _ in starts], dtype=np.int64)
-        which = np.searchsorted(first, hit, side="right") - 1
-        for w, idx in zip(which.tolist(), hit.tolist()):
-            res.hit_blocks += 1
-            if len(res.hits) < MAX_HITS:
-                res.hits.append(_hit(blockset, int(offs[w]) + (idx - int(first[w])) * ALIGN,
-                                     int(found[idx])))
+                pending += len(k)
+        if pending >= LOOKUP_KEYS:
+            _look_up(blockset, keys, starts, res)
+            keys, starts, pending = [], [], 0
+    if keys:
+        _look_up(blockset, keys, starts, res)
     res.elapsed = time.monotonic() - t0
     res.cpu = time.process_time() - c0
     return res
+
+
+def _look_up(blockset: Any, keys: list[np.ndarray], starts: list[tuple[int, int]],
+              res: SampleResult) -> None:
+    """One lookup for many reads' windows (its cost is mostly fixed); hits back to offsets."""
+    allkeys = np.concatenate(keys) if len(keys) > 1 else keys[0]
+    res.windows += len(allkeys)
+    found = blockset.lookup(allkeys)
+    hit = np.flatnonzero(found >= 0)
+    if not len(hit):
+        return
+    counts = np.array([n for _, n in starts])
+    first = np.cumsum(counts) - counts
+    offs = np.array([o for o, _ in starts], dtype=np.int64)
+    which = np.searchsorted(first, hit, side="right") - 1
+    for w, idx in zip(which.tolist(), hit.tolist()):
+        res.hit_blocks += 1
+        if len(res.hits) < MAX_HITS:
+            res.hits.append(_hit(blockset, int(offs[w]) + (idx - int(first[w])) * ALIGN,
+                                 int(found[idx])))
 
 
 def _hit(blockset: Any, offset: int, entry: int) -> dict[str, Any]:
@@ -160,8 +178,9 @@ def run_sample(evidence: list[str], blockset_path: str, confidence: float = 0.99
             on_ready()
         entries, any_hit, any_err = [], False, False
         for i, (m, (plan, why)) in enumerate(zip(medias, plans)):
-            depth = DEPTH_DISK if m.rotational() else DEPTH
-            res = sample_media(m, bs, plan, seed, i, depth=depth)
+            rot = m.rotational()
+            depth, batch = (DEPTH_DISK, 1) if rot else (DEPTH, BATCH)
+            res = sample_media(m, bs, plan, seed, i, depth=depth, batch=batch)
             res.read_size = why
             owners = locate(m.img, [h["device_offset"] for h in res.hits]) if res.hits else {}
             for h in res.hits:
