@@ -522,3 +522,38 @@ def test_block_scan_unreadable_region_is_counted(small):
     r = triage("scan", str(img), "--blockset", str(tbs), "--out", str(tmp / "o2"), "--quiet",
                "--workers", "1", env=bad)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+@need_tools
+def test_block_scan_interrupted_then_resumed(tmp_path):
+    """SIGINT while a worker hangs on one file: exit 130, no block_scan in the partial
+    summary; --resume keeps --blockset, runs the pass again and annotates old and new records."""
+    import signal
+    import time
+
+    files = refs(tmp_path)
+    tbs = build_set(tmp_path / "refs", tmp_path / "set.tbs")
+    img, base, truth = fat_image(tmp_path, files, 2, part_sector=2047)
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "-m", "triage", "scan", str(img), "--blockset", str(tbs),
+                          "--out", str(out), "--quiet", "--workers", "1"],
+                         env={**os.environ, "TRIAGE_FAULT_INJECT": "hang:/gamma.bin"},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out / "files.jsonl").exists():
+        time.sleep(0.05)  # the scan has started (the worker then hangs on gamma.bin)
+    time.sleep(2)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    partial = json.loads((out / "summary.json").read_text())
+    assert partial["complete"] is False and "block_scan" not in partial
+    r = triage("scan", "--resume", str(out), "--quiet")
+    assert r.returncode == 1, r.stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert s["complete"] and s["options"]["blockset"] == str(tbs)
+    _check_block_scan(s, truth, files, base)
+    lines = [json.loads(x) for x in (out / "files.jsonl").read_text().splitlines()]
+    for name in ("alpha.bin", "beta.bin", "gamma.bin"):
+        rec = next(r for r in lines if r["path"] == f"/{name}")
+        assert rec.get("block_matches"), name
