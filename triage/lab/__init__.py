@@ -13,7 +13,7 @@ function that talks to the queue runs, so ``triage scan`` never needs it)::
 
 Modules: ``settings`` (broker URL, timeouts), ``case`` (the case folder and its manifest),
 ``app`` (the Celery app and tasks), ``worker`` (one exhibit on a worker: lease, scan/resume),
-``client`` (submit, status), ``caseview`` (case.json, case.html), ``rematch``, ``cli``.
+``client`` (submit, status), ``caseview`` (case.json, case.html), ``rematching``, ``cli``.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def results(case_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 def rematch(target: str | os.PathLike[str], hashsets: list[str], known_good: list[str] = (),
             **kwargs: Any) -> dict[str, Any]:
-    """Re-match a run's or a case's records against new hash sets (see ``rematch.rematch``)."""
-    from triage.lab.rematch import rematch as _rematch
+    """Re-match a run's or a case's records against new hash sets (see ``rematching.rematch``)."""
+    from triage.lab.rematching import rematch as _rematch
 
     return _rematch(target, list(hashsets), list(known_good), **kwargs)
 

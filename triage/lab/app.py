@@ -72,7 +72,7 @@ def rematch_exhibit(self: Any, run_dir: str, out: str, hashsets: list[str],
                     known_good: list[str], formats: str | None) -> dict[str, Any]:
     """Re-match one finished run's files.jsonl against new hash sets (no evidence read)."""
     from triage.errors import TriageError
-    from triage.lab.rematch import rematch_run
+    from triage.lab.rematching import rematch_run
 
     try:
         result = rematch_run(run_dir, hashsets, known_good, out=out, formats=formats)

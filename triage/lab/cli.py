@@ -211,7 +211,7 @@ def rematch(
     broker: BrokerOpt = None,
 ) -> None:
     """Match a run's (or every exhibit's) files.jsonl against new hash sets, without the evidence."""
-    from triage.lab.rematch import rematch as do_rematch
+    from triage.lab.rematching import rematch as do_rematch
 
     result = do_rematch(target, list(hashset), list(known_good), out=out, formats=formats,
                         local=local, broker=broker)

@@ -33,7 +33,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from triage.categories import is_known_bad
+from triage.categories import UNKNOWN, is_known_bad
 from triage.census import census_key, census_summary
 from triage.config import ScanConfig
 from triage.errors import ExitCode, UsageError
@@ -46,7 +46,6 @@ from triage.reports._run import load_summary
 from triage.reports.words import EXAMINED
 from triage.results import encode_line
 
-CHUNK = 1 << 16
 WIDTH = {"md5": 16, "sha1": 20, "sha256": 32}
 DEFAULT_FORMATS = "csv,html"
 
@@ -60,44 +59,92 @@ class _Rec(msgspec.Struct):
     deleted: bool = False
     kind: str | None = None
     category: str | None = None
-    matches: msgspec.Raw = msgspec.Raw(b"[]")
+    matches: list[msgspec.Raw] = []
     error: str | None = None
 
 
 _decode = msgspec.json.Decoder(list[_Rec]).decode
 _decode_line = msgspec.json.Decoder().decode
-_EMPTY = (b"[]",)
+BLOCK = 32 << 20  # bytes of files.jsonl handled at once: bounded memory
 
 
-def _chunks(files: Path):
+def _blocks(files: Path, start: int = 0, stop: int | None = None):
+    """Bytes ``start:stop`` of files.jsonl (both at line starts) in blocks of whole lines."""
     with open(files, "rb") as fh:
-        while True:
-            lines = fh.readlines(64 << 20)  # ~64 MiB of lines at a time: bounded memory
-            if not lines:
+        fh.seek(start)
+        left = (os.fstat(fh.fileno()).st_size if stop is None else stop) - start
+        while left > 0:
+            data = fh.read(min(BLOCK, left))
+            if not data:
                 return
-            for start in range(0, len(lines), CHUNK):
-                part = lines[start:start + CHUNK]
-                yield part, _decode(b"[" + b",".join(part) + b"]")
+            cut = data.rfind(b"\n") + 1 if len(data) < left else len(data)
+            if cut == 0:  # one line longer than a block: read on to its end
+                cut = len(data)
+            elif cut < len(data):
+                fh.seek(cut - len(data), 1)
+                data = data[:cut]
+            left -= len(data)
+            yield data if data.endswith(b"\n") else data + b"\n"
+
+
+def _ranges(files: Path, parts: int) -> list[tuple[int, int]]:
+    """``parts`` byte ranges of about equal size, each starting at a line start."""
+    size = files.stat().st_size
+    cuts = [0]
+    with open(files, "rb") as fh:
+        for i in range(1, parts):
+            fh.seek(max(size * i // parts, cuts[-1]))
+            fh.readline()
+            cuts.append(min(fh.tell(), size))
+    cuts.append(size)
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def _lines(block: bytes) -> tuple[list[_Rec], np.ndarray, np.ndarray]:
+    """The records of a block (one msgspec call: the newlines become the commas of a JSON array,
+    in one copy) and each line's start and end offsets. Blank lines (never written by a scan)
+    are tolerated."""
+    if b"\n\n" in block or block.startswith(b"\n"):
+        block = b"".join(line + b"\n" for line in block.split(b"\n") if line.strip())
+    buf = bytearray(len(block) + 1)
+    buf[0] = 0x5B  # [
+    buf[1:] = block
+    a = np.frombuffer(buf, dtype=np.uint8)
+    newlines = np.flatnonzero(a == 10)
+    a[newlines] = 0x2C  # ,
+    buf[-1] = 0x5D  # the last newline closes the array: ]
+    ends = newlines - 1  # offsets in block
+    starts = np.empty_like(ends)
+    starts[:1] = 0
+    starts[1:] = ends[:-1] + 1
+    recs = _decode(buf)
+    del a
+    return recs, starts, ends
 
 
 def _digest_array(hexes: list[str | None], width: int) -> tuple[np.ndarray, np.ndarray]:
     """(S{width} array, mask of rows that have a well-formed digest)."""
-    ok = np.fromiter((h is not None and len(h) == 2 * width for h in hexes), dtype=bool,
-                     count=len(hexes))
-    filler = "0" * (2 * width)
-    joined = "".join(h if good else filler for h, good in zip(hexes, ok.tolist()))
-    try:
-        raw = binascii.unhexlify(joined)
-    except (binascii.Error, ValueError):  # a non-hex digest somewhere: check one by one
-        fixed = []
-        for i, h in enumerate(hexes):
+    n = len(hexes)
+    if None not in hexes:
+        joined = "".join(hexes)  # type: ignore[arg-type]
+        if len(joined) == n * 2 * width:
             try:
-                fixed.append(binascii.unhexlify(h) if ok[i] else bytes(width))
+                return (np.frombuffer(binascii.unhexlify(joined), dtype=f"S{width}"),
+                        np.ones(n, dtype=bool))
             except (binascii.Error, ValueError):
-                ok[i] = False
-                fixed.append(bytes(width))
-        raw = b"".join(fixed)
-    return np.frombuffer(raw, dtype=f"S{width}"), ok
+                pass
+    ok = np.zeros(n, dtype=bool)
+    fixed = []
+    for i, h in enumerate(hexes):
+        try:
+            if h is not None and len(h) == 2 * width:
+                fixed.append(binascii.unhexlify(h))
+                ok[i] = True
+                continue
+        except (binascii.Error, ValueError):
+            pass
+        fixed.append(bytes(width))
+    return np.frombuffer(b"".join(fixed), dtype=f"S{width}"), ok
 
 
 def _hits(index: HashIndex, recs: list[_Rec]) -> dict[int, list[dict[str, Any]]]:
@@ -160,6 +207,107 @@ def _exit_code(old: dict[str, Any], hits: int, errors_allocated: int) -> ExitCod
     return ExitCode.OK
 
 
+_STATE: dict[str, Any] = {}
+
+
+def _init(sets: list[Any]) -> None:
+    _STATE["index"] = HashIndex(sets)
+
+
+def _match_part(files: str, start: int, stop: int, part: str) -> tuple[Counter, Counter, int, int]:
+    """One byte range of files.jsonl re-matched into ``part``: (categories, census by (kind,
+    category), records, allocated files with an error)."""
+    index: HashIndex = _STATE["index"]
+    categories: Counter[str] = Counter()
+    census: Counter[tuple[str | None, str | None]] = Counter()
+    records = errors_allocated = 0
+    with open(part, "wb") as dst:
+        for block in _blocks(Path(files), start, stop):
+            recs, starts, ends = _lines(block)
+            records += len(recs)
+            found = _hits(index, recs)
+            hashed = [r.md5 is not None or r.sha1 is not None or r.sha256 is not None
+                      or r.xxh128 is not None for r in recs]
+            verdicts: list[str | None] = [UNKNOWN if h else None for h in hashed]
+            for row, matches in found.items():
+                verdicts[row] = index._verdict(matches)
+            categories.update(c for c in verdicts if c is not None)
+            census.update(zip([r.kind for r in recs], verdicts))
+            errors_allocated += sum(
+                1 for r, h in zip(recs, hashed) if not h and r.error and not r.deleted
+                and not r.error.startswith(("no metadata", "skipped:")))
+            changed = sorted(set(found) | {
+                i for i, (r, c) in enumerate(zip(recs, verdicts))
+                if r.matches or r.category != c})
+            view, at = memoryview(block), 0
+            for row in changed:  # unchanged lines go out as the very bytes read
+                start_, end = int(starts[row]), int(ends[row])
+                dst.write(view[at:start_])
+                data = _decode_line(block[start_:end])
+                data["category"], data["matches"] = verdicts[row], found.get(row, [])
+                if "pdq_distance" in data:
+                    data["pdq_distance"] = None
+                dst.write(encode_line(data))
+                at = end + 1
+            dst.write(view[at:])
+    return categories, census, records, errors_allocated
+
+
+PARALLEL_FROM = 64 << 20  # files.jsonl size from which the ranges go to several processes
+
+
+def _match_file(files: Path, dest: Path, sets: list[Any]) -> tuple[Counter, Counter, int, int]:
+    """files.jsonl -> dest, in parallel processes for a large file (parts joined in order)."""
+    size = files.stat().st_size
+    workers = min(os.cpu_count() or 1, 8)
+    totals: list[Any] = [Counter(), Counter(), 0, 0]
+    if size < PARALLEL_FROM or workers < 2:
+        _init(sets)
+        results = [_match_part(str(files), 0, size, str(dest))]
+        parts: list[Path] = []
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ranges = _ranges(files, workers * 2)
+        parts = [dest.with_name(f".{dest.name}.part{i}") for i in range(len(ranges))]
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init,
+                                 initargs=(sets,)) as pool:
+            results = list(pool.map(_match_part, [str(files)] * len(ranges),
+                                    [a for a, _ in ranges], [b for _, b in ranges],
+                                    [str(p) for p in parts]))
+    for cats, census, n, errs in results:
+        totals[0].update(cats)
+        totals[1].update(census)
+        totals[2] += n
+        totals[3] += errs
+    try:
+        if parts:
+            with open(dest, "wb") as out:
+                for part in parts:
+                    with open(part, "rb") as src:
+                        left = os.fstat(src.fileno()).st_size
+                        while left > 0:
+                            n = os.copy_file_range(src.fileno(), out.fileno(), left)
+                            if n <= 0:
+                                raise OSError(f"{part}: copy stopped with {left} bytes left")
+                            left -= n
+        fd = os.open(dest, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        from triage.report import OutputError
+
+        raise OutputError(f"{dest}: cannot write ({e})") from None
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
+    return totals[0], totals[1], totals[2], totals[3]
+
+
 def rematch_run(run_dir: str | os.PathLike[str], hashsets: list[str], known_good: list[str] = (),
                 out: str | os.PathLike[str] | None = None, formats: str | None = DEFAULT_FORMATS,
                 sets: list[Any] | None = None) -> dict[str, Any]:
@@ -172,40 +320,15 @@ def rematch_run(run_dir: str | os.PathLike[str], hashsets: list[str], known_good
         raise UsageError(f"{run}: no files.jsonl")
     names = parse_formats(formats)
     sets = sets if sets is not None else _load_sets(list(hashsets), list(known_good))
-    index = HashIndex(sets)
     target = Path(out) if out else _default_out(run)
     lock = claim(target, force=False)
     try:
-        categories: Counter[str] = Counter()
-        census: Counter[str] = Counter()
-        hits = records = errors_allocated = 0
-        with open(target / "files.jsonl", "wb") as dst:
-            for lines, recs in _chunks(files):
-                found = _hits(index, recs)
-                buf = []
-                for row, (line, r) in enumerate(zip(lines, recs)):
-                    records += 1
-                    hashed = any(getattr(r, a) for a in ("md5", "sha1", "sha256", "xxh128"))
-                    matches = found.get(row, [])
-                    category = index._verdict(matches) if hashed else None
-                    if hashed:
-                        categories[category] += 1
-                        hits += is_known_bad(category)
-                    elif r.error and not r.deleted and not r.error.startswith(
-                            ("no metadata", "skipped:")):
-                        errors_allocated += 1
-                    census[census_key(r.kind, category)] += 1
-                    if category == r.category and not matches and bytes(r.matches) in _EMPTY:
-                        buf.append(line if line.endswith(b"\n") else line + b"\n")
-                        continue
-                    data = _decode_line(line)
-                    data["category"], data["matches"] = category, matches
-                    if "pdq_distance" in data:
-                        data["pdq_distance"] = None
-                    buf.append(encode_line(data))
-                dst.write(b"".join(buf))
-            dst.flush()
-            os.fsync(dst.fileno())
+        categories, census, records, errors_allocated = _match_file(
+            files, target / "files.jsonl", sets)
+        hits = sum(n for c, n in categories.items() if is_known_bad(c))
+        census_counts = Counter({census_key(k, c): 0 for k, c in census})
+        for (k, c), n in census.items():
+            census_counts[census_key(k, c)] += n
         from triage.hashsets.tdb import failed_checks
         from triage.scan import _set_summary
 
@@ -219,7 +342,7 @@ def rematch_run(run_dir: str | os.PathLike[str], hashsets: list[str], known_good
             command=list(sys.argv), hashsets=[_set_summary(s) for s in sets], pdq_sets=[],
             options=dict(old.get("options") or {}, pdq=False, formats=formats),
             totals=totals, categories=dict(sorted(categories.items())),
-            census=census_summary(dict(census)), first_hit_seconds=None,
+            census=census_summary(dict(census_counts)), first_hit_seconds=None,
             reports=[str(target / n) for n in (
                 {"csv": "hits.csv", "html": "report.html", "dfxml": "files.dfxml"}[f]
                 for f in names)],
