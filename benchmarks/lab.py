@@ -155,7 +155,17 @@ def part_queue(args, url: str) -> None:
 def part_kill(args, url: str) -> None:
     from triage import lab
 
-    evidence = images(args.workdir, max(args.exhibits, 1), args.mib, False)[0]
+    evidence = args.workdir / "kill.raw"  # one larger exhibit, so the kill lands mid-scan
+    if not evidence.exists():
+        from bench_scan import _mke2fs, _write_tree
+
+        src = args.workdir / "kill-src"
+        shutil.rmtree(src, ignore_errors=True)
+        rng = random.Random(99)
+        sizes = [rng.randint(1 << 20, 4 << 20) for _ in range(args.kill_mib * 2 // 5)]
+        total = _write_tree(src, sizes, 99)
+        _mke2fs(src, evidence, total, len(sizes))
+        shutil.rmtree(src)
     alone_dir = args.workdir / "kill-plain"
     shutil.rmtree(alone_dir, ignore_errors=True)
     t = time.perf_counter()
@@ -171,23 +181,27 @@ def part_kill(args, url: str) -> None:
     time.sleep(3)
     lab.submit(case, [str(evidence)], [str(SETS / "caid.csv")], [str(SETS / "known-good.md5")],
                broker=url)
-    b = None
-    while True:
-        row = lab.status(case, url)["exhibits"][0]
-        p = row.get("progress") or {}
-        if row["state"] == "running" and p.get("percent") and p["percent"] >= 50:
-            break
+    while lab.status(case, url)["exhibits"][0]["state"] != "running":
+        time.sleep(0.1)
+    time.sleep(alone / 2)  # half-way through, by the plain scan's time
+    row = lab.status(case, url)["exhibits"][0]
+    p = row.get("progress") or {}
+    if row["state"] != "running":
+        raise SystemExit("kill: the exhibit finished before the kill; raise --kill-mib")
         time.sleep(0.2)
     b = worker(url, args.workdir / "wb.log", **knobs)
-    time.sleep(3)
     kill(a)
     t = time.perf_counter()
     status = lab.wait(case, url, timeout=3600, )
     took = time.perf_counter() - t
     kill(b)
     row = status["exhibits"][0]
+    plain_lines = sorted((alone_dir / "files.jsonl").read_text().splitlines())
+    lab_lines = (case / evidence.name / "files.jsonl").read_text().splitlines()
+    same = sorted(lab_lines) == plain_lines
     print(f"kill: scan alone {alone:.1f} s; SIGKILL at {p['percent']}% -> done {took:.1f} s later "
-          f"(visibility timeout {args.visibility} s, lease 5 s; resumed: {row.get('resumed')})")
+          f"(visibility timeout {args.visibility} s, lease 5 s; resumed: {row.get('resumed')}; "
+          f"records equal to the plain scan's: {same}, {len(lab_lines):,} lines)")
 
 
 def part_rematch(args) -> None:
@@ -247,6 +261,7 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=200)
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--visibility", type=int, default=20)
+    ap.add_argument("--kill-mib", type=int, default=1500)
     ap.add_argument("--speed-images", action="store_true")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)

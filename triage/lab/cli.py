@@ -109,8 +109,7 @@ def submit(
         lenient=lenient)
     done = do_submit(case_dir, list(evidence), list(hashset), list(known_good),
                      exhibit_names=_split(exhibit_names) or None, case=case, examiner=examiner,
-                     broker=broker, queue=queue, pdq_sets=list(pdq_set), options=options,
-                     argv=list(sys.argv))
+                     broker=broker, queue=queue, pdq_sets=list(pdq_set), options=options)
     if json_out:
         sys.stdout.write(json_safe(json.dumps({
             "case": done.case.case, "id": done.case.id, "folder": str(done.case.path),

@@ -140,7 +140,7 @@ def submit(case_dir: str | os.PathLike[str], evidence: list[str], hashsets: list
            known_good: list[str] = (), *, exhibit_names: list[str] | None = None,
            case: str | None = None, examiner: str | None = None, broker: str | None = None,
            queue: str | None = None, pdq_sets: list[str] = (),
-           options: ScanOptions | None = None, argv: list[str] | None = None) -> Submitted:
+           options: ScanOptions | None = None) -> Submitted:
     """Queue one scan per evidence item into ``case_dir/<exhibit>/``. A later submit into the
     same case adds exhibits (same hash sets and options); anything else is refused, with
     nothing written and nothing queued."""

@@ -10,7 +10,8 @@ from the environment so a lab (and the tests) can shorten them without code:
   out twice; if it is (a scan that outlives it), the lease below keeps the second copy waiting.
 * ``TRIAGE_LAB_LEASE`` (seconds, default 60): the per-exhibit lease in Redis, renewed every
   quarter of it while a scan runs. A worker that dies stops renewing; after this long another
-  may take the exhibit over, so a stale lock never blocks for ever.
+  may take the exhibit over, so a stale lock never blocks for ever. (Progress for ``lab status``
+  is published with each renewal, at least every 2 s.)
 * ``TRIAGE_LAB_RESTORE_INTERVAL`` (seconds, default 10): how often idle workers look for such
   vanished tasks.
 """

@@ -296,7 +296,8 @@ def run_exhibit(task: Any, case_dir: str, name: str, infra_retries: int = 0) -> 
         progress = LabProgress()
         meta = {"host": host, "pid": pid, "started": started, "resume": resuming,
                 "exhibit": name}
-        beat = Heartbeat(task, lease, progress, meta, max(0.5, settings.lease_seconds() / 4))
+        beat = Heartbeat(task, lease, progress, meta,
+                          max(0.5, min(2.0, settings.lease_seconds() / 4)))
         beat.beat()
         beat.start()
         say(f"triage lab: exhibit {escape(name)}: {'resuming' if resuming else 'scanning'} "
