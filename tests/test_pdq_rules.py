@@ -109,3 +109,66 @@ def test_compiled_index_gives_the_same_categories(tmp_path: Path) -> None:
         exact = hs.lookup("md5", bytes.fromhex(md5(i)))
         near = [m["category"] for m in index.matches(p[i], 0)]
         assert near == [c or "notable" for c in exact]
+
+
+CASES_CONTEXT = ("http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/US/"
+                 "$metadata#Cases")
+
+
+def _sources(tmp: Path) -> tuple[dict[str, Path], set[tuple[str, str]]]:
+    """The same five media in every shape the exact readers take: VICS #Media (msgspec fast
+    path), the same in UTF-16 (ijson items), #Cases (event walker), CSV. Truth: the pairs
+    written here."""
+    p = pdqs(5, seed=11)
+    media = [{"MD5": md5(i), "Category": i % 3 + 1, "MediaSize": 10 + i,
+              "AlternativeHashes": [{"HashName": "PhotoDNA", "HashValue": "zz"},
+                                    {"HashName": "PDQ", "HashValue": p[i]}]}
+             for i in range(5)]
+    media.append({"MD5": md5(9), "Category": 1, "MediaSize": 3})  # no PDQ
+    media[2]["Category"] = "2x"  # odd: leaves the plain batch, goes the per-media way
+    truth = {(p[i], str(i % 3 + 1)) for i in range(5) if i != 2}
+    files = {}
+    doc = json.dumps({"@odata.context": VICS_CONTEXT, "value": media})
+    files["media"] = tmp / "media.json"
+    files["media"].write_text(doc)
+    files["utf16"] = tmp / "utf16.json"
+    files["utf16"].write_bytes(doc.encode("utf-16"))
+    files["cases"] = tmp / "cases.json"
+    files["cases"].write_text(json.dumps({"@odata.context": CASES_CONTEXT, "value": [
+        {"CaseNumber": "1", "Media": media[:3]}, {"CaseNumber": "2", "Media": media[3:]}]}))
+    files["csv"] = tmp / "set.csv"
+    files["csv"].write_text("md5,pdq,category\n" + "".join(
+        f"{m['MD5']},{p[i]},{m['Category']}\n" for i, m in enumerate(media[:5]) if i != 2))
+    return files, truth
+
+
+def test_one_parse_gives_both_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--hashset SET --pdq`` and ``hashset import``: the exact parser hands over the PDQ
+    column in its own pass; the PDQ-set reader is never called for such a source."""
+    import triage.hashsets.pdqsection as section
+    import triage.perceptual.sources as sources
+
+    def second_pass(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the source was parsed a second time for its PDQ column")
+
+    files, truth = _sources(tmp_path)
+    monkeypatch.setattr(sources, "load_pdq_set", second_pass)
+    monkeypatch.setattr(section, "load_pdq_set", second_pass)
+    for shape, path in files.items():
+        hs = load_hashset(path, lenient=True, pdq=True)
+        got = hs.pdq_set
+        pairs = {(got.hashes[i].tobytes().hex(), got.labels[got.codes[i]])
+                 for i in range(got.entries)}
+        assert pairs == truth, shape
+        assert load_hashset(path, lenient=True).pdq_set is None  # not asked: not kept
+        import_hashsets([path], tmp_path / f"{shape}.tdb", lenient=True)
+        index = open_pdq(tmp_path / f"{shape}.tdb")
+        for h, category in truth:
+            assert [m["category"] for m in index.matches(h, 0)] == [category], shape
+    # and it is the same set the PDQ-set reader gives on its own
+    monkeypatch.undo()
+    for shape, path in files.items():
+        alone = load_pdq_set(path, lenient=True)
+        together = load_hashset(path, lenient=True, pdq=True).pdq_set
+        assert (alone.hashes.tobytes(), alone.skipped) == (together.hashes.tobytes(),
+                                                           together.skipped), shape

@@ -86,10 +86,12 @@ def tool_versions() -> dict[str, str]:
 
 
 def load_sets(config: ScanConfig, verify: Any = False):
-    """``verify``: check each .tdb's data on a thread (``tdb.Verification``)."""
+    """``verify``: check each .tdb's data on a thread (``tdb.Verification``). With ``--pdq``
+    a raw known-bad set's PDQ column is read in the same parse as its digests."""
     from triage.hashsets import load_hashset
 
-    sets = [load_hashset(p, kind=KNOWN_BAD, lenient=config.lenient, verify=verify)
+    sets = [load_hashset(p, kind=KNOWN_BAD, lenient=config.lenient, verify=verify,
+                         pdq=config.pdq or bool(config.pdq_sets))
             for p in config.hashsets]
     sets += [load_hashset(p, kind=KNOWN_GOOD, lenient=config.lenient, verify=verify)
              for p in config.known_good]

@@ -75,6 +75,9 @@ class HashSetBuilder:
         self.skipped = 0
         self.dropped_empty = 0
         self.info: dict[str, Any] = {}  # format-specific provenance (VICS profile, DB properties)
+        # where a parser hands the PDQ hashes it meets (a ``perceptual.sets.PdqCollector``),
+        # so a source with a PDQ column is parsed once for both kinds; None: not wanted
+        self.pdq: Any = None
         self._sizes = array("q")
 
     def fail(self, where: Where, reason: str) -> HashSetError:

@@ -51,10 +51,20 @@ if msgspec is not None:
         MediaSize: Any = None
         Media: Any = None
 
+    class _MediaPdq(_Media, gc=False):
+        """Also keeps ``AlternativeHashes`` (PDQ...), only when the builder collects PDQ:
+        building those small lists costs time a set loaded without --pdq should not pay."""
+
+        AlternativeHashes: Any = None
+
     _DECODER = msgspec.json.Decoder(list[_Media])
+    _DECODER_PDQ = msgspec.json.Decoder(list[_MediaPdq])
+    _STRUCTS = frozenset({_Media, _MediaPdq})
     _DECODE_ERRORS: tuple[type[BaseException], ...] = (msgspec.DecodeError,)
 else:  # pragma: no cover
     _DECODER = None
+    _DECODER_PDQ = None
+    _STRUCTS = frozenset()
     _DECODE_ERRORS = ()
 
 
@@ -77,7 +87,9 @@ def value_start(path: str, head_limit: int = 16 * 1024 * 1024) -> int | None:
 class MediaReader:
     """Reads ``value[]`` from ``start`` and hands decoded items to ``add`` in file order."""
 
-    def __init__(self, path: str, start: int, add: Callable[[list[Any], int, bytes], None]) -> None:
+    def __init__(self, path: str, start: int, add: Callable[[list[Any], int, bytes], None],
+                 alternatives: bool = False) -> None:
+        self.decoder = _DECODER_PDQ if alternatives else _DECODER  # keep AlternativeHashes?
         self.path = path
         self.start = start
         self.add = add  # (items, index of the first, their JSON text) -> None
@@ -141,7 +153,7 @@ class MediaReader:
                     f"hash set {self.path}: JSON is not valid UTF-8 near value[{self.index}] (byte {exc.start} of a chunk)"
                 ) from None
         try:
-            items = _decode(piece)
+            items = _decode(piece, self.decoder)
         except (ValueError, *_DECODE_ERRORS):
             exact = self._exact_cut(piece)  # the guessed boundary was inside an item
             if exact is None:
@@ -191,12 +203,12 @@ class MediaReader:
         raise HashSetError(f"hash set {self.path}: {'truncated' if truncated else 'invalid'} JSON after value[{self.index}]")
 
 
-def _decode(piece: bytes) -> list[Any]:
+def _decode(piece: bytes, decoder: Any = None) -> list[Any]:
     """Items of a chunk: Structs when every item fits the schema, else plain JSON objects."""
     text = b"[" + piece + b"]"
     if _DECODER is not None:
         try:
-            return _DECODER.decode(text)
+            return (decoder or _DECODER).decode(text)
         except msgspec.ValidationError:
             pass  # an item of another shape: decode generically, the slow path sorts it out
     return json.loads(text, parse_float=Decimal)
@@ -221,7 +233,7 @@ def plain_columns(items: list[Any], use_category: bool, category_text: dict[int,
     """The six fields as lists when every item is a plain media Struct (the common case,
     checked with C-level passes), else None. Fields whose key never occurs in the chunk's
     bytes (``piece``) are not read: a substring search is cheaper than a pass over items."""
-    if _DECODER is None or not items or set(map(type, items)) != {_Media}:
+    if _DECODER is None or not items or not set(map(type, items)) <= _STRUCTS:
         return None
     nones = [None] * len(items)
     columns = [list(map(get, items)) if (name is None or name in piece) else nones

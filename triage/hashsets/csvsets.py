@@ -11,7 +11,7 @@ import string
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from triage.errors import HashSetError
 from triage.hashsets._base import Lines, LineTooLong, first_line, head_text, open_text, text_stream
@@ -22,6 +22,7 @@ _HASH_COLUMNS = {"md5": "md5", "sha1": "sha1", "sha256": "sha256"}
 _SIZE_COLUMNS = ("size", "filesize", "mediasize")
 _PDQ_COLUMNS = ("pdq", "pdqhash")
 PDQ_COLUMNS = _PDQ_COLUMNS
+PDQ_QUALITY_COLUMNS = ("quality", "pdqquality")
 _BATCH = 20_000
 
 
@@ -100,6 +101,13 @@ def category_column(keys: list[str]) -> int | None:
     """The category column among normalised header cells: ``category``, nothing else. The
     PDQ reader (``perceptual.sets``) asks here too, so both columns of a row share it."""
     return keys.index("category") if "category" in keys else None
+
+
+def pdq_columns(keys: list[str]) -> tuple[int | None, int | None]:
+    """(pdq column, its quality column) among normalised header cells."""
+    pdq = next((keys.index(k) for k in _PDQ_COLUMNS if k in keys), None)
+    quality = next((keys.index(k) for k in PDQ_QUALITY_COLUMNS if k in keys), None)
+    return pdq, quality
 
 
 def delimiter_of(header: str) -> str | None:
@@ -216,10 +224,21 @@ class CsvParser:
                 missing="no value in column(s) " + ", ".join(cells[i].strip() for i in hashes.values()),
             )
             rows = _rows(lines, delimiter, builder)
-            pdq = next((keys.index(k) for k in _PDQ_COLUMNS if k in keys), None)
+            pdq, quality = pdq_columns(keys)
+            if pdq is not None and builder.pdq is not None:  # the PDQ column, same pass
+                rows = _emit_pdq(rows, builder.pdq, pdq, quality, category_column(keys))
             if pdq is not None:
                 rows = _without_pdq_only(rows, list(hashes.values()), pdq)
             columns.add_all(builder, rows)
+
+
+def _emit_pdq(rows: Iterator[tuple[int, list[str]]], sink: Any, pdq: int, quality: int | None,
+              category: int | None) -> Iterator[tuple[int, list[str]]]:
+    """Hand each row's PDQ cell to ``sink`` (``perceptual.sets.PdqCollector``) on the way."""
+    for lineno, row in rows:
+        sink.row(f"line {lineno}", _cell(row, pdq), category_of(row, category),
+                 _cell(row, quality))
+        yield lineno, row
 
 
 def _without_pdq_only(rows: Iterator[tuple[int, list[str]]], hashes: list[int],

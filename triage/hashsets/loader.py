@@ -32,10 +32,12 @@ from triage.hashsets import tdb
 from triage.hashsets._base import HEAD_SIZE, Parser
 from triage.hashsets._builder import HashSetBuilder
 from triage.hashsets.model import HashSet
-from triage.hashsets.pdqsection import PDQ_FORMAT, PdqRows, carries_pdq, pdq_only_csv
+from triage.hashsets.pdqsection import PDQ_FORMAT, PdqRows, pdq_only_csv
 from triage.hashsets.profiles import Profile, guess_profile, load_profile
 from triage.hashsets.registry import FORMATS
 from triage.hashsets.store import EntryStore
+from triage.perceptual.index import PdqSet
+from triage.perceptual.sets import PdqCollector
 
 # Raw sources whose rows exceed this stay in a temporary mapped index, not in process memory
 # (scan workers then share the page cache instead of each holding a pickled copy).
@@ -66,6 +68,7 @@ def load_hashset(
     name: str | None = None,
     profile: str | None = None,
     verify: Callable[[tdb.Verification], None] | bool = False,
+    pdq: bool = False,
 ) -> HashSet:
     """Load one hash-set file, raw or compiled (``.tdb``, recognised by content).
 
@@ -74,7 +77,8 @@ def load_hashset(
     other: a known-bad set silently used as known-good would hide hits. Malformed records raise
     ``HashSetError`` naming file and line, or are skipped and counted when ``lenient``.
     ``verify`` (a scan) starts checking a ``.tdb``'s data on a thread (``hs.verification``);
-    a callable is called from that thread if the check fails.
+    a callable is called from that thread if the check fails. ``pdq`` (a scan with ``--pdq``):
+    a raw source's PDQ column is collected in the same parse, as ``hs.pdq_set``.
     """
     _check_kind(kind)
     file = Path(path)
@@ -98,8 +102,11 @@ def load_hashset(
             f"hash set {file} holds PDQ hashes only (a pdq column and no md5, sha1 or sha256): "
             "give it with --pdq-set for near matches, or compile it with triage hashset import")
     store = EntryStore()
+    collector = PdqCollector(os.fspath(file), lenient) if pdq else None
     try:
-        parser, builder, source = _parse(file, head, format, lenient, store)
+        parser, builder, source = _parse(file, head, format, lenient, store, collector)
+        pdq_set = (_pdq_set(collector, parser.id, file, source["sha256"])
+                   if collector is not None and collector.seen else None)
         finished = store.finish()
         chosen = load_profile(profile) if profile else _guess([source], store)
         common: dict[str, Any] = dict(
@@ -111,7 +118,7 @@ def load_hashset(
             return HashSet(
                 **common, tables=tables, categories=tuple(store.categories),
                 skipped=builder.skipped, dropped_empty=builder.dropped_empty, conflicts=conflicts,
-                sizes=store.sizes.result(), profile=chosen, sources=[source],
+                sizes=store.sizes.result(), profile=chosen, sources=[source], pdq_set=pdq_set,
             )
         # Large: compile to a temporary index and map it. It stays on disk while the set is
         # alive, so scan workers can map the same file instead of receiving a copy.
@@ -127,6 +134,7 @@ def load_hashset(
         for key, value in common.items():
             setattr(hs, key, value)
         hs.profile = chosen
+        hs.pdq_set = pdq_set
         return hs
     finally:
         store.close()
@@ -153,7 +161,7 @@ def import_hashsets(
     """Compile ``sources`` into one index at ``out``; returns its header.
 
     PDQ hashes go in too: those of a VICS (``AlternativeHashes``) or CSV (``pdq`` column)
-    source, read by a second, PDQ-only pass when the source mentions PDQ; a CSV with only a
+    source, handed over by the exact parser in the same pass (``PdqCollector``); a CSV with only a
     ``pdq`` column, or any source with ``format="pdq"`` (a plain 64-hex list would otherwise
     read as SHA-256), holds PDQ hashes only."""
     _check_kind(kind)
@@ -176,9 +184,10 @@ def import_hashsets(
                 info = _pdq_source(file, pdq, lenient)
                 kinds.add(KNOWN_BAD)
             else:
-                parser, _, info = _parse(file, head, format, lenient, store)
-                if carries_pdq(file, parser.id):
-                    found = _pdq_pass(file, pdq, lenient)
+                collector = PdqCollector(os.fspath(file), lenient)
+                parser, _, info = _parse(file, head, format, lenient, store, collector)
+                if collector.seen:  # parsed once: the PDQ column came with the exact ones
+                    found = pdq.add_set(_pdq_set(collector, parser.id, file, info["sha256"]))
                     found.pop("pdq_sha256")  # the same file: its sha256 is already there
                     info.update(found)
                 kinds.add(getattr(parser, "default_kind", KNOWN_BAD))
@@ -200,6 +209,11 @@ def _pdq_pass(file: Path, pdq: PdqRows, lenient: bool) -> dict[str, Any]:
         raise
     except _READ_ERRORS as exc:
         raise HashSetError(f"hash set {file}: cannot read its PDQ hashes: {_one_line(exc)}") from exc
+
+
+def _pdq_set(collector: PdqCollector, parser_id: str, file: Path, sha256: str) -> PdqSet:
+    """The PDQ hashes an exact parser met, as the PDQ set ``--pdq-set`` would give."""
+    return collector.result(file.name, "vics" if parser_id == "vics" else "pdq-csv", sha256)
 
 
 def _pdq_only(file: Path, head: bytes) -> bool:
@@ -262,10 +276,14 @@ class _FileDigest(threading.Thread):
 
 
 def _parse(
-    file: Path, head: bytes, format: str | None, lenient: bool, store: EntryStore
+    file: Path, head: bytes, format: str | None, lenient: bool, store: EntryStore,
+    pdq: PdqCollector | None = None,
 ) -> tuple[Parser, HashSetBuilder, dict[str, Any]]:
+    """Parse one source; ``pdq`` collects the PDQ hashes the parser meets in the same pass
+    (VICS ``AlternativeHashes``, a CSV ``pdq`` column)."""
     parser = _choose(file, head, format)
     builder = HashSetBuilder(os.fspath(file), lenient=lenient, store=store)
+    builder.pdq = pdq
     digest = _FileDigest(file)
     try:
         parser.parse(file, builder)

@@ -49,6 +49,9 @@ class HashSet:
     index_file: str | None = field(default=None, repr=False)  # the mapped .tdb, if any
     # the data check of a .tdb opened for a scan (``tdb.Verification``); workers re-map
     verification: Any = field(default=None, repr=False)
+    # a raw source's PDQ column, read in the same parse (``load_hashset(pdq=True)``): a
+    # ``perceptual.index.PdqSet`` the scan takes (and clears) before the set goes to workers
+    pdq_set: Any = field(default=None, repr=False)
 
     def __reduce__(self) -> Any:
         """A mapped index pickles as its file name (scan workers re-map it, sharing the page

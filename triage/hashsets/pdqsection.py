@@ -9,7 +9,8 @@ exactly like exact digests.
 
 Sources: Project VIC VICS (``AlternativeHashes`` named PDQ), a CSV with a ``pdq`` column
 (beside md5/sha1/sha256 or alone), or a plain list of 64-hex PDQ hashes given with
-``--format pdq`` (a 64-hex line is a SHA-256 otherwise). They are read by the same loader as
+``--format pdq`` (a 64-hex line is a SHA-256 otherwise). Beside exact digests the PDQ column is
+collected by the exact parser in the same pass (``perceptual.sets.PdqCollector``). They are read by the same loader as
 ``--pdq-set`` (``triage.perceptual.sets.load_pdq_set``), whose rules are the exact readers' own.
 """
 
@@ -81,8 +82,11 @@ class PdqRows:
         self.codes: list[np.ndarray] = []
 
     def add_source(self, file: Path, lenient: bool) -> dict[str, Any]:
-        """Load one source's PDQ hashes; returns what its ``sources`` entry records."""
-        loaded = load_pdq_set(file, lenient=lenient)
+        """Load one PDQ-only source; returns what its ``sources`` entry records."""
+        return self.add_set(load_pdq_set(file, lenient=lenient))
+
+    def add_set(self, loaded: PdqSet) -> dict[str, Any]:
+        """Add a source's PDQ hashes (already parsed, e.g. by the exact parser's pass)."""
         ids = np.array([self.store.category_id(label) for label in loaded.labels], np.uint16)
         self.hashes.append(loaded.hashes)
         self.codes.append(ids[loaded.codes])

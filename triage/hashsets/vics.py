@@ -120,7 +120,13 @@ def uses_category(head: bytes) -> bool:
     return not (text is not None and _CAID_CONTEXT.search(text))
 
 
-def _add_media(builder: HashSetBuilder, where: str, media: dict[str, object], use_category: bool = True) -> None:
+def _add_media(builder: HashSetBuilder, where: str, media: dict[str, object], use_category: bool = True,
+               pdq: bool = True) -> None:
+    """One media object: its exact digests, and (``pdq``, when the builder collects them) its
+    PDQ ``AlternativeHashes`` in the same pass. ``pdq=False`` where the caller already handed
+    them over (a batch's fallback to this path)."""
+    if pdq and builder.pdq is not None and media.get("AlternativeHashes") is not None:
+        builder.pdq.media(where, media, use_category)
     checked = check_media(media, use_category)
     if isinstance(checked, str):
         builder.malformed(where, checked)
@@ -227,7 +233,8 @@ class _Batch:
         builder = self.builder
         builder.add_columns(
             hashes, self.categories, self.sizes,
-            lambda i: _add_media(builder, f"value[{items[i][0]}]", items[i][1], use_category),
+            lambda i: _add_media(builder, f"value[{items[i][0]}]", items[i][1], use_category,
+                                 pdq=False),
             required=("md5", "sha1"),
         )
         self._clear()
@@ -236,9 +243,12 @@ class _Batch:
 def _add_items(builder: HashSetBuilder, items: Iterator[Any], cursor: _Cursor, use_category: bool) -> None:
     """``#Media`` fast path: ijson's C backend builds each (small) media object, ~10x faster."""
     batch = _Batch(builder, use_category)
+    sink = builder.pdq
     for item in items:
         cursor.index += 1
         cursor.nested = -1
+        if sink is not None and isinstance(item, dict) and item.get("AlternativeHashes") is not None:
+            sink.media(str(cursor), item, use_category)  # the PDQ column, same pass
         if isinstance(item, dict) and batch.push(cursor, item):
             continue
         batch.flush()  # keep file order, so a strict load reports the first bad record
@@ -252,7 +262,7 @@ def _add_items(builder: HashSetBuilder, items: Iterator[Any], cursor: _Cursor, u
                 else:
                     builder.malformed(str(cursor), "expected a Media object")
         else:
-            _add_media(builder, str(cursor), item, use_category)
+            _add_media(builder, str(cursor), item, use_category, pdq=False)
     batch.flush()
 
 
@@ -265,21 +275,31 @@ def _read_fast(builder: HashSetBuilder, start: int, cursor: _Cursor, use_categor
     """``#Media`` via ``_vicsfast``: plain runs column-wise, everything else item by item."""
 
     def slow(where: str, media: Any) -> None:
-        _add_media(builder, where, media, use_category)
+        _add_media(builder, where, media, use_category, pdq=False)  # emitted before add_plain
+
+    def emit(items: list[Any], first: int) -> None:
+        """The PDQ ``AlternativeHashes`` of plain items, handed over in the same pass."""
+        if builder.pdq is None:
+            return
+        for i, m in enumerate(items):
+            if getattr(m, "AlternativeHashes", None) is not None:
+                builder.pdq.media(f"value[{first + i}]", as_dict(m), use_category)
 
     def add(items: list[Any], first: int, piece: bytes) -> None:
         columns = plain_columns(items, use_category, _CATEGORY_TEXT, piece)
         if columns is not None:
+            emit(items, first)
             add_plain(builder, items, first, use_category, _CATEGORY_TEXT, slow, columns)
             return
         for begin, end, plain in runs(items, use_category, _CATEGORY_TEXT):
             if plain:
+                emit(items[begin:end], first + begin)
                 add_plain(builder, items[begin:end], first + begin, use_category, _CATEGORY_TEXT, slow)
             else:
                 cursor.index = first + begin - 1
                 _add_items(builder, (as_dict(m) for m in items[begin:end]), cursor, use_category)
 
-    MediaReader(builder.path, start, add).run()
+    MediaReader(builder.path, start, add, alternatives=builder.pdq is not None).run()
 
 
 class _Walker:
@@ -328,6 +348,10 @@ class _Walker:
             field = rest[len(_NESTED_PREFIX) :]
             if self.media is not None and field in _FIELDS:
                 _store(self.media, field, event, value)
+            elif self.media is not None and field.startswith(_ALTERNATIVE) and self.builder.pdq:
+                _alternative(self.media, field, event, value)
+        elif rest.startswith(_ALTERNATIVE) and self.item is not None and self.builder.pdq:
+            _alternative(self.item, rest, event, value)
         elif rest == _NESTED:
             if self.item_is_case:
                 self._nested(event)
@@ -347,6 +371,25 @@ class _Walker:
         elif event in _SCALARS or event == "start_array":
             self.cursor.nested += 1
             self.builder.malformed(str(self.cursor), "expected a Media object")
+
+
+_ALTERNATIVE = "AlternativeHashes"
+
+
+def _alternative(fields: dict[str, Any], path: str, event: str, value: Any) -> None:
+    """Keep a media's ``AlternativeHashes`` (HashName/HashValue pairs) for the PDQ column: a
+    few small objects, built only when a builder collects PDQ."""
+    rest = path[len(_ALTERNATIVE):]
+    if rest == "" and event == "start_array":
+        fields[_ALTERNATIVE] = []
+    elif rest == ".item" and event == "start_map":
+        alts = fields.get(_ALTERNATIVE)
+        if isinstance(alts, list):
+            alts.append({})
+    elif rest in (".item.HashName", ".item.HashValue") and event in _SCALARS:
+        alts = fields.get(_ALTERNATIVE)
+        if isinstance(alts, list) and alts and isinstance(alts[-1], dict):
+            alts[-1][rest[6:]] = value
 
 
 def _store(fields: dict[str, object], field: str, event: str, value: Any) -> None:

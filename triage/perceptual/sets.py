@@ -37,6 +37,7 @@ from triage.hashsets.csvsets import (
     category_of,
     delimiter_of,
     normalise,
+    pdq_columns,
     skipped_row,
 )
 from triage.hashsets.vics import check_media, uses_category
@@ -46,7 +47,11 @@ _HEX64 = re.compile(rb"[0-9a-fA-F]{64}")
 _SPLIT = re.compile(rb"[\s,;|]+")
 
 
-class _Builder:
+class PdqCollector:
+    """The PDQ hashes of one source, collected with one set of rules: by ``load_pdq_set`` for a
+    PDQ set, and by the exact hash-set parsers themselves (``HashSetBuilder.pdq``) while they
+    read the same file, so a VICS/CSV source with a PDQ column is parsed once for both."""
+
     def __init__(self, path: str, lenient: bool) -> None:
         self.path, self.lenient = path, lenient
         self.blocks: list[np.ndarray] = []
@@ -57,6 +62,7 @@ class _Builder:
         self._codes: dict[str | None, int] = {None: 0}
         self.skipped = 0
         self.dropped = 0
+        self.seen = False  # a PDQ column or AlternativeHashes was met (even if empty)
 
     def code(self, category: str | None) -> int:
         c = self._codes.get(category)
@@ -66,6 +72,34 @@ class _Builder:
             c = self._codes[category] = len(self.labels)
             self.labels.append(category)
         return c
+
+    def media(self, where: str, media: dict[str, Any], use_category: bool) -> None:
+        """One VICS media object's ``AlternativeHashes`` named PDQ."""
+        self.seen = True
+        _vics_media(self, where, media, use_category)
+
+    def row(self, where: str, value: str | None, category: str | None,
+            quality: str | None) -> None:
+        """One CSV row's ``pdq`` cell (``None``: the row has no such column)."""
+        self.seen = True
+        if value is None:
+            self.malformed(where, "no pdq column")
+            return
+        value = value.strip()
+        if not value:  # absent (a row of a combined exact + PDQ export)
+            return
+        if len(value) != 64 or not _HEX64.fullmatch(value.encode("ascii", "replace")):
+            self.malformed(where, f"not a 64-hex PDQ hash: {_show(value)}")
+            return
+        if quality is not None and quality.strip():
+            try:
+                if float(quality) < MIN_QUALITY:
+                    self.dropped += 1
+                    return
+            except ValueError:
+                self.malformed(where, f"quality is not a number: {_show(quality)}")
+                return
+        self.add(value, category)
 
     def malformed(self, where: str, why: str) -> None:
         if not self.lenient:
@@ -151,7 +185,7 @@ def load_pdq_set(path: str | os.PathLike[str], lenient: bool = False,
         fh.seek(0)
         fmt, encoding = sniff(head)
         reader = _HashingReader(fh)
-        builder = _Builder(p, lenient)
+        builder = PdqCollector(p, lenient)
         try:
             if fmt == "vics":
                 _load_vics(builder, io.BufferedReader(reader, 1 << 20), encoding, head)
@@ -171,7 +205,7 @@ def load_pdq_set(path: str | os.PathLike[str], lenient: bool = False,
     return builder.result(name or os.path.basename(p), fmt, reader.sha.hexdigest())
 
 
-def _load_list(builder: _Builder, fh: BinaryIO) -> None:
+def _load_list(builder: PdqCollector, fh: BinaryIO) -> None:
     """Plain list; the fast path decodes a whole block of clean lines with one ``fromhex``."""
     line_no = 0
     rest = b""
@@ -207,7 +241,7 @@ def _load_list(builder: _Builder, fh: BinaryIO) -> None:
             return
 
 
-def _list_line(builder: _Builder, line: bytes, line_no: int) -> None:
+def _list_line(builder: PdqCollector, line: bytes, line_no: int) -> None:
     text = line.strip()
     if not text or text.startswith(b"#"):
         return
@@ -223,7 +257,7 @@ def _show(value: object) -> str:
     return repr(text[:40] + ("..." if len(text) > 40 else ""))
 
 
-def _load_text(builder: _Builder, fmt: str, text: io.TextIOBase) -> None:
+def _load_text(builder: PdqCollector, fmt: str, text: io.TextIOBase) -> None:
     if fmt == "pdq-list":  # UTF-16 plain list (rare): line by line
         for n, line in enumerate(text, 1):
             _list_line(builder, line.encode("utf-8", "replace"), n)
@@ -234,31 +268,14 @@ def _load_text(builder: _Builder, fmt: str, text: io.TextIOBase) -> None:
                  or max((",", ";", "\t"), key=header_line.count))
     header = next(csv.reader([header_line], delimiter=delimiter))
     names = [normalise(c) for c in header]
-    col = next(names.index(c) for c in PDQ_COLUMNS if c in names)
+    col, qual = pdq_columns(names)
+    assert col is not None  # sniffed as pdq-csv
     cat = category_column(names)
-    qual = next((names.index(n) for n in ("quality", "pdqquality") if n in names), None)
     for n, row in enumerate(csv.reader(text, delimiter=delimiter), 2):
         if not row or skipped_row(row):
             continue
-        where = f"line {n}"
-        if len(row) <= col:
-            builder.malformed(where, "no pdq column")
-            continue
-        value = row[col].strip()
-        if not value:  # absent (a row of a combined exact + PDQ export)
-            continue
-        if len(value) != 64 or not _HEX64.fullmatch(value.encode("ascii", "replace")):
-            builder.malformed(where, f"not a 64-hex PDQ hash: {_show(value)}")
-            continue
-        if qual is not None and qual < len(row) and row[qual].strip():
-            try:
-                if float(row[qual]) < MIN_QUALITY:
-                    builder.dropped += 1
-                    continue
-            except ValueError:
-                builder.malformed(where, f"quality is not a number: {_show(row[qual])}")
-                continue
-        builder.add(value, category_of(row, cat))
+        builder.row(f"line {n}", row[col] if col < len(row) else None, category_of(row, cat),
+                    row[qual] if qual is not None and qual < len(row) else None)
 
 
 class _Utf8Reader:
@@ -269,7 +286,7 @@ class _Utf8Reader:
         return self._text.read(size).encode("utf-8", "surrogatepass")
 
 
-def _load_vics(builder: _Builder, raw: io.BufferedReader, encoding: str, head: bytes) -> None:
+def _load_vics(builder: PdqCollector, raw: io.BufferedReader, encoding: str, head: bytes) -> None:
     import ijson
 
     use_category = uses_category(head)
@@ -297,7 +314,7 @@ def _load_vics(builder: _Builder, raw: io.BufferedReader, encoding: str, head: b
         raise HashSetError(f"PDQ set {builder.path}: not valid JSON ({e})") from None
 
 
-def _vics_media(builder: _Builder, where: str, media: dict[str, Any], use_category: bool) -> None:
+def _vics_media(builder: PdqCollector, where: str, media: dict[str, Any], use_category: bool) -> None:
     alternatives = media.get("AlternativeHashes")
     if not isinstance(alternatives, list):
         return

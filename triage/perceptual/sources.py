@@ -4,9 +4,9 @@ mapped in place) and, with ``--pdq``, the PDQ section of every known-bad ``--has
 An examiner who compiled a VICS export with its PDQ hashes into one ``.tdb`` expects
 ``--hashset pv.tdb --pdq`` to search them: giving the same file twice would be a trap. The same
 holds for a raw VICS or CSV ``--hashset`` that carries PDQ hashes (``AlternativeHashes`` named
-PDQ, a ``pdq`` column): with ``--pdq`` its PDQ column is read with the same rules as its exact
-columns (``perceptual.sets``), so ``--hashset pv.json --pdq`` is enough. Without ``--pdq``
-nothing more is read.
+PDQ, a ``pdq`` column): with ``--pdq`` the exact parser collects its PDQ column in the same
+pass (``load_hashset(pdq=True)`` -> ``hs.pdq_set``, same rules as ``perceptual.sets``), so
+``--hashset pv.json --pdq`` is enough. Without ``--pdq`` nothing of it is kept.
 """
 
 from __future__ import annotations
@@ -57,9 +57,14 @@ def load_pdq_sources(paths: Iterable[str], hashsets: Sequence[Any],
             continue
         if hs.format in RAW_WITH_PDQ:  # a raw set (in memory, or spilled to a temporary index)
             path = os.path.realpath(hs.path)
-            if path in seen or not carries_pdq(Path(hs.path), hs.format):
+            loaded, hs.pdq_set = hs.pdq_set, None  # workers need not receive it
+            if path in seen:
                 continue
-            loaded = load_pdq_set(hs.path, lenient=lenient, name=hs.name)
+            if loaded is None:  # loaded without pdq=True (an API caller): read it now
+                if not carries_pdq(Path(hs.path), hs.format):
+                    continue
+                loaded = load_pdq_set(hs.path, lenient=lenient)
+            loaded.name = hs.name
             seen.add(path)
             if loaded.entries or loaded.skipped:
                 sources.append(loaded)
