@@ -586,9 +586,12 @@ def test_dfxml_without_whole_file_digest_and_categories(tmp_path: Path) -> None:
 def test_verification_thread(tmp_path: Path, good_set: Path) -> None:
     with BlockSet.open(good_set) as bs:
         check = bs.verification()
-        assert check.wait() is None and check.computed == bs.header.sections_sha256
+        assert check.wait() is True and check.status == "verified"
+        assert check.computed == bs.header.sections_sha256
     data = bytearray(good_set.read_bytes())
     data[100] ^= 1
     (tmp_path / "alt.tbs").write_bytes(bytes(data))
     with BlockSet.open(tmp_path / "alt.tbs") as bs:  # opening does not read the data
-        assert "does not match" in (bs.verification().wait() or "")
+        check = bs.verification()
+        assert check.wait() is False and check.status == "failed"
+        assert "does not match" in (check.problem or "")

@@ -449,6 +449,38 @@ def test_bad_blockset(small, damage):
         _one_line_error(r, 2, "bad.tbs")
 
 
+def test_altered_blockset_data_invalidates_sample_and_scan(small):
+    """One byte changed in the data sections (header untouched): the set's SHA-256 check,
+    run beside the work, makes the run invalid (exit 2) whatever was or was not found."""
+    from triage.blocks.tbs import BlockSet
+
+    tmp, img, tbs = small
+    with BlockSet.open(tbs) as bs:
+        end = bs._data_end
+    data = bytearray(tbs.read_bytes())
+    data[end - 1] ^= 0xFF
+    bad = tmp / "altered.tbs"
+    bad.write_bytes(bytes(data))
+    r = triage("sample", str(img), "--blockset", str(bad), "--min-mib", "0.03", "--seed", "3",
+               "--out", str(tmp / "s"))
+    assert r.returncode == 2, r.stderr
+    assert "altered.tbs" in r.stderr and "invalid" in r.stderr and "Traceback" not in r.stderr
+    info = json.loads((tmp / "s" / "summary.json").read_text())["blockset"]
+    assert info["verification"]["status"] == "failed"
+    assert info["verification"]["sections_sha256_computed"] != \
+        info["verification"]["sections_sha256_recorded"]
+    r = triage("scan", str(img), "--blockset", str(bad), "--out", str(tmp / "o"), "--quiet")
+    assert r.returncode == 2, r.stderr
+    summary = json.loads((tmp / "o" / "summary.json").read_text())
+    assert summary["complete"] is False and any("altered.tbs" in x for x in summary["invalid"])
+    assert summary["block_scan"]["verification"]["status"] == "failed"
+    r = triage("scan", str(img), "--blockset", str(tbs), "--out", str(tmp / "ok"), "--quiet")
+    assert r.returncode == 1, r.stderr
+    summary = json.loads((tmp / "ok" / "summary.json").read_text())
+    assert summary["invalid"] == [] and summary["block_scan"]["verification"]["status"] == \
+        "verified"
+
+
 def test_blockset_of_another_block_size(small):
     tmp, img, _ = small
     (tmp / "r8").mkdir()

@@ -96,4 +96,7 @@ def sample(
             stderr.write(f"triage: warning: {escape(m['evidence'])}: {m['read_errors']:,} reads "
                          "failed; the stated confidence is computed from the reads that "
                          "succeeded\n")
+    if info.get("invalid"):
+        stderr.write(f"triage: {escape(info['invalid'])}; this sample is invalid "
+                     "(summary.json: blockset.invalid)\n")
     return code

@@ -472,7 +472,10 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
     total = scan.total()
     code = scan.exit_code(total)
     # an index that is not what its header says invalidates the run (exit 2)
-    bad_index = failed_checks([*sets, *pdq_sets], wait=failure is None and not interrupted)
+    bad_index = failed_checks([*sets, *pdq_sets, *([block_pass] if block_pass else [])],
+                              wait=failure is None and not interrupted)
+    if block_section is not None:  # after the wait: the set's check has its answer
+        block_section["verification"] = block_pass.verification.summary()
     summary["hashsets"] = [_set_summary(s) for s in sets]
     summary["pdq_sets"] = [s.summary() for s in pdq_sets]
     summary["invalid"] = bad_index

@@ -43,6 +43,7 @@ class BlockScan(threading.Thread):
 
         self.evidence = evidence
         self.blockset = BlockSet.open(blockset_path)  # a bad set is exit 2 before the scan
+        self.verification = self.blockset.verification()  # its data, checked beside the pass
         self.error: BaseException | None = None
         self.hits: list[list[tuple[int, int]]] = []
         self.stats = {"bytes_read": 0, "windows_hashed": 0, "hit_blocks": 0,

@@ -164,6 +164,7 @@ def run_sample(evidence: list[str], blockset_path: str, confidence: float = 0.99
     elif seed < 0:
         raise UsageError("--seed must be 0 or more")
     bs = BlockSet.open(blockset_path)
+    check = bs.verification()  # the set's data re-hashed beside the sample (as a .tdb's)
     try:
         if min_mib * MIB > bs.n_blocks * bs.block_size:
             raise UsageError(f"--min-mib {min_mib:g} is more than the block set holds "
@@ -194,6 +195,11 @@ def run_sample(evidence: list[str], blockset_path: str, confidence: float = 0.99
     finally:
         bs.close()
     code = ExitCode.HITS if any_hit else (ExitCode.INCOMPLETE if any_err else ExitCode.OK)
+    check.wait()
+    info["verification"] = check.summary()
+    if check.problem is not None:  # hits and misses alike came from an altered set
+        info["invalid"] = check.message()
+        code = ExitCode.USAGE
     return entries, info, int(code)
 
 

@@ -50,7 +50,7 @@ import triage
 from triage.blocks.digest import DIGEST_BYTES
 from triage.errors import ExitCode, TriageError
 from triage.hashsets.table import DigestTable, bucket_bits, offsets_from_counts, top_bits
-from triage.hashsets.tdb import ALIGN, PREAMBLE, _Out, sections_digest
+from triage.hashsets.tdb import ALIGN, PREAMBLE, DataCheck, _Out, sections_digest
 
 MAGIC = b"TRIAGEBS"
 FORMAT_VERSION = 1
@@ -345,7 +345,7 @@ class BlockSet:
 
     def verification(self) -> Verification:
         """Start ``verify`` on a thread (beside a sample or a scan, as a ``.tdb``'s check runs);
-        ``wait()`` on the result gives the problem or None."""
+        ``wait()`` says whether the data is what the header records."""
         return Verification(self)
 
     def info(self, verify: bool = True) -> dict[str, Any]:
@@ -392,35 +392,13 @@ class BlockSet:
         self.close()
 
 
-class Verification:
-    """The data check of one opened set, on a daemon thread (it reads the whole file)."""
+class Verification(DataCheck):
+    """The data check of one opened set (the same check as a ``.tdb``'s, on a thread)."""
+
+    noun = "block set"
 
     def __init__(self, blockset: BlockSet) -> None:
-        import threading
-
-        self.recorded = blockset.header.sections_sha256
-        self.computed: str | None = None
-        self.problem: str | None = None
-        self.seconds: float | None = None
-        self._path, self._end = blockset.path, blockset._data_end
-        self._thread = threading.Thread(target=self._run, name="triage-verify-blockset",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        started = time.monotonic()
-        try:
-            self.computed = sections_digest(self._path, self._end)
-            if self.computed != self.recorded:
-                self.problem = "data does not match the SHA-256 in its header (damaged or altered)"
-        except OSError as exc:
-            self.problem = f"cannot verify: {exc.strerror or exc}"
-        self.seconds = round(time.monotonic() - started, 3)
-
-    def wait(self) -> str | None:
-        """The problem found (None: the data is what the header records)."""
-        self._thread.join()
-        return self.problem
+        super().__init__(blockset.path, blockset.header.sections_sha256, blockset._data_end)
 
 
 # -- writing --------------------------------------------------------------------------------

@@ -376,29 +376,35 @@ def sections_digest(path: str | os.PathLike[str], end: int | None = None) -> str
     return sha.hexdigest()
 
 
-class Verification:
-    """The check of one opened index's data, on a thread started at open.
+class DataCheck:
+    """The SHA-256 check of a mapped file's data sections, on a thread started at open.
 
-    Why beside the scan and not before it: an index of 100M entries is 3.6 GB, seconds of
+    Why beside the work and not before it: an index of 100M entries is 3.6 GB, seconds of
     hashing; workers start hashing evidence meanwhile, and the run waits for the answer
     before it calls itself complete. ``on_failure`` (called from the thread) lets a scan stop
-    as soon as the index is known to be bad.
+    as soon as the file is known to be bad. Shared by ``.tdb`` indexes and ``.tbs`` block sets.
     """
 
-    def __init__(self, path: str | os.PathLike[str],
-                 on_failure: Callable[[Verification], None] | None = None) -> None:
-        header, end, _ = read_header(Path(path))
+    noun = "index"
+
+    def __init__(self, path: str | os.PathLike[str], recorded: str, end: int,
+                 on_failure: Callable[[DataCheck], None] | None = None,
+                 header_sha256: str | None = None) -> None:
         self.path = str(path)
-        self.recorded: str = header["sections_sha256"]
-        self.header_sha256 = header_digest(Path(path))
+        self.recorded = recorded
+        self.header_sha256 = header_sha256
         self.computed: str | None = None
         self.problem: str | None = None
         self.seconds: float | None = None
         self._end = end
-        self._categories = len(header["categories"])
         self.on_failure = on_failure
-        self._thread = threading.Thread(target=self._run, name="triage-verify-index", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"triage-verify-{self.noun}",
+                                        daemon=True)
         self._thread.start()
+
+    def more_problems(self) -> str | None:
+        """What else must hold once the data is known to be what was written."""
+        return None
 
     def _run(self) -> None:
         started = time.monotonic()
@@ -408,7 +414,7 @@ class Verification:
                 self.problem = ("data does not match the SHA-256 in its header (damaged or "
                                 "altered)")
             else:
-                self.problem = _ids_problem(Path(self.path), self._categories)
+                self.problem = self.more_problems()
         except (OSError, HashSetError, ValueError) as exc:
             self.problem = f"cannot verify: {getattr(exc, 'strerror', None) or exc}"
         self.seconds = round(time.monotonic() - started, 3)
@@ -416,7 +422,7 @@ class Verification:
             self.on_failure(self)
 
     def wait(self) -> bool:
-        """True when the index is what its header says (blocks until the check ends)."""
+        """True when the file is what its header says (blocks until the check ends)."""
         self._thread.join()
         return self.problem is None
 
@@ -427,7 +433,7 @@ class Verification:
         return "verified" if self.problem is None else "failed"
 
     def message(self) -> str:
-        return f"index {self.path}: {self.problem}"
+        return f"{self.noun} {self.path}: {self.problem}"
 
     def summary(self) -> dict[str, Any]:
         """``summary.json``: what the header records and what was computed from the file."""
@@ -435,6 +441,20 @@ class Verification:
                 "sections_sha256_computed": self.computed,
                 "header_sha256": self.header_sha256, "seconds": self.seconds,
                 "problem": self.problem}
+
+
+class Verification(DataCheck):
+    """The check of one opened ``.tdb`` index, plus the ids a lookup follows."""
+
+    def __init__(self, path: str | os.PathLike[str],
+                 on_failure: Callable[[DataCheck], None] | None = None) -> None:
+        header, end, _ = read_header(Path(path))
+        self._categories = len(header["categories"])
+        super().__init__(path, header["sections_sha256"], end, on_failure,
+                         header_digest(Path(path)))
+
+    def more_problems(self) -> str | None:
+        return _ids_problem(Path(self.path), self._categories)
 
 
 def failed_checks(items: Any, wait: bool) -> list[str]:
