@@ -226,3 +226,39 @@ def test_bitlocker_to_go_is_encrypted_in_scan_and_info(tmp_path: Path) -> None:
     [sv] = outcome.summary["evidence"][0]["volumes"]
     assert sv["status"] == "scanned" and sv["files"] > 0
     assert outcome.exit_code == ExitCode.OK
+
+
+def test_block_hit_on_bitlocker_to_go_is_not_owned_by_a_discovery_file(tmp_path: Path) -> None:
+    """A block hit is mapped with the same volume discovery as scan and info: inside a To Go
+    stick it lies in a volume that was not examined, never in a file of the reader program."""
+    import pytsk3
+
+    from triage.blocks.locate import locate
+    from triage.blocks.media import Media
+
+    image = bitlocker_to_go_image(tmp_path)
+    plain = tmp_path / "plain.img"
+    plain.write_bytes((Path(__file__).parents[1] / "testimages" / "fat.img").read_bytes())
+    fs = pytsk3.FS_Info(pytsk3.Img_Info(str(plain)))
+    # the first data cluster of a regular file of the plain FAT: owned by that file there
+    owned = None
+    for entry in fs.open_dir("/"):
+        meta = entry.info.meta
+        if meta is not None and meta.type == pytsk3.TSK_FS_META_TYPE_REG and meta.size > 0:
+            for attr in entry:
+                for run in attr:
+                    if run.len:
+                        owned = run.addr * fs.info.block_size
+                        break
+                if owned is not None:
+                    break
+        if owned is not None:
+            break
+    assert owned is not None
+    media = Media(str(plain))
+    assert locate(media.img, media.spec, [owned])[owned].where == "file"
+    media.close()
+    media = Media(str(image))
+    where = locate(media.img, media.spec, [owned])[owned].where
+    media.close()
+    assert where.startswith("volume not examined") and "BitLocker To Go" in where, where

@@ -86,7 +86,7 @@ class BlockScan(threading.Thread):
                 self._piece(media, off, CHUNK, hits, hash_blocks)
                 off += CHUNK
             if hits:
-                owners = locate(media.img, [h[0] for h in hits])
+                owners = locate(media.img, media.spec, [h[0] for h in hits])
                 return [(o, e, owners[o]) for o, e in hits]  # type: ignore[misc]
             return []
         finally:

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from triage.volumes import Volume, find_volumes, fs_type_name, open_fs
+from triage.discovery import discover
+from triage.evidence import EvidenceSpec
+from triage.volumes import Volume, find_volumes, fs_type_name
 from triage.walk import VolumeContext, WalkOptions, WalkStats, list_directory, root_dir
 
 _SPARSE_OR_FILLER = 0x03
@@ -31,6 +33,7 @@ class Owner:
     """Who holds one hit offset."""
 
     where: str  # "file" | "unallocated" | "outside any volume" | "volume without file system"
+    #             | "volume not examined (why)" | "owner not resolved (file system)"
     volume_offset: int | None = None
     volume: str | None = None  # description
     fs_type: str | None = None
@@ -63,8 +66,10 @@ def _runs(fs: Any, target: Any, block: int) -> Iterator[tuple[int, int, int]]:
             break  # the default attribute is the first one TSK lists
 
 
-def locate(img: Any, offsets: list[int]) -> dict[int, Owner]:
-    """Owner of each device byte offset in ``offsets``."""
+def locate(img: Any, spec: EvidenceSpec, offsets: list[int]) -> dict[int, Owner]:
+    """Owner of each device byte offset in ``offsets``; what a volume is comes from
+    ``discovery.discover``, the answer scan and info use (a BitLocker To Go stick's discovery
+    FAT is not an owner: its data is encrypted and was not examined)."""
     result: dict[int, Owner] = {}
     if not offsets:
         return result
@@ -77,19 +82,27 @@ def locate(img: Any, offsets: list[int]) -> dict[int, Owner]:
             continue
         idx = [i for i in range(lo, hi) if not taken[i]]
         taken[idx] = True
-        _locate_in_volume(img, v, hits[idx], result)
+        _locate_in_volume(img, spec, v, hits[idx], result)
     for i in np.flatnonzero(~taken):
         result[int(hits[i])] = Owner("outside any volume")
     return result
 
 
-def _locate_in_volume(img: Any, v: Volume, hits: np.ndarray, result: dict[int, Owner]) -> None:
-    fs = open_fs(img, v)
+def _locate_in_volume(img: Any, spec: EvidenceSpec, v: Volume, hits: np.ndarray,
+                      result: dict[int, Owner]) -> None:
+    verdict = discover(img, spec, v)
     base = dict(volume_offset=v.offset, volume=v.description)
-    if fs is None:
+    if not verdict.tsk:
+        if verdict.found:  # e.g. APFS, read by the walk through libfsapfs, not mapped here
+            where = f"owner not resolved ({verdict.found[0].fs_type} read without TSK)"
+        elif verdict.volume.status in ("no-filesystem", "empty"):
+            where = "volume without file system"
+        else:  # encrypted (BitLocker To Go included) or broken: its data was not examined
+            where = f"volume not examined ({verdict.volume.error or verdict.volume.status})"
         for h in hits:
-            result[int(h)] = Owner("volume without file system", **base)
+            result[int(h)] = Owner(where, **base)
         return
+    fs = verdict.fs
     block = int(fs.info.block_size)
     fs_type = fs_type_name(fs.info.ftype)  # the walk's NTFS stream logic keys on it
     base["fs_type"] = fs_type

@@ -183,7 +183,7 @@ def run_sample(evidence: list[str], blockset_path: str, confidence: float = 0.99
             depth, batch = (DEPTH_DISK, 1) if rot else (DEPTH, BATCH)
             res = sample_media(m, bs, plan, seed, i, depth=depth, batch=batch)
             res.read_size = why
-            owners = locate(m.img, [h["device_offset"] for h in res.hits]) if res.hits else {}
+            owners = locate(m.img, m.spec, [h["device_offset"] for h in res.hits]) if res.hits else {}
             for h in res.hits:
                 h.update(owner=owners[h["device_offset"]].to_dict())
             entries.append(_entry(m, plan, res, seed, i) | {"reads_in_flight": depth
