@@ -389,3 +389,42 @@ def test_rematch_run_equals_a_scan_with_the_new_sets(tmp_path: Path) -> None:
     assert all(r["matches"] == [] for r in strip)
     refused = triage("rematch", str(tmp_path), "--hashset", str(empty))
     assert refused.returncode == 2 and "not a triage run folder" in refused.stderr
+
+
+def test_case_view_escapes_names_from_evidence_and_sets(tmp_path: Path) -> None:
+    """case.html and case.json from output files only: hostile names (markup, a newline, a
+    bidi override, bytes that are not UTF-8) and hostile category codes are shown escaped."""
+    from triage.lab import case as cases
+    from triage.lab.caseview import write_case
+
+    folder = tmp_path / "case"
+    folder.mkdir()
+    the_case = cases.new_case(folder, "<b>C</b>", None, "triage")
+    hostile = "/<script>alert(1)</script>\n\u202egpj.exe"
+    code = "<img src=x>\u202e"
+    sha1 = "ab" * 20
+    for name in ("one", "two"):
+        the_case.exhibits.append(cases.Exhibit(name, f"/ev/{name}.img", name, "now"))
+        run = folder / name
+        run.mkdir()
+        record = {"evidence": f"/ev/{name}.img", "volume_offset": 0, "path": hostile,
+                  "path_bytes": None, "size": 10, "md5": "cd" * 16, "sha1": sha1,
+                  "category": code, "matches": [{"hashset": "s", "algorithm": "sha1",
+                                                 "category": code}], "error": None}
+        (run / "files.jsonl").write_text(json.dumps(record) + "\n")
+        (run / "summary.json").write_text(json.dumps({
+            "complete": True, "exit_code": 1, "host": "h", "resumed": [],
+            "totals": {"files": 1, "bytes_hashed": 10, "known_bad_files": 1, "errors": 0},
+            "categories": {code: 1}, "evidence": [{"path": f"/ev/{name}.img", "volumes": [
+                {"offset": 0, "status": "encrypted", "description": "<i>x</i>"}]}]}))
+    cases.save(the_case)
+    written, view = write_case(folder)
+    page = (folder / "case.html").read_text()
+    assert "<script>" not in page and "<img src=x>" not in page and "\u202e" not in page
+    assert "&lt;script&gt;" in page and "\\u202e" in page and "\\n" in page
+    assert "<i>x</i>" not in page and "&lt;i&gt;x&lt;/i&gt;" in page
+    data = json.loads((folder / "case.json").read_text())
+    assert data["links"][0]["sha1"] == sha1 and data["links"][0]["category"] == code
+    assert data["links"][0]["exhibits"][0]["paths"][0]["path"] == hostile  # exact in JSON
+    assert data["totals"]["known_bad_files"] == 2 and data["totals"]["linked_known_bad"] == 1
+    assert any("encrypted" in w for w in data["exhibits"][0]["not_examined"])

@@ -255,7 +255,7 @@ def _cats(categories: dict[str, int], label: Labels) -> str:
 def _exhibit_row(x: dict[str, Any]) -> str:
     bad = x["known_bad_files"] > 0
     warn = x["state"] != "done" or not x["complete"] or x["not_examined"]
-    cls = ' class="bad"' if bad else (' class="warn"' if warn else "")
+    cls = ' class="warn"' if warn else ""  # hits are red in their own cells, not the whole row
     state = x["state"] + ("" if x["state"] != "done" or x["complete"] else " (incomplete)")
     if x["resumed"]:
         state += f"; resumed {len(x['resumed_at'])}&times; after an interruption"
@@ -264,21 +264,26 @@ def _exhibit_row(x: dict[str, Any]) -> str:
                                                                  else "nothing")
     if x["reason"] and x["not_examined"]:
         missing = e(x["reason"]) + "<br>" + missing
-    return (f"<tr{cls}><td class=wrap>{e(x['name'])}</td><td class='wrap mono'>{e(x['evidence'])}"
+    name = f"<span class=bad>{e(x['name'])}</span>" if bad else e(x["name"])
+    return (f"<tr{cls}><td class=wrap>{name}</td><td class='wrap mono'>{e(x['evidence'])}"
             f"</td><td>{state}</td><td>{code}</td><td class=n>{num((x['totals'] or {}).get('files'))}"
             f"</td><td>{_cats(x['categories'], x['_labels'])}</td><td class=wrap>{missing}</td>"
             f"<td>{e(x['host'])}</td></tr>")
 
 
 def _link_row(i: int, link: dict[str, Any], label: Labels) -> str:
-    cls = ' class="bad"' if is_known_bad(link["category"]) else ""
+    bad = is_known_bad(link["category"])
+    cls = ""
     where = "".join(
         f"<div><b>{e(w['exhibit'])}</b> ({num(w['files'])}): "
         + "; ".join(f"{e(p['path'])} <span class=muted>@&nbsp;{num(p['volume_offset'])}</span>"
                     for p in w["paths"])
         + (" &hellip;" if w["files"] > len(w["paths"]) else "") + "</div>"
         for w in link["exhibits"])
-    return (f"<tr{cls}><td class=n>{i}</td><td>{e(link['category'])} ({e(label(link['category']))})"
+    category = f"{e(link['category'])} ({e(label(link['category']))})"
+    if bad:
+        category = f"<span class=bad>{category}</span>"
+    return (f"<tr{cls}><td class=n>{i}</td><td>{category}"
             f"</td><td class=n>{link['exhibit_count']}</td><td class='mono hashes'>"
             f"{e(link['sha1'])}</td><td class=n>{num(link['size'])}</td>"
             f"<td class='wrap path'>{where}</td></tr>")
