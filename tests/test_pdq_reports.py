@@ -93,7 +93,8 @@ def test_exact_outranks_near_and_near_only_rows_are_marked(tmp_path: Path) -> No
     for r in rows:
         assert not any(cell.startswith(FORMULA_START) for cell in r.values())
     header = (run / "hits.csv").read_bytes().split(b"\r\n", 1)[0].decode("utf-8-sig")
-    assert header.startswith("category,label,hashsets,near_duplicate,pdq_distance,path,")
+    assert header.startswith("category,label,hashsets,near_duplicate,pdq_distance,"
+                             "video_near_duplicate,vpdq_share,path,")
 
     text = (run / "report.html").read_text(encoding="utf-8")
     section = near_section(text)

@@ -45,6 +45,8 @@ def test_every_scan_option_survives_resume(tmp_path: Path) -> None:
     good.write_text(f"{hashlib.md5(b'y').hexdigest()}  y\n")
     pdq = tmp_path / "p.txt"
     pdq.write_text(f"{random.Random(1).getrandbits(256) | 1 << 255:064x}\n")
+    vpdq = tmp_path / "video.txt"  # a one-frame vPDQ hash file
+    vpdq.write_text(f"0,100,{random.Random(2).getrandbits(256) | 1 << 255:064x},0.000\n")
     values = dict(
         evidence=[str(image)], hashsets=[str(bad)], known_good=[str(good)],
         algorithms=("md5", "sha256"), workers=1, lenient=True, include_orphans=False,
@@ -52,6 +54,8 @@ def test_every_scan_option_survives_resume(tmp_path: Path) -> None:
         stop_on_first_hit=True, pdq=True, pdq_threshold=20, pdq_sets=[str(pdq)],
         size_filter=True, blockset=str(_blockset(tmp_path)), fs_timeout=99.0,
         read_timeout=77.0, file_timeout=55.0, case="C-1", examiner="E. X.", exhibit="X9",
+        vpdq=True, vpdq_interval=2.0, vpdq_sets=[f"{vpdq}:X"], vpdq_query_pct=70.0,
+        vpdq_target_pct=10.0,
     )
     defaults = ScanConfig(evidence=[])
     options = {f.name for f in dataclasses.fields(ScanConfig)} - NOT_OPTIONS

@@ -214,6 +214,11 @@ def scan(
     pdq: Annotated[bool, typer.Option("--pdq", help="PDQ perceptual hash of every picture (decoded in memory, never written); also searches the PDQ hashes of every known-bad --hashset .tdb.")] = False,
     pdq_set: Annotated[list[str], typer.Option("--pdq-set", metavar="PATH", help="PDQ hash set: 64-hex list, CSV with a pdq column, VICS JSON, or a .tdb carrying PDQ (repeat; implies --pdq).")] = [],  # noqa: B006
     pdq_threshold: Annotated[int, typer.Option("--pdq-threshold", help="Near-duplicate: PDQ Hamming distance at most this (0..64).")] = 31,
+    vpdq: Annotated[bool, typer.Option("--vpdq", help="vPDQ of every video: PDQ of one frame every --vpdq-interval seconds, decoded in memory (never written); frames go to vpdq.jsonl and are also searched in the PDQ picture sets. Implies --pdq.")] = False,
+    vpdq_interval: Annotated[float, typer.Option("--vpdq-interval", metavar="SECONDS", help="Seconds between hashed video frames (vPDQ's default 1).")] = 1.0,
+    vpdq_set: Annotated[list[str], typer.Option("--vpdq-set", metavar="PATH[:CATEGORY]", help="vPDQ hashes as ThreatExchange's vpdq writes them (frame,quality,hash,timestamp lines): one file per video, or a folder of them; optional category after a colon (repeat; implies --vpdq).")] = [],  # noqa: B006
+    vpdq_query_pct: Annotated[float, typer.Option("--vpdq-query-pct", help="Video near match: at least this % of the video's frames match the set video (python-threatexchange: 80).")] = 80.0,
+    vpdq_target_pct: Annotated[float, typer.Option("--vpdq-target-pct", help="... and at least this % of the set video's frames are matched (python-threatexchange: 0, so clips match).")] = 0.0,
     blockset: Annotated[str | None, typer.Option("--blockset", help="Also hash every block of every medium (allocated or not) against this block set (.tbs).")] = None,
     verify_image: Annotated[bool, typer.Option("--verify-image", help="Also hash the whole media (MD5/SHA-1) and compare with the acquisition hash stored in an E01.")] = False,
     case: Annotated[str | None, typer.Option("--case", help="Case reference (free text).")] = None,
@@ -240,6 +245,8 @@ def scan(
             verify_image=verify_image,
             order=order, stop_on_first_hit=stop_on_first_hit, formats=formats,
             pdq=pdq or bool(pdq_set), pdq_sets=list(pdq_set), pdq_threshold=pdq_threshold,
+            vpdq=vpdq or bool(vpdq_set), vpdq_interval=vpdq_interval, vpdq_sets=list(vpdq_set),
+            vpdq_query_pct=vpdq_query_pct, vpdq_target_pct=vpdq_target_pct,
             size_filter=size_filter, blockset=blockset,
             case=case, examiner=examiner,
             exhibit=exhibit, argv=list(sys.argv),
@@ -377,7 +384,9 @@ def print_summary(summary: dict[str, Any], out: Path, console: Console) -> None:
     table.add_row("known-bad hits", f"[bold red]{hits}[/]" if hits else "0")
     near = t.get("near_duplicates", 0)
     if summary.get("options", {}).get("pdq"):
-        table.add_row("PDQ near-duplicates (review)", f"[bold yellow]{near}[/]" if near else "0")
+        table.add_row("PDQ/vPDQ near-duplicates (review)" if summary["options"].get("vpdq")
+                      else "PDQ near-duplicates (review)",
+                      f"[bold yellow]{near}[/]" if near else "0")
     console.print(table)
     census = summary.get("census")
     if census:

@@ -33,6 +33,11 @@ class ScanConfig:
     pdq: bool = False  # PDQ perceptual hash of every picture (implied by pdq_sets)
     pdq_threshold: int = 31  # near match: Hamming distance <= this
     pdq_sets: list[str] = field(default_factory=list)  # PDQ hash sets (list, CSV, VICS)
+    vpdq: bool = False  # vPDQ of every video (implies pdq; implied by vpdq_sets)
+    vpdq_interval: float = 1.0  # seconds between hashed frames
+    vpdq_sets: list[str] = field(default_factory=list)  # vPDQ hash files/folders [:CATEGORY]
+    vpdq_query_pct: float = 80.0  # share of a video's frames that must match (reference: 80)
+    vpdq_target_pct: float = 0.0  # share of the set video's frames matched (reference: 0)
     size_filter: bool = False  # skip files whose size no known-bad set declares
     blockset: str | None = None  # scan --blockset: hash every media block against this .tbs
     fs_timeout: float = 300.0  # seconds without progress listing a directory

@@ -30,7 +30,8 @@ LOCK = ".triage.lock"
 SUMMARY = "summary.json"
 FILES = "files.jsonl"
 # Everything a run writes, under these exact names (the lock file goes when its run ends).
-OUTPUTS = (FILES, SUMMARY, JOURNAL, ".pdq-index", *FORMAT_FILES.values())
+OUTPUTS = (FILES, SUMMARY, JOURNAL, ".pdq-index", ".vpdq-index", "vpdq.jsonl",
+           *FORMAT_FILES.values())
 # Leftovers of a run killed mid-write: temporary files of an atomic replace, DFXML halves,
 # the external sort of --order.
 _TMP_NAME = re.compile("|".join(rf"\.{re.escape(n)}\.(tmp|part\d+)" for n in OUTPUTS))

@@ -20,7 +20,7 @@ FILE_FIELDS: tuple[str, ...] = (
     "size", "deleted", "orphan",
     "realloc", "mtime", "atime", "ctime", "crtime", "<hashes>", "kind", "signature",
     "extension_mismatch", "pdq", "pdq_quality", "pdq_error", "pdq_distance", "category",
-    "matches", "error",
+    "matches", "error", "vpdq_frames", "vpdq_duration", "vpdq_error", "vpdq_matches",
 )
 
 
@@ -62,6 +62,11 @@ class FileRecord:
     pdq_quality: int | None = None
     pdq_error: str | None = None  # why a picture has no PDQ (too small, bomb, truncated ...)
     pdq_distance: int | None = None  # closest PDQ near match: near-duplicate, needs review
+    vpdq_frames: int | None = None  # frames hashed in a video, with --vpdq (perceptual.video)
+    vpdq_duration: float | None = None  # seconds decoded (not what the header claims)
+    vpdq_error: str | None = None  # why a video has no or only part of its vPDQ
+    vpdq_matches: list[dict[str, Any]] | None = None  # video near matches: needs review
+    vpdq_hashes: list[Any] | None = None  # not written here: the frames, for vpdq.jsonl
     category: str | None = None
     matches: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None

@@ -78,6 +78,10 @@ def finish_record(record: FileRecord, index: HashIndex, algorithms: tuple[str, .
         if near:  # listed after the exact matches; the category stays the exact one
             record.matches = record.matches + near
             record.pdq_distance = near[0]["distance"]
+        video = pdq.video_matches(record) if pdq is not None else []
+        if video:  # videos: their own field, never a category (perceptual.video)
+            record.vpdq_matches = video
+        if near or video:
             tally.near_duplicates += 1
         tally.categories[record.category] += 1
         if is_known_bad(record.category):

@@ -36,6 +36,8 @@ from triage.matching import HashIndex
 from triage.perceptual.compute import PdqOptions
 from triage.perceptual.index import DEFAULT_THRESHOLD, PdqIndex, PdqSet
 from triage.perceptual.sources import check_pdq_only, in_place_files, load_pdq_sources
+from triage.perceptual.video import QUERY_PCT, TARGET_PCT, VpdqOptions
+from triage.perceptual.vsets import VpdqIndex, absolute_spec, load_vpdq_set
 from triage.pool import WorkerPool
 from triage.records import ALGORITHMS, SCHEMA_VERSION, record_path, utc_now
 from triage.outdir import RENDERING, FolderLock, claim, finish, remove_leftovers
@@ -151,6 +153,10 @@ def resume_config(out: Path, **overrides: Any) -> ScanConfig:
             pdq=opts.get("pdq", False),
             pdq_threshold=opts.get("pdq_threshold", DEFAULT_THRESHOLD),
             pdq_sets=[record_path(h) for h in previous.get("pdq_sets", [])],
+            vpdq=opts.get("vpdq", False), vpdq_interval=opts.get("vpdq_interval", 1.0),
+            vpdq_sets=[h["spec"] for h in previous.get("vpdq_sets", [])],
+            vpdq_query_pct=opts.get("vpdq_query_pct", QUERY_PCT),
+            vpdq_target_pct=opts.get("vpdq_target_pct", TARGET_PCT),
             size_filter=opts["size_filter"], blockset=opts.get("blockset"),
             read_timeout=opts["read_timeout"], file_timeout=opts.get("file_timeout", 0.0),
             case=previous["case"]["case"],
@@ -187,7 +193,7 @@ def _warn(config: ScanConfig, pdq_sets, progress: ProgressSink) -> None:
     if config.workers > cpus:
         progress.warn(f"--workers {config.workers} is more than the {cpus} CPU(s) available: "
                       "the workers compete for cores and the scan gets no faster")
-    if not config.hashsets and not pdq_sets:
+    if not config.hashsets and not pdq_sets and not config.vpdq_sets:
         progress.warn(NO_KNOWN_BAD)
 
 
@@ -284,6 +290,11 @@ def _check_config(config: ScanConfig) -> None:
         raise UsageError("--file-timeout must be 0 (derived from each file's size) or more")
     if not 0 <= config.pdq_threshold <= 64:
         raise UsageError("--pdq-threshold must be 0..64 (PDQ's reference is 31)")
+    if not 0.01 <= config.vpdq_interval <= 3600:
+        raise UsageError("--vpdq-interval must be 0.01..3600 seconds (vPDQ's default is 1)")
+    for name in ("vpdq_query_pct", "vpdq_target_pct"):
+        if not 0 <= getattr(config, name) <= 100:
+            raise UsageError(f"--{name.replace('_', '-')} must be 0..100")
     if config.resume and config.out is None:
         raise UsageError("--resume needs the folder of the interrupted run")
     if config.blockset:  # a bad .tbs is exit 2 before any output exists
@@ -340,12 +351,14 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
               locks: list[FolderLock]) -> ScanOutcome:
     formats = parse_formats(config.formats)
     algorithms = parse_algorithms(config.algorithms)
-    pdq_on = config.pdq or bool(config.pdq_sets)
+    vpdq_on = config.vpdq or bool(config.vpdq_sets)
+    pdq_on = config.pdq or bool(config.pdq_sets) or vpdq_on
     bad_index: list[str] = []  # filled from the index checks' threads: the scan stops
     sets = load_sets(config, verify=lambda check: bad_index.append(check.message()))
     check_pdq_only(sets, pdq_on)
     pdq_sets = load_pdq_sources(config.pdq_sets, sets if pdq_on else [], config.lenient,
                                 verify=lambda check: bad_index.append(check.message()))
+    vpdq_sets = [load_vpdq_set(spec, config.lenient) for spec in config.vpdq_sets]
     index = HashIndex(sets)
     if config.size_filter:
         _check_size_filter(sets)
@@ -385,9 +398,14 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
                     "verify_image": config.verify_image, "order": config.order,
                     "stop_on_first_hit": config.stop_on_first_hit, "formats": config.formats,
                     "size_filter": config.size_filter, "blockset": config.blockset,
-                    "pdq": pdq_on, "pdq_threshold": config.pdq_threshold},
+                    "pdq": pdq_on, "pdq_threshold": config.pdq_threshold,
+                    "vpdq": vpdq_on, "vpdq_interval": config.vpdq_interval,
+                    "vpdq_query_pct": config.vpdq_query_pct,
+                    "vpdq_target_pct": config.vpdq_target_pct},
         "hashsets": [_set_summary(s) for s in sets],
         "pdq_sets": [s.summary() for s in pdq_sets],
+        "vpdq_sets": [{**s.summary(), "spec": absolute_spec(spec)} for s, spec in
+                      zip(vpdq_sets, config.vpdq_sets)],
     }
     if previous is None:
         write_json_atomic(out / "summary.json", summary)
@@ -430,6 +448,10 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         progress.note(_resume_state(out, done, scan))
 
     writer = Writer(out / "files.jsonl")
+    if vpdq_on:  # the videos' frame hashes (perceptual.video): beside files.jsonl
+        if not config.resume:
+            (out / "vpdq.jsonl").write_bytes(b"")
+        writer.side = Writer(out / "vpdq.jsonl")
     journal = Journal(out, append=config.resume)
     pdq_index = None
     raw_pdq = [s for s in pdq_sets if isinstance(s, PdqSet)]
@@ -437,10 +459,17 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         pdq_index = out / ".pdq-index"
         PdqIndex.build(raw_pdq).save(pdq_index)
     in_place = in_place_files(pdq_sets)  # .tdb PDQ sections, mapped where they lie
+    vpdq_index = None
+    if vpdq_sets:  # the set videos' frames, one index mapped by every worker, removed at the end
+        vpdq_index = out / ".vpdq-index"
+        VpdqIndex.build(vpdq_sets).save(vpdq_index)
+    video = VpdqOptions(config.vpdq_interval, query_pct=config.vpdq_query_pct,
+                        target_pct=config.vpdq_target_pct,
+                        index_dir=vpdq_index and str(vpdq_index)) if vpdq_on else None
     init = WorkerInit(algorithms, sets, WalkOptions(config.include_orphans, config.max_orphans),
                       config.size_filter,
                       pdq=PdqOptions(config.pdq_threshold, pdq_index and str(pdq_index),
-                                     in_place) if pdq_on else None,
+                                     in_place, video) if pdq_on else None,
                       file_timeout=config.file_timeout, read_timeout=config.read_timeout)
     pool.initialize(WorkerState, init)
     scan.abort = bad_index
@@ -467,6 +496,8 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
     block_section = _finish_block_scan(block_pass, out, failure is None and not interrupted)
     if pdq_index is not None:
         shutil.rmtree(pdq_index, ignore_errors=True)
+    if vpdq_index is not None:
+        shutil.rmtree(vpdq_index, ignore_errors=True)
     if scan.spool is not None:
         scan.spool.close()
     total = scan.total()

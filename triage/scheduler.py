@@ -283,6 +283,7 @@ class Writer:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.side: Writer | None = None  # vpdq.jsonl (--vpdq): written before, synced with
         try:
             self._fh = open(path, "ab")
         except OSError as e:
@@ -314,6 +315,8 @@ class Writer:
 
     def sync(self) -> None:
         """Durable before the run may say complete."""
+        if self.side is not None:
+            self.side.sync()
         try:
             self._fh.flush()
             os.fsync(self._fh.fileno())
@@ -321,6 +324,8 @@ class Writer:
             raise OutputError(f"{self.path}: cannot sync ({e.strerror})") from None
 
     def close(self) -> None:
+        if self.side is not None:
+            self.side.close()
         try:
             self._fh.close()
         except OSError:
@@ -368,6 +373,8 @@ def schedule(scan: Scan, pool: WorkerPool, writer: Writer, journal: Journal) -> 
 def _done(scan: Scan, task: DirTask | FileTask, result: TaskResult, writer: Writer,
           journal: Journal) -> None:
     v = task.volume.index
+    if result.vpdq and writer.side is not None:  # frames durable no later than their record
+        writer.side.write(result.vpdq)
     end = writer.write(result.lines)
     if isinstance(task, FileTask):
         journal.files_done(v, task.records, end, result.tally)

@@ -19,9 +19,10 @@ from triage.hashsets.model import HashSet
 from triage.inspect import INSPECTORS
 from triage.matching import HashIndex
 from triage.perceptual.compute import PdqOptions, PdqWorker
+from triage.perceptual.video import side_line
 from triage.pool import describe_defect
 from triage.records import FileRecord
-from triage.results import SKIPPED_SIZE, Tally, encode_lines, finish_record
+from triage.results import SKIPPED_SIZE, Tally, encode_line, encode_lines, finish_record
 from triage.walk import DirRef, VolumeContext, WalkOptions, WalkStats
 
 SLICE_ENTRIES = 20_000  # directory entries per task: bounds the memory of one result
@@ -53,6 +54,7 @@ class TaskResult:
     orphans_truncated: bool = False
     loops: int = 0
     more: int | None = None
+    vpdq: bytes = b""  # vpdq.jsonl lines (--vpdq): the frame hashes of the videos hashed
 
 
 @dataclass
@@ -114,6 +116,14 @@ def _hash_into(state: WorkerState, b: Backend, handle: Any, record: FileRecord, 
 _hash_into = faults.wrap(_hash_into, lambda state, b, handle, record, *rest: record.path)
 
 
+def _side(result: TaskResult, record: FileRecord) -> None:
+    """A hashed video's frames go to vpdq.jsonl, not files.jsonl (kept small)."""
+    line = side_line(record)
+    if line is not None:
+        result.vpdq += encode_line(line)
+        record.vpdq_hashes = None
+
+
 def run_dir_task(state: WorkerState, task: DirTask, beat) -> TaskResult:
     b, handle = state.open(task.volume)
     v = task.volume
@@ -140,6 +150,7 @@ def run_dir_task(state: WorkerState, task: DirTask, beat) -> TaskResult:
             else:
                 record.hashes = empty_hashes(algorithms)
         lines.append(finish_record(record, state.index, algorithms, result.tally, state.pdq))
+        _side(result, record)
     result.lines = encode_lines(lines)
     result.errors = stats.errors
     result.orphans_truncated = stats.orphans_truncated
@@ -156,6 +167,7 @@ def run_file_task(state: WorkerState, task: FileTask, beat) -> TaskResult:
         _hash_into(state, b, handle, record, result.tally, beat)
         lines.append(finish_record(record, state.index, state.init.algorithms, result.tally,
                                    state.pdq))
+        _side(result, record)
     result.lines = encode_lines(lines)
     return result
 

@@ -43,6 +43,14 @@ from triage.perceptual.index import (
     PdqIndexGroup,
     to_hex,
 )
+from triage.perceptual.video import (
+    VpdqOptions,
+    frame_matches,
+    inspect_vpdq,
+    is_video,
+    match_video,
+)
+from triage.perceptual.vsets import VpdqIndex
 from triage.records import FileRecord
 
 MIN_SIDE = 50  # pictures smaller than 50 x 50 are skipped (PDQ is meaningless there)
@@ -62,6 +70,7 @@ class PdqOptions:
     threshold: int = DEFAULT_THRESHOLD
     index_dir: str | None = None  # compiled PDQ sets (``PdqIndex.save``); None: no sets
     index_files: tuple[str, ...] = ()  # .tdb files whose PDQ section is searched in place
+    vpdq: VpdqOptions | None = None  # --vpdq: hash videos' frames too (perceptual.video)
 
 
 @dataclass
@@ -71,6 +80,7 @@ class PdqWorker:
 
     options: PdqOptions
     index: PdqIndexGroup | None = None
+    frames: VpdqIndex | None = None  # the --vpdq-set frame index, mapped
 
     @classmethod
     def start(cls, options: PdqOptions | None) -> PdqWorker | None:
@@ -82,16 +92,34 @@ class PdqWorker:
             indexes = [PdqIndex.open(options.index_dir)] if options.index_dir else []
             indexes += [open_pdq(f) for f in options.index_files]
             index = PdqIndexGroup(indexes)
-        return cls(options, index)
+        video = options.vpdq
+        frames = VpdqIndex.open(video.index_dir) if video and video.index_dir else None
+        return cls(options, index, frames)
 
-    @staticmethod
-    def keep(head: bytes) -> bool:
-        """The read's ``keep`` policy: the whole content of pictures PDQ can decode."""
-        return keep_picture(head)
+    def keep(self, head: bytes) -> bool:
+        """The read's ``keep`` policy: the whole content of pictures PDQ can decode, and of
+        videos with ``--vpdq``."""
+        return keep_picture(head) or (self.options.vpdq is not None and is_video(head))
 
     def inspect(self, record: FileRecord, read: Read) -> None:
-        """Inspector (after the census): PDQ of a decodable picture."""
+        """Inspector (after the census): PDQ of a decodable picture, vPDQ of a video."""
         inspect_pdq(record, read.content)
+        if self.options.vpdq is not None:
+            inspect_vpdq(record, read.content, self.options.vpdq)
+
+    def video_matches(self, record: FileRecord) -> list[dict[str, Any]]:
+        """``vpdq_matches`` of a hashed video: set videos it matches (``match_video``), then
+        frames near a picture of the PDQ sets (``frame_matches``)."""
+        video, frames = self.options.vpdq, record.vpdq_hashes
+        if video is None or not frames:
+            return []
+        found = []
+        if self.frames is not None:
+            found += match_video(frames, self.frames, self.options.threshold, video.query_pct,
+                                 video.target_pct, video.interval)
+        if self.index is not None:
+            found += frame_matches(frames, self.index, self.options.threshold)
+        return found
 
     def near_matches(self, pdq: str | None, quality: int | None) -> list[dict[str, Any]]:
         """``matches`` entries for a picture's PDQ: every PDQ set hash within the threshold,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from triage.categories import is_known_bad
-from triage.reports._near import closest, near_matches
+from triage.reports._near import closest, near_matches, video_matches
 from triage.reports._run import iter_notable
 
 HIT_CAP = 1000  # hits listed per category
@@ -25,6 +25,8 @@ NEAR_CAP = 1000  # near-duplicates listed, closest first
 
 NEAR_KEYS = ("evidence", "volume_offset", "path", "inode", "size", "deleted", "category",
              "matches", "pdq_quality", "pdq_distance")
+VIDEO_KEYS = ("evidence", "volume_offset", "path", "inode", "size", "deleted", "category",
+              "vpdq_matches", "vpdq_frames", "vpdq_duration")
 HIT_KEYS = ("evidence", "volume_offset", "path", "inode", "size", "deleted", "orphan", "realloc",
             "orphan_long_name", "mtime", "atime", "ctime", "crtime", "category", "matches")
 
@@ -41,6 +43,8 @@ class Collected:
     near: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)  # heap, see below
     near_total: int = 0
     near_only: int = 0  # near-duplicates without an exact known-bad match: to review
+    videos: list[dict[str, Any]] = field(default_factory=list)  # --vpdq near matches, in order
+    videos_total: int = 0
 
     def near_sorted(self) -> list[dict[str, Any]]:
         """The kept near-duplicates, closest first (ties in files.jsonl order)."""
@@ -87,6 +91,10 @@ def collect(run_dir: Path, algorithms: tuple[str, ...], hit_cap: int = HIT_CAP,
                 bucket.append({k: r.get(k) for k in keep})
         if near_matches(r):
             c.keep_near(r, near_cap)
+        if video_matches(r):
+            c.videos_total += 1
+            if len(c.videos) < near_cap:
+                c.videos.append({k: r.get(k) for k in VIDEO_KEYS})
         if r.get("error"):
             c.errors_total += 1
             why = reason(str(r["error"]))

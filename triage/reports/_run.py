@@ -55,6 +55,7 @@ def iter_records(run_dir: Path, start: int = 0, end: int | None = None,
 # A line holding all three can be no hit, no near-duplicate and no error: an unmatched file.
 # (Inside a JSON string a quote is escaped, so a file name cannot fake these key/value pairs.)
 _PLAIN = (b'"matches":[]', b'"error":null', b'"category":"unknown"')
+_VIDEO = b'"vpdq_matches":[{'  # ... unless a video near match (--vpdq) is on the line
 
 
 def iter_notable(run_dir: Path) -> Iterator[dict[str, Any] | None]:
@@ -77,7 +78,7 @@ def _iter(run_dir: Path, skim: bool, start: int = 0, end: int | None = None,
                 if end is not None and pos >= end:
                     return
                 pos += len(line)
-                if skim and a in line and b in line and c in line:
+                if skim and a in line and b in line and c in line and _VIDEO not in line:
                     yield None
                     continue
                 if not line.strip():

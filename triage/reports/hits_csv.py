@@ -2,7 +2,8 @@
 near-duplicates that matched nothing exactly, marked as needing review.
 
 An exact (cryptographic) match always outranks a near match: ``hashsets`` lists exact matches
-only, near matches go to their own ``near_duplicate`` / ``pdq_distance`` columns, and a file
+only, near matches go to their own ``near_duplicate`` / ``pdq_distance`` columns (videos,
+``--vpdq``: ``video_near_duplicate`` / ``vpdq_share``, the best share of frames), and a file
 with only near matches keeps its own category (``unknown``, ``known-good``), gets the label
 ``NEAR_LABEL`` and comes after every exact hit, so it cannot be read as a confirmed hit.
 
@@ -24,7 +25,17 @@ from typing import Any
 
 from triage.categories import is_known_bad, severity_key
 from triage.reports._escape import escape
-from triage.reports._near import NEAR_LABEL, closest, describe, exact_matches, near_matches
+from triage.reports._near import (
+    NEAR_LABEL,
+    VIDEO_LABEL,
+    best_share,
+    closest,
+    describe,
+    describe_video,
+    exact_matches,
+    near_matches,
+    video_matches,
+)
 from triage.reports._run import algorithms, atomic_text, iter_notable
 from triage.reports.labels import Labels
 
@@ -34,7 +45,8 @@ TIMES = ("mtime", "atime", "ctime", "crtime")
 
 
 def columns(algs: Iterable[str]) -> list[str]:
-    return ["category", "label", "hashsets", "near_duplicate", "pdq_distance", "path",
+    return ["category", "label", "hashsets", "near_duplicate", "pdq_distance",
+            "video_near_duplicate", "vpdq_share", "path",
             "orphan_long_name", "evidence", "volume_offset", "inode", "size", "deleted", *TIMES, *algs]
 
 
@@ -60,10 +72,13 @@ def row(record: dict[str, Any], algs: Iterable[str], label: Labels) -> list[str]
     """One file; a file that is no known-bad hit is labelled as a near-duplicate to review."""
     category = record.get("category")
     near = near_matches(record)
-    cells: list[Any] = [category, label(category) if is_known_bad(category) or not near
-                        else NEAR_LABEL,
+    video = video_matches(record)
+    cells: list[Any] = [category, label(category) if is_known_bad(category) or not (near or video)
+                        else NEAR_LABEL if near else VIDEO_LABEL,
                         matched_sets(exact_matches(record)), "; ".join(map(describe, near)),
-                        closest(record) if near else None, record.get("path"),
+                        closest(record) if near else None,
+                        "; ".join(map(describe_video, video)), best_share(record),
+                        record.get("path"),
                         record.get("orphan_long_name"), record.get("evidence"), record.get("volume_offset"), record.get("inode"),
                         record.get("size"), record.get("deleted")]
     cells += [record.get(t) for t in TIMES]
@@ -89,8 +104,8 @@ def write(run_dir: Path, summary: dict[str, Any]) -> Path:
             if is_known_bad(record.get("category")):
                 hits.add([*severity_key(record.get("category")), *where],
                          row(record, algs, label))
-            elif near_matches(record):
-                distance = closest(record)
+            elif near_matches(record) or video_matches(record):
+                distance = closest(record) if near_matches(record) else None
                 near.add([999 if distance is None else distance, *where],
                          row(record, algs, label))
         for cells in hits.sorted():

@@ -18,7 +18,7 @@ from triage.categories import KNOWN_GOOD, is_known_bad
 from triage.reports._escape import escape
 from triage.reports._html_collect import Collected, collect
 from triage.reports._html_style import CSS
-from triage.reports._near import closest, exact_matches, near_matches
+from triage.reports._near import closest, describe_video, exact_matches, near_matches, video_matches
 from triage.reports._run import algorithms, atomic_text
 from triage.reports.html_blocks import block_matches
 from triage.reports.labels import Labels, severity, sort_key
@@ -405,6 +405,47 @@ def near_duplicates(s: dict[str, Any], c: Collected, label: Labels) -> Iterator[
     yield "</section>"
 
 
+def _video_row(i: int, r: dict[str, Any], label: Labels) -> str:
+    """One video near match: where it is, which set video or picture it is close to, the
+    shares and the times that matched; never a frame."""
+    flags = ", deleted" if r.get("deleted") else ""
+    where = (f'{e(r.get("evidence"))} @ {nb(r.get("volume_offset"))}, '
+             f'inode <span class=nb>{e(r.get("inode"))}</span>')
+    found = "<br>".join(f'{e(describe_video(m))} <span class=muted>'
+                        f'{e(label(m.get("category")))}</span>' for m in video_matches(r))
+    cat = r.get("category")
+    exact = (f'<span class="bad">{e(cat)}</span> {e(label(cat))}' if is_known_bad(cat)
+             else '<span class="warn">none: needs review</span>')
+    return (f'<tr{"" if is_known_bad(cat) else " class=warn"}><td class=n>{i}</td>'
+            f'<td class="wrap path"><b>{e(r.get("path"))}</b><div class=muted>{where}{flags}'
+            f'</div></td><td class=wrap>{found}</td><td>{exact}</td>'
+            f'<td class=n>{num(r.get("vpdq_frames"))}</td><td class=n>{num(r.get("size"))}</td>'
+            "</tr>")
+
+
+def video_near(s: dict[str, Any], c: Collected, label: Labels) -> Iterator[str]:
+    """Videos whose sampled frames match a set video (vPDQ) or a set picture (PDQ): leads
+    for a person to look at, never hits, never a category. No frame is ever shown."""
+    if not c.videos_total and not (s.get("options") or {}).get("vpdq"):
+        return
+    yield "<section><h2>Near-duplicate videos (vPDQ) &mdash; needs review</h2>"
+    if not c.videos_total:
+        yield ("<p>No video's frames came near a set video (vPDQ) or a set picture (PDQ)."
+               "</p></section>")
+        return
+    yield (f"<p class=warn>{num(c.videos_total)} video(s) have sampled frames within the PDQ "
+           "threshold of a set video's frames (share of this video's frames that match, share "
+           "of the set video's frames matched, and the times that matched) or of a set "
+           "picture. A near match is a lead, not a hit: a person must watch the video to "
+           "confirm.</p>")
+    yield table(["#", "Path", "Near match (needs review)", "Exact match", "Frames hashed",
+                 "Size"], (_video_row(i, r, label) for i, r in enumerate(c.videos, 1)),
+                numeric=(0, 4, 5))
+    yield more(len(c.videos), c.videos_total, "hits.csv (video_near_duplicate column) or "
+                                              "files.jsonl (vpdq_matches)")
+    yield "</section>"
+
+
 def errors(c: Collected) -> Iterator[str]:
     yield "<section><h2>Files whose content was not read</h2>"
     if not c.errors_total:
@@ -461,7 +502,8 @@ def render(summary: dict[str, Any], c: Collected, algs: tuple[str, ...]) -> Iter
     label = Labels(summary)
     for part in (header(summary, c), evidence(summary), hashsets(summary),
                  totals(summary, c, label), hits(c, algs, label),
-                 near_duplicates(summary, c, label), block_matches(summary), errors(c),
+                 near_duplicates(summary, c, label), video_near(summary, c, label),
+                 block_matches(summary), errors(c),
                  run_info(summary)):
         yield from part
         yield "\n"

@@ -86,12 +86,37 @@ FIELD_TYPES: dict[str, dict[str, Any]] = {
                  ", 'unknown'; null when the content was not hashed"},
     "matches": {"type": "array", "items": MATCH},
     "error": {**_STR_NULL, "description": "why the content was not hashed, else null"},
+    "vpdq_frames": {"type": ["integer", "null"], "minimum": 0,
+                    "description": "--vpdq: frames of a video hashed (their hashes: vpdq.jsonl)"},
+    "vpdq_duration": {"type": ["number", "null"], "minimum": 0,
+                      "description": "--vpdq: seconds of video decoded (not the header's claim)"},
+    "vpdq_error": {**_STR_NULL, "description": "--vpdq: why a video has no vPDQ or only part "
+                   "of it (too large, not decoded: ..., stopped: time limit ...)"},
+    "vpdq_matches": {"type": ["array", "null"], "description": "--vpdq: video near matches, "
+                     "needs review, never the file's category: set videos (algorithm vpdq: "
+                     "query_pct, target_pct, ranges in s) and frames near a set picture "
+                     "(algorithm pdq-frame: distance, at in s)",
+                     "items": {"type": "object", "required": ["hashset", "algorithm",
+                                                              "category", "distance"],
+                               "properties": {
+                                   "hashset": {"type": "string"},
+                                   "algorithm": {"enum": ["vpdq", "pdq-frame"]},
+                                   "category": {"type": "string"},
+                                   "distance": {"type": "integer", "minimum": 0,
+                                                "maximum": 64},
+                                   "video": {"type": "string"},
+                                   "query_pct": {"type": "number"},
+                                   "target_pct": {"type": "number"},
+                                   "ranges": {"type": "array"},
+                                   "at": {"type": "number"},
+                                   "frames": {"type": "integer"}}}},
 }
 
 
 # Keys added by a minor version: optional, so that records of older 1.x runs still validate.
 OPTIONAL_FIELDS = frozenset({"kind", "signature", "extension_mismatch", "pdq", "pdq_quality",
-                             "pdq_error", "pdq_distance", "path_bytes", "orphan_long_name"})
+                             "pdq_error", "pdq_distance", "path_bytes", "orphan_long_name",
+                             "vpdq_frames", "vpdq_duration", "vpdq_error", "vpdq_matches"})
 
 
 BLOCK_MATCHES = {
@@ -228,7 +253,8 @@ _END_KEYS = ["interrupted", "elapsed_seconds", "evidence", "totals", "categories
 # Keys a newer scan writes that older runs lack: documented, not required.
 _NEWER_KEYS = ["resumed", "evidence_given", "stopped_early", "reports", "census", "pdq_sets",
                "first_internal_error", "incomplete_reason",
-               "resume_commands", "invalid", "resumed_after_early_stop", "block_scan"]
+               "resume_commands", "invalid", "resumed_after_early_stop", "block_scan",
+               "vpdq_sets"]
 
 
 def summary_schema() -> dict[str, Any]:
@@ -295,6 +321,17 @@ def summary_schema() -> dict[str, Any]:
             "skipped_lines": _COUNT, "dropped": _COUNT, "verification": INDEX_CHECK},
             ["name", "path", "kind", "format", "sha256", "entries", "algorithms",
              "skipped_lines", "dropped"])},
+        "vpdq_sets": {"type": "array", "description": "--vpdq-set: vPDQ hash files (one "
+                      "video each, ThreatExchange's frame,quality,hash,timestamp lines)",
+                      "items": _obj({
+                          "name": _STR, "path": _STR, "spec": _STR,
+                          "kind": {"enum": ["known-bad"]}, "format": {"enum": ["vpdq"]},
+                          "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                          "videos": _COUNT, "frames": _COUNT, "category": _STR,
+                          "algorithms": {"type": "array", "items": {"enum": ["vpdq"]}},
+                          "skipped_lines": _COUNT},
+                          ["name", "path", "spec", "format", "sha256", "videos", "frames",
+                           "category"])},
         "invalid": {"type": "array", "items": _STR,
                     "description": "why the run is invalid: a compiled index whose data is not "
                                    "what its header records (exit 2); empty when valid"},

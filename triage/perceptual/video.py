@@ -1,0 +1,245 @@
+"""vPDQ: PDQ of video frames sampled at an interval, computed in the worker (``--vpdq``).
+
+For every file whose first bytes say video (``census``: mp4, mov, mkv, webm, avi ...; whatever
+its name), the worker keeps the content of its single read (as for PDQ pictures, at most
+``hashing.KEEP_LIMIT`` = 256 MiB: a larger video gets ``vpdq_error`` "too large"), decodes it
+in memory with PyAV (FFmpeg inside the wheel; ``io.BytesIO`` of the content, never a file),
+and hashes one frame every ``--vpdq-interval`` seconds with the same ``pdqhash`` as pictures,
+as ThreatExchange's ``vpdq`` does: frames are counted from 0 in decoding order, frame ``n`` is
+hashed when ``n`` is a multiple of ``round(interval x frame rate)``, its timestamp is
+``n / frame rate``. Pixels never leave the worker, are never written, never shown.
+
+Bounded, never a crash or a hang: ``TIME_LIMIT`` seconds of decoding per video and at most
+``MAX_FRAMES`` hashed frames (the frames hashed so far are kept and ``vpdq_error`` says where
+it stopped), frames larger than ``MAX_PIXELS`` are refused before decoding, and every FFmpeg
+error (truncated, corrupt, no video stream, no frame) is a per-file ``vpdq_error``. The
+duration recorded (``vpdq_duration``) is the one decoded, not what the header claims.
+
+Matching (``match_video``) follows python-threatexchange's vPDQ matcher: frames of quality
+under 50 are left out and each distinct hash counted once, on both sides; a query frame
+matches a set video when some frame of it is within the PDQ threshold (31); the query share is
+the part of the scanned video's frames that match, the target share the part of the set
+video's frames matched; a match when the query share reaches ``--vpdq-query-pct`` (80) and the
+target share ``--vpdq-target-pct`` (0, the reference's index threshold: a clip of a longer
+known video matches). Frames are also looked up in the picture PDQ sets
+(``frame_matches``): a video showing a known picture. Both are near matches: "needs review",
+never a category (``vpdq_matches``, apart from ``matches``).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from triage.census import SIGNATURE_KIND, VIDEO
+from triage.hashing import KEEP_LIMIT
+from triage.perceptual.index import DEFAULT_THRESHOLD, MIN_QUALITY, to_hex
+from triage.perceptual.vsets import VpdqIndex, usable
+from triage.records import FileRecord
+
+VIDEO_SIGNATURES = frozenset(s for s, k in SIGNATURE_KIND.items() if k == VIDEO)
+DEFAULT_INTERVAL = 1.0  # seconds between hashed frames (vPDQ's default)
+TIME_LIMIT = 120.0  # seconds of decoding per video
+MAX_FRAMES = 36_000  # hashed frames per video (10 h at one a second)
+MAX_PIXELS = 8192 * 8192  # a larger frame is refused before decoding
+MAX_BYTES = KEEP_LIMIT  # the worker keeps at most this much content of one file
+HASH_SIDE = 512  # frames whose shorter side is >= 1024 px are reduced by a whole factor
+QUERY_PCT = 80.0  # python-threatexchange VPDQ_QUERY_MATCH_THRESHOLD_PERCENT
+TARGET_PCT = 0.0  # python-threatexchange VPDQ_INDEX_MATCH_THRESHOLD_PERCENT
+MAX_VIDEO_MATCHES = 20  # set videos listed per scanned video, best first
+
+Frame = tuple[int, int, str, float]  # frame number, quality, PDQ hex, timestamp (s)
+
+
+@dataclass(frozen=True)
+class VpdqOptions:
+    """What the workers need for ``--vpdq`` (small, picklable)."""
+
+    interval: float = DEFAULT_INTERVAL
+    time_limit: float = TIME_LIMIT
+    max_frames: int = MAX_FRAMES
+    query_pct: float = QUERY_PCT
+    target_pct: float = TARGET_PCT
+    index_dir: str | None = None  # the frame index of the --vpdq-set videos; None: no sets
+
+
+def is_video(head: bytes) -> bool:
+    """The read's ``keep`` policy for videos."""
+    from triage.census import signature
+
+    return signature(head) in VIDEO_SIGNATURES
+
+
+_ADDRESS = re.compile(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>")
+
+
+def _reason(e: BaseException) -> str:
+    """An FFmpeg error as a reason that is the same on every run (no object address)."""
+    text = _ADDRESS.sub("", " ".join(str(e).split()))
+    return (text or type(e).__name__)[:160]
+
+
+def compute_vpdq(data: bytes | bytearray | memoryview, interval: float = DEFAULT_INTERVAL,
+                 time_limit: float = TIME_LIMIT, max_frames: int = MAX_FRAMES
+                 ) -> tuple[list[Frame], float | None, str | None]:
+    """``(frames, decoded duration in s, reason or None)`` for a video's bytes. Frames hashed
+    before an error or a limit are returned with the reason."""
+    import av
+    import pdqhash
+
+    start = time.monotonic()
+    frames: list[Frame] = []
+    decoded = 0
+    fps = 0.0
+    try:
+        with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.video:
+                return [], None, "no video stream"
+            stream = container.streams.video[0]
+            ctx = stream.codec_context
+            ctx.thread_count = 1  # one core per worker: the pool gives the parallelism
+            width, height = ctx.width or 0, ctx.height or 0
+            if width * height > MAX_PIXELS:
+                return [], None, f"not decoded: {width}x{height} frames exceed {MAX_PIXELS:,} pixels"
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            fps = float(rate) if rate else 0.0
+            if not 0 < fps <= 1000 or math.isnan(fps):
+                fps = 25.0  # no usable rate in the header: PAL's, so timestamps stay finite
+            step = max(1, round(interval * fps))
+            for frame in container.decode(stream):
+                if time.monotonic() - start > time_limit:
+                    return frames, decoded / fps, (f"stopped: time limit of {time_limit:g} s "
+                                                   f"reached at frame {decoded:,}")
+                if decoded % step == 0:
+                    if len(frames) >= max_frames:
+                        return frames, decoded / fps, (f"stopped: {max_frames:,} frames "
+                                                       "hashed (the limit)")
+                    if frame.width * frame.height > MAX_PIXELS:
+                        return frames, decoded / fps, "not decoded: frame too large"
+                    factor = min(frame.width, frame.height) // HASH_SIDE
+                    if factor > 1:
+                        frame = frame.reformat(frame.width // factor, frame.height // factor)
+                    pixels = frame.to_ndarray(format="rgb24")
+                    bits, quality = pdqhash.compute(pixels)
+                    del pixels
+                    frames.append((decoded, int(quality), to_hex(bits),
+                                   round(decoded / fps, 3)))
+                decoded += 1
+    except MemoryError:
+        return frames, (decoded / fps if fps else None), "not decoded: out of memory"
+    except Exception as e:  # noqa: BLE001 - hostile videos: a reason, never a crash
+        return frames, (decoded / fps if fps else None), f"not decoded: {_reason(e)}"
+    if not frames:
+        return [], 0.0, "no frame decoded"
+    return frames, round(decoded / fps, 3), None
+
+
+def inspect_vpdq(record: FileRecord, content: bytes | bytearray | None,
+                 options: VpdqOptions) -> None:
+    """vPDQ of a video from the content its read kept: ``vpdq_frames``, ``vpdq_duration``,
+    ``vpdq_error``, and the frames for ``vpdq.jsonl`` (``vpdq_hashes``, not in files.jsonl)."""
+    if record.kind != VIDEO:
+        return
+    if content is None or len(content) > MAX_BYTES:
+        size = len(content) if content is not None else (record.size or 0)
+        record.vpdq_error = (f"too large: {size:,} bytes is over the {MAX_BYTES >> 20} MiB "
+                             "limit" if size > MAX_BYTES else "not decoded: content not kept")
+        return
+    frames, duration, reason = compute_vpdq(content, options.interval, options.time_limit,
+                                            options.max_frames)
+    record.vpdq_frames = len(frames)
+    record.vpdq_duration = round(duration, 3) if duration is not None else None
+    record.vpdq_error = reason
+    record.vpdq_hashes = frames or None
+
+
+# ---------------------------------------------------------------------------------------------
+# Matching
+
+
+def ranges(times: list[float], interval: float) -> list[list[float]]:
+    """Matched frame times merged into [start, end] ranges (a gap of more than 1.5 intervals
+    starts a new range); ``end`` is the last matched frame's time."""
+    out: list[list[float]] = []
+    for t in sorted(times):
+        if out and t - out[-1][1] <= 1.5 * interval + 1e-6:
+            out[-1][1] = t
+        else:
+            out.append([t, t])
+    return [[round(a, 3), round(b, 3)] for a, b in out]
+
+
+def match_video(frames: list[Frame], index: VpdqIndex, threshold: int = DEFAULT_THRESHOLD,
+                query_pct: float = QUERY_PCT, target_pct: float = TARGET_PCT,
+                interval: float = DEFAULT_INTERVAL) -> list[dict[str, Any]]:
+    """Set videos this video matches (python-threatexchange's semantics, module docstring),
+    best query share first: ``{"hashset", "algorithm": "vpdq", "category", "video",
+    "query_pct", "target_pct", "distance" (closest frame), "ranges" (of this video, s)}``."""
+    query = usable(frames)
+    if not query or not len(index):
+        return []
+    matched_times: dict[int, list[float]] = {}
+    target_rows: dict[int, set[int]] = {}
+    closest: dict[int, int] = {}
+    for _, _, pdq, ts in query:
+        rows, dist = index.pdq.search(pdq, threshold)
+        if not len(rows):
+            continue
+        vids = np.asarray(index.video[rows])
+        for vid in np.unique(vids).tolist():
+            sel = vids == vid
+            matched_times.setdefault(vid, []).append(ts)
+            target_rows.setdefault(vid, set()).update(rows[sel].tolist())
+            d = int(dist[sel].min())
+            closest[vid] = min(d, closest.get(vid, d))
+    out = []
+    for vid, times in matched_times.items():
+        info = index.videos[vid]
+        q = 100.0 * len(times) / len(query)
+        t = 100.0 * len(target_rows[vid]) / max(1, info["frames"])
+        if q >= query_pct and t >= target_pct:
+            out.append({"hashset": info["set"], "algorithm": "vpdq",
+                        "category": info["category"], "video": info["name"],
+                        "query_pct": round(q, 1), "target_pct": round(t, 1),
+                        "distance": closest[vid], "ranges": ranges(times, interval)})
+    out.sort(key=lambda m: (-m["query_pct"], -m["target_pct"], m["distance"]))
+    return out[:MAX_VIDEO_MATCHES]
+
+
+def frame_matches(frames: list[Frame], pictures: Any, threshold: int = DEFAULT_THRESHOLD
+                  ) -> list[dict[str, Any]]:
+    """Frames within the threshold of a picture PDQ set hash (``pictures``: the worker's
+    ``PdqIndexGroup``): per set and category the closest frame, ``{"hashset", "algorithm":
+    "pdq-frame", "category", "distance", "at" (s), "frames" (how many frames matched)}``."""
+    best: dict[tuple[str, str], dict[str, Any]] = {}
+    for _, quality, pdq, ts in usable(frames):
+        if quality < MIN_QUALITY:
+            continue
+        for m in pictures.matches(pdq, threshold):
+            key = (m["hashset"], m["category"])
+            found = best.get(key)
+            if found is None:
+                best[key] = {"hashset": m["hashset"], "algorithm": "pdq-frame",
+                             "category": m["category"], "distance": m["distance"], "at": ts,
+                             "frames": 1}
+            else:
+                found["frames"] += 1
+                if m["distance"] < found["distance"]:
+                    found["distance"], found["at"] = m["distance"], ts
+    return sorted(best.values(), key=lambda m: (m["distance"], m["at"]))
+
+
+def side_line(record: FileRecord) -> dict[str, Any] | None:
+    """The ``vpdq.jsonl`` line of a hashed video: its key (evidence, volume, path, inode) and
+    frames ``[frame number, quality, pdq hex, timestamp]`` in vPDQ's text order."""
+    if not record.vpdq_hashes:
+        return None
+    return {"evidence": record.evidence, "volume_offset": record.volume_offset,
+            "path": record.path, "inode": record.inode,
+            "frames": [list(f) for f in record.vpdq_hashes]}
