@@ -337,6 +337,12 @@ def test_bad_input(redis_server: Redis, workers: Workers, tmp_path: Path) -> Non
         done = triage(*args)
         assert done.returncode == 2, (words, done.stderr)
         assert words in done.stderr and done.stderr.count("\n") == 1, (words, done.stderr)
+    bad = tmp_path / "bad.md5"
+    bad.write_text("not a hash at all\n")
+    done = triage("lab", "submit", str(tmp_path / "c5"), str(IMAGES / "fat.img"), "--hashset",
+                  str(bad), "--broker", redis_server.url)
+    assert done.returncode == 2 and "bad.md5" in done.stderr and done.stderr.count("\n") == 1
+    assert [p.name for p in (tmp_path / "c5").iterdir()] in ([], [".case.lock"])
     run = tmp_path / "run"
     assert triage("scan", str(IMAGES / "iso.iso"), "--out", str(run), "--quiet").returncode == 0
     done = triage("lab", "submit", str(run), str(IMAGES / "fat.img"), "--broker", redis_server.url)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import shutil
 import time
 import uuid
 from collections import Counter
@@ -184,7 +185,11 @@ def submit(case_dir: str | os.PathLike[str], evidence: list[str], hashsets: list
         if existing is None:
             the_case = cases.new_case(folder, case, examiner,
                                       queue or settings.DEFAULT_QUEUE)
-            sources = compile_sets(folder, sets, good, options.lenient)
+            try:
+                sources = compile_sets(folder, sets, good, options.lenient)
+            except BaseException:  # a malformed set: leave the folder as it was found
+                shutil.rmtree(folder / cases.HASHSETS, ignore_errors=True)
+                raise
             the_case.hashset_sources = sources
             the_case.scan = {**scan, "hashsets": [s["compiled"] for s in sources
                                                   if s["kind"] == "known-bad"],
