@@ -107,7 +107,7 @@ def _hash_into(state: WorkerState, b: Backend, handle: Any, record: FileRecord, 
             for inspect in INSPECTORS:
                 inspect(record, read)
             if state.pdq is not None:  # after the census: it reads kind and signature
-                state.pdq.inspect(record, read)
+                state.pdq.inspect(record, read, beat)
         except Exception as e:  # noqa: BLE001 - a defect: counted; the file keeps its hashes
             tally.internal(record.path, "content inspection: " + describe_defect(e))
 

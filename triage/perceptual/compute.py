@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,11 +102,13 @@ class PdqWorker:
         videos with ``--vpdq``."""
         return keep_picture(head) or (self.options.vpdq is not None and is_video(head))
 
-    def inspect(self, record: FileRecord, read: Read) -> None:
-        """Inspector (after the census): PDQ of a decodable picture, vPDQ of a video."""
+    def inspect(self, record: FileRecord, read: Read,
+                beat: Callable[[], None] | None = None) -> None:
+        """Inspector (after the census): PDQ of a decodable picture, vPDQ of a video (``beat``:
+        the task's heartbeat, called while a video decodes)."""
         inspect_pdq(record, read.content)
         if self.options.vpdq is not None:
-            inspect_vpdq(record, read.content, self.options.vpdq)
+            inspect_vpdq(record, read.content, self.options.vpdq, beat)
 
     def video_matches(self, record: FileRecord) -> list[dict[str, Any]]:
         """``vpdq_matches`` of a hashed video: set videos it matches (``match_video``), then

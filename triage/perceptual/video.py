@@ -32,6 +32,7 @@ import io
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,10 +87,13 @@ def _reason(e: BaseException) -> str:
 
 
 def compute_vpdq(data: bytes | bytearray | memoryview, interval: float = DEFAULT_INTERVAL,
-                 time_limit: float = TIME_LIMIT, max_frames: int = MAX_FRAMES
+                 time_limit: float = TIME_LIMIT, max_frames: int = MAX_FRAMES,
+                 progress: Callable[[], None] | None = None
                  ) -> tuple[list[Frame], float | None, str | None]:
     """``(frames, decoded duration in s, reason or None)`` for a video's bytes. Frames hashed
-    before an error or a limit are returned with the reason."""
+    before an error or a limit are returned with the reason. ``progress`` is called for every
+    decoded frame: the worker's heartbeat (throttled), so a long video is not taken for a
+    hung worker; ``time_limit`` bounds it."""
     import av
     import pdqhash
 
@@ -113,6 +117,8 @@ def compute_vpdq(data: bytes | bytearray | memoryview, interval: float = DEFAULT
                 fps = 25.0  # no usable rate in the header: PAL's, so timestamps stay finite
             step = max(1, round(interval * fps))
             for frame in container.decode(stream):
+                if progress is not None:
+                    progress()
                 if time.monotonic() - start > time_limit:
                     return frames, decoded / fps, (f"stopped: time limit of {time_limit:g} s "
                                                    f"reached at frame {decoded:,}")
@@ -141,7 +147,7 @@ def compute_vpdq(data: bytes | bytearray | memoryview, interval: float = DEFAULT
 
 
 def inspect_vpdq(record: FileRecord, content: bytes | bytearray | None,
-                 options: VpdqOptions) -> None:
+                 options: VpdqOptions, progress: Callable[[], None] | None = None) -> None:
     """vPDQ of a video from the content its read kept: ``vpdq_frames``, ``vpdq_duration``,
     ``vpdq_error``, and the frames for ``vpdq.jsonl`` (``vpdq_hashes``, not in files.jsonl)."""
     if record.kind != VIDEO:
@@ -152,7 +158,7 @@ def inspect_vpdq(record: FileRecord, content: bytes | bytearray | None,
                              "limit" if size > MAX_BYTES else "not decoded: content not kept")
         return
     frames, duration, reason = compute_vpdq(content, options.interval, options.time_limit,
-                                            options.max_frames)
+                                            options.max_frames, progress)
     record.vpdq_frames = len(frames)
     record.vpdq_duration = round(duration, 3) if duration is not None else None
     record.vpdq_error = reason

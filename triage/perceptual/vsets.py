@@ -163,13 +163,13 @@ class VpdqIndex:
         return len(self.pdq)
 
     @classmethod
-    def build(cls, sets: list[VpdqSet]) -> "VpdqIndex":
+    def build(cls, sets: list[VpdqSet]) -> VpdqIndex:
         hashes, video, times, videos = [], [], [], []
         for s in sets:
             for v in s.videos:
                 vid = len(videos)
                 videos.append({"name": v.name, "set": s.name, "category": s.category,
-                               "frames": int(len(v.hashes))})
+                               "frames": len(v.hashes)})
                 hashes.append(v.hashes)
                 video.append(np.full(len(v.hashes), vid, np.uint32))
                 times.append(v.times)
@@ -189,7 +189,7 @@ class VpdqIndex:
         return d
 
     @classmethod
-    def open(cls, directory: str | os.PathLike[str]) -> "VpdqIndex":
+    def open(cls, directory: str | os.PathLike[str]) -> VpdqIndex:
         """Map a saved frame index read-only."""
         d = Path(directory)
         info = json.loads((d / "videos.json").read_text(encoding="utf-8"))

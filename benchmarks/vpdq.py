@@ -1,0 +1,237 @@
+"""vPDQ benchmark: decode + PDQ speed per core, a 10-minute video's cost, the frame search,
+and what ``--vpdq`` costs a scan of an image that holds no video.
+
+    python benchmarks/vpdq.py [--seconds 10] [--set-videos 2000] [--set-frames 1000]
+                              [--query-videos 100] [--query-frames 300] [--files 5000]
+                              [--repeat 3] [--workdir /var/tmp/triage-vpdq]
+                              [--skip-decode] [--skip-search] [--skip-scan]
+
+1. Decode + PDQ, one core (``thread_count`` 1, as in a worker): H.264 videos drawn here
+   (moving gradients and shapes, 30 fps, libx264 ``medium``) at 480p and 1080p; frames decoded
+   per second, frames hashed per second (one a second of video: vPDQ's default) and seconds
+   of video per CPU second; a 10-minute video's cost is extrapolated from the latter (decoding
+   every frame dominates: the hashed frames are 1/30 of them).
+2. Frame search: ``--set-videos`` x ``--set-frames`` random PDQ frames (fixed seed) in the
+   frame index (``perceptual.vsets.VpdqIndex``, the PDQ multi-index), queried with
+   ``--query-videos`` x ``--query-frames`` frames, 1% of them planted near matches (1..31 bits
+   from a set frame) that must all be found; time per query frame, extrapolated to 10k videos.
+   The target is 100M frames (100k x 1,000); at the default 2M the index fits this shared
+   machine. Note on extrapolation: past 2^24 rows the pieces' buckets no longer split, so the
+   candidates per probe grow with the index size (see the printed estimate).
+3. ``--vpdq`` on an ext4 image of ``--files`` small files (text, JPEG and PNG pictures, no
+   video): scans alternately plain, ``--pdq`` and ``--vpdq``, median of ``--repeat``.
+
+Not part of CI. Prints one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from triage.perceptual.video import compute_vpdq, match_video
+from triage.perceptual.vsets import VpdqIndex, VpdqSet, VpdqVideo
+
+
+def draw(n: int, w: int, h: int, fps: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    for i in range(n):
+        s = i // fps
+        r = np.random.default_rng(s)
+        a, b = r.uniform(-3, 3, 2)
+        img = np.empty((h, w, 3), np.uint8)
+        img[..., 0] = ((xx * a + yy * b + 3 * i) % 255).astype(np.uint8)
+        img[..., 1] = ((xx * b - yy * a) % 255).astype(np.uint8)
+        cx, cy = r.uniform(0, w), r.uniform(0, h)
+        img[..., 2] = np.where((xx - cx - 4 * (i % fps)) ** 2 + (yy - cy) ** 2
+                               < (h / 6) ** 2, 255, 0)
+        yield img
+
+
+def make_video(path: Path, w: int, h: int, seconds: int, fps: int = 30) -> Path:
+    import av
+
+    if path.exists():
+        return path
+    with av.open(str(path), "w", format="mp4") as c:
+        st = c.add_stream("libx264", rate=fps)
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        for img in draw(seconds * fps, w, h, fps):
+            for p in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    return path
+
+
+def decode_speed(workdir: Path, seconds: int, rows: list[tuple[str, str]]) -> None:
+    import av
+
+    for name, (w, h) in (("480p", (854, 480)), ("1080p", (1920, 1080))):
+        path = make_video(workdir / f"{name}-{seconds}s.mp4", w, h, seconds)
+        data = path.read_bytes()
+        with av.open(str(path)) as c:
+            decoded = sum(1 for _ in c.decode(video=0))
+        times = []
+        for _ in range(3):
+            t0 = time.process_time()
+            frames, duration, why = compute_vpdq(data)
+            times.append(time.process_time() - t0)
+            assert why is None and len(frames) == seconds, (why, len(frames))
+        cpu = min(times)
+        rows.append((f"{name} H.264 ({w}x{h}, 30 fps, {len(data) / seconds / 1e3:.0f} kB/s): "
+                     "decode + PDQ, one core",
+                     f"{decoded / cpu:,.0f} frames decoded/s, {len(frames) / cpu:,.1f} hashed/s, "
+                     f"{seconds / cpu:,.1f} s of video per CPU s"))
+        rows.append((f"{name}: a 10-minute video (extrapolated from {seconds} s)",
+                     f"{600 * cpu / seconds:,.1f} CPU s"))
+
+
+def random_hashes(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.integers(0, 256, (n, 32), dtype=np.uint8)
+
+
+def flip(h: np.ndarray, bits: int, rng: np.random.Generator) -> np.ndarray:
+    out = h.copy()
+    for b in rng.choice(256, bits, replace=False):
+        out[b // 8] ^= 1 << (7 - b % 8)
+    return out
+
+
+def search_speed(args, rows: list[tuple[str, str]]) -> None:
+    rng = np.random.default_rng(20261206)
+    n = args.set_videos * args.set_frames
+    t0 = time.perf_counter()
+    hashes = random_hashes(rng, n)
+    videos = [VpdqVideo(f"v{i}", hashes[i * args.set_frames:(i + 1) * args.set_frames],
+                        np.arange(args.set_frames, dtype=np.float32))
+              for i in range(args.set_videos)]
+    built = VpdqIndex.build([VpdqSet("bench", "bench", "1", "0" * 64, videos)])
+    d = Path(tempfile.mkdtemp(dir=args.workdir))
+    built.save(d)
+    del built, videos
+    index = VpdqIndex.open(d)
+    rows.append((f"frame index: {n:,} frames ({args.set_videos:,} videos x "
+                 f"{args.set_frames:,}), built + saved", f"{time.perf_counter() - t0:,.1f} s"))
+    # query videos: random frames, 1% planted near a set frame
+    planted = 0
+    queries = []
+    for v in range(args.query_videos):
+        q = random_hashes(rng, args.query_frames)
+        for i in range(args.query_frames):
+            if rng.random() < 0.01:
+                q[i] = flip(hashes[rng.integers(n)], int(rng.integers(1, 32)), rng)
+                planted += 1
+        queries.append([(i, 100, q[i].tobytes().hex(), float(i)) for i in range(len(q))])
+    found = 0
+    t0 = time.perf_counter()
+    for frames in queries:
+        for _, _, pdq, _ in frames:
+            rows_, _ = index.pdq.search(pdq, 31)
+            found += len(rows_) > 0
+    elapsed = time.perf_counter() - t0
+    total = args.query_videos * args.query_frames
+    assert found >= planted, (found, planted)  # every planted near frame is found
+    per = elapsed / total
+    rows.append((f"frame search: {total:,} query frames ({args.query_videos} videos x "
+                 f"{args.query_frames}), {planted} planted, all found",
+                 f"{elapsed:,.2f} s, {per * 1e6:,.0f} us a frame"))
+    t0 = time.perf_counter()
+    for frames in queries[:10]:
+        match_video(frames, index)
+    rows.append(("match_video (search + shares), per 300-frame video",
+                 f"{(time.perf_counter() - t0) / 10 * 1e3:,.0f} ms"))
+    # 10k videos x 300 frames against 100M: candidates per probe grow ~ rows / 2^23 once the
+    # buckets stop splitting (pieces of 23-24 bits); at n rows the buckets hold ~ n / 2^bits
+    bits = max(4, int(np.ceil(np.log2(max(n, 2)))))
+    now = n / 2 ** min(23, bits)
+    at100m = 100e6 / 2 ** 23
+    factor = max(1.0, at100m / max(now, 1e-9))
+    est = 10_000 * 300 * per * factor
+    rows.append(("10k videos x 300 frames vs 100M frames (extrapolated, one core)",
+                 f"~{est / 3600:,.1f} h one core (x{factor:,.1f} candidates a probe vs "
+                 f"{n / 1e6:g}M); ~{est / 3600 / 2:,.1f} h on 2"))
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def scan_cost(args, rows: list[tuple[str, str]]) -> None:
+    from PIL import Image
+
+    src = args.workdir / "novideo-src"
+    image = args.workdir / "novideo.img"
+    if not image.exists():
+        shutil.rmtree(src, ignore_errors=True)
+        src.mkdir(parents=True)
+        rnd = random.Random(7)
+        for i in range(args.files):
+            d = src / f"d{i % 50}"
+            d.mkdir(exist_ok=True)
+            kind = i % 10
+            if kind == 0:
+                Image.effect_noise((64, 64), 40).convert("RGB").save(d / f"p{i}.jpg")
+            elif kind == 1:
+                Image.effect_noise((64, 64), 60).save(d / f"p{i}.png")
+            else:
+                (d / f"t{i}.txt").write_bytes(rnd.randbytes(rnd.randint(100, 20_000)))
+        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", str(src), str(image),
+                        "256M"], check=True)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    results: dict[str, list[float]] = {"plain": [], "--pdq": [], "--vpdq": []}
+    for _ in range(args.repeat):
+        for name in results:
+            out = args.workdir / "out"
+            shutil.rmtree(out, ignore_errors=True)
+            flags = [] if name == "plain" else [name]
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "triage", "scan", str(image), "--out",
+                            str(out), "-q", "--workers", "2", "--formats", "csv", *flags],
+                           check=False, env=env, capture_output=True)
+            results[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in results.items()}
+    rows.append((f"scan of {args.files:,} files, no video (median of {args.repeat})",
+                 ", ".join(f"{k} {v:.2f} s" for k, v in med.items())))
+    rows.append(("--vpdq over --pdq on that image",
+                 f"{med['--vpdq'] - med['--pdq']:+.2f} s ({(med['--vpdq'] / med['--pdq'] - 1) * 100:+.1f} %)"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--set-videos", type=int, default=2000)
+    ap.add_argument("--set-frames", type=int, default=1000)
+    ap.add_argument("--query-videos", type=int, default=100)
+    ap.add_argument("--query-frames", type=int, default=300)
+    ap.add_argument("--files", type=int, default=5000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--workdir", type=Path, default=Path("/var/tmp/triage-vpdq"))
+    ap.add_argument("--skip-decode", action="store_true")
+    ap.add_argument("--skip-search", action="store_true")
+    ap.add_argument("--skip-scan", action="store_true")
+    args = ap.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    rows: list[tuple[str, str]] = []
+    if not args.skip_decode:
+        decode_speed(args.workdir, args.seconds, rows)
+    if not args.skip_search:
+        search_speed(args, rows)
+    if not args.skip_scan:
+        scan_cost(args, rows)
+    width = max(len(a) for a, _ in rows)
+    for a, b in rows:
+        print(f"{a:<{width}}  {b}")
+
+
+if __name__ == "__main__":
+    main()
