@@ -229,7 +229,9 @@ def part_rematch(args) -> None:
             if i % 100 == 0:
                 listed.append((rec["md5"], rec["sha1"]))
             fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
-    summary["totals"]["files"] = args.records
+    summary["totals"].update(files=args.records, known_bad_files=0)  # consistent with the lines
+    summary["categories"] = {"unknown": args.records}
+    summary["census"]["kinds"] = {template.get("kind") or "none": {"unknown": args.records}}
     (run / "summary.json").write_text(json.dumps(summary))
     (run / "seed").rename(work / "seed")
     src = work / "new.csv"

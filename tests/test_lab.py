@@ -383,6 +383,23 @@ def test_rematch_run_equals_a_scan_with_the_new_sets(tmp_path: Path) -> None:
     schema = file_schema(new["options"]["algorithms"])
     for line in (again / "files.jsonl").read_text().splitlines():
         jsonschema.validate(json.loads(line), schema)
+    # the same through the general decoder (not the compact form) and from an incomplete run
+    # (counts recomputed from every record instead of the old summary's plus the changes)
+    for variant in ("spaced", "incomplete"):
+        src = tmp_path / variant
+        shutil.copytree(bare, src)
+        if variant == "spaced":
+            lines = (src / "files.jsonl").read_text().splitlines()
+            (src / "files.jsonl").write_text("".join(json.dumps(json.loads(x)) + "\n"
+                                                     for x in lines))
+        else:
+            s = json.loads((src / "summary.json").read_text())
+            (src / "summary.json").write_text(json.dumps(dict(s, complete=False)))
+        dest = tmp_path / f"{variant}-out"
+        assert triage("rematch", str(src), *HASHSETS, "--out", str(dest)).returncode == 0
+        assert records(dest) == records(plain), variant
+        got = json.loads((dest / "summary.json").read_text())
+        assert got["categories"] == old["categories"] and got["census"] == old["census"]
     provenance = json.loads((again / "rematch.json").read_text())
     assert provenance["rematch_of"] == str(bare) and provenance["records"] == len(records(bare))
     # the other way round: sets that match nothing any more give back the bare verdicts

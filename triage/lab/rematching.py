@@ -21,6 +21,7 @@ case every exhibit is re-matched (one task each through the queue, or here with 
 from __future__ import annotations
 
 import binascii
+import re
 import hashlib
 import json
 import os
@@ -214,56 +215,172 @@ def _init(sets: list[Any]) -> None:
     _STATE["index"] = HashIndex(sets)
 
 
-def _match_part(files: str, start: int, stop: int, part: str) -> tuple[Counter, Counter, int, int]:
-    """One byte range of files.jsonl re-matched into ``part``: (categories, census by (kind,
-    category), records, allocated files with an error)."""
+# The scan writes compact JSON with a fixed key order, and a quote inside a string value is
+# always escaped, so ``"md5":`` can only be that key: the digests of a block are found by one
+# regular-expression pass per algorithm instead of decoding every record. Every line must give
+# exactly one value per pattern (else the block is decoded the general way).
+_DIGEST = {alg: re.compile(rb'"%s":(?:"([0-9a-fA-F]{%d})"|null)' % (alg.encode(), 2 * w))
+           for alg, w in WIDTH.items()}
+_MATCHES = re.compile(rb'"matches":\[(\{)?')
+
+
+def _hashed(data: Any) -> bool:
+    get = data.get if isinstance(data, dict) else (lambda k: getattr(data, k, None))
+    return any(get(a) is not None for a in ("md5", "sha1", "sha256", "xxh128"))
+
+
+def _fast_rows(block: bytes, n: int, algs: set[str]) -> tuple[dict[str, Any], np.ndarray] | None:
+    """Per algorithm the digests of every line, and the offsets of lines whose old matches are
+    not empty; None when the block is not the scan's compact form."""
+    arrays = {}
+    for alg in algs:
+        vals = _DIGEST[alg].findall(block)
+        if len(vals) != n:
+            return None
+        width = WIDTH[alg]
+        if b"" not in vals:
+            try:
+                arrays[alg] = (np.frombuffer(binascii.unhexlify(b"".join(vals)), dtype=f"S{width}"),
+                               np.ones(n, dtype=bool))
+                continue
+            except (binascii.Error, ValueError):
+                return None
+        arrays[alg] = _digest_array([v.decode("ascii") if v else None for v in vals], width)
+    opened = [m for m in _MATCHES.finditer(block)]
+    if len(opened) != n:
+        return None
+    return arrays, np.array([m.start() for m in opened if m.group(1)], dtype=np.int64)
+
+
+def _lookup(index: HashIndex, arrays: dict[str, Any], n: int) -> dict[int, list[dict[str, Any]]]:
+    """Row -> exact matches (HashIndex.match order), sizes not yet checked."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    for s in index.sets:
+        for alg in s.algorithms:
+            if alg not in arrays:
+                continue
+            digests, ok = arrays[alg]
+            _, count = s.tables[alg].find_many(digests)
+            rows = np.flatnonzero((count > 0) & ok).tolist()
+            if not rows:
+                continue
+            cats = s.lookup_many(alg, [digests[i].tobytes().ljust(WIDTH[alg], b"\0")
+                                       for i in rows])
+            for row, categories in zip(rows, cats):
+                if categories:
+                    found.setdefault(row, []).append(_match(s, alg, list(categories), index.order))
+    return found
+
+
+def _rewrite(dst: Any, block: bytes, starts: np.ndarray, ends: np.ndarray,
+             changes: dict[int, tuple[dict[str, Any], str | None, list[dict[str, Any]]]]) -> None:
+    """The block with the changed lines re-encoded; every other byte as read."""
+    view, at = memoryview(block), 0
+    for row in sorted(changes):
+        data, verdict, matches = changes[row]
+        start, end = int(starts[row]), int(ends[row])
+        dst.write(view[at:start])
+        data["category"], data["matches"] = verdict, matches
+        if "pdq_distance" in data:
+            data["pdq_distance"] = None
+        dst.write(encode_line(data))
+        at = end + 1
+    dst.write(view[at:])
+
+
+def _match_part(files: str, start: int, stop: int, part: str, delta: bool = False
+                ) -> tuple[Counter, Counter, int, int | None]:
+    """One byte range of files.jsonl re-matched into ``part``: (categories, census by
+    ``census_key``, records, allocated files with an error). With ``delta`` (the run's summary
+    counts are complete) the counters are the changes against the old run, and lines are
+    decoded only where they change; the error count is then None (not needed unless asked)."""
     index: HashIndex = _STATE["index"]
     categories: Counter[str] = Counter()
-    census: Counter[tuple[str | None, str | None]] = Counter()
-    records = errors_allocated = 0
+    census: Counter[str] = Counter()
+    records = 0
+    errors_allocated: int | None = None if delta else 0
+    algs = {a for s in index.sets for a in s.algorithms if a in WIDTH}
     with open(part, "wb") as dst:
         for block in _blocks(Path(files), start, stop):
+            fast = None
+            if delta:
+                ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+                fast = _fast_rows(block, len(ends), algs)
+            if fast is not None:
+                starts = np.empty_like(ends)
+                starts[:1] = 0
+                starts[1:] = ends[:-1] + 1
+                arrays, old_matched = fast
+                found = _lookup(index, arrays, len(ends))
+                rows = set(found) | set(np.searchsorted(ends, old_matched).tolist())
+                records += len(ends)
+                changes = {}
+                for row in rows:
+                    data = _decode_line(block[int(starts[row]):int(ends[row])])
+                    matches = found.get(row, []) if data.get("size") else []
+                    hashed = _hashed(data)
+                    verdict = index._verdict(matches) if hashed else None
+                    old = data.get("category")
+                    if verdict == old and not matches and not data.get("matches"):
+                        continue
+                    changes[row] = (data, verdict, matches)
+                    for cat, step in ((old, -1), (verdict, 1)):
+                        if hashed and cat is not None:
+                            categories[cat] += step
+                        census[census_key(data.get("kind"), cat)] += step
+                _rewrite(dst, block, starts, ends, changes)
+                continue
             recs, starts, ends = _lines(block)
             records += len(recs)
             found = _hits(index, recs)
-            hashed = [r.md5 is not None or r.sha1 is not None or r.sha256 is not None
-                      or r.xxh128 is not None for r in recs]
+            hashed = [_hashed(r) for r in recs]
             verdicts: list[str | None] = [UNKNOWN if h else None for h in hashed]
             for row, matches in found.items():
                 verdicts[row] = index._verdict(matches)
-            categories.update(c for c in verdicts if c is not None)
-            census.update(zip([r.kind for r in recs], verdicts))
-            errors_allocated += sum(
-                1 for r, h in zip(recs, hashed) if not h and r.error and not r.deleted
-                and not r.error.startswith(("no metadata", "skipped:")))
             changed = sorted(set(found) | {
                 i for i, (r, c) in enumerate(zip(recs, verdicts))
                 if r.matches or r.category != c})
-            view, at = memoryview(block), 0
-            for row in changed:  # unchanged lines go out as the very bytes read
-                start_, end = int(starts[row]), int(ends[row])
-                dst.write(view[at:start_])
-                data = _decode_line(block[start_:end])
-                data["category"], data["matches"] = verdicts[row], found.get(row, [])
-                if "pdq_distance" in data:
-                    data["pdq_distance"] = None
-                dst.write(encode_line(data))
-                at = end + 1
-            dst.write(view[at:])
+            if delta:
+                for row in changed:
+                    r, new = recs[row], verdicts[row]
+                    for cat, step in ((r.category, -1), (new, 1)):
+                        if hashed[row] and cat is not None:
+                            categories[cat] += step
+                        census[census_key(r.kind, cat)] += step
+            else:
+                categories.update(c for c in verdicts if c is not None)
+                census.update(census_key(r.kind, c) for r, c in zip(recs, verdicts))
+                errors_allocated += sum(  # type: ignore[operator]
+                    1 for r, h in zip(recs, hashed) if not h and r.error and not r.deleted
+                    and not r.error.startswith(("no metadata", "skipped:")))
+            _rewrite(dst, block, starts, ends, {
+                row: (_decode_line(block[int(starts[row]):int(ends[row])]), verdicts[row],
+                      found.get(row, [])) for row in changed})
     return categories, census, records, errors_allocated
+
+
+def _errors_allocated(files: Path) -> int:
+    """Allocated files whose content could not be read (the scan's exit-4 rule)."""
+    n = 0
+    for block in _blocks(files):
+        recs, _, _ = _lines(block)
+        n += sum(1 for r in recs if not _hashed(r) and r.error and not r.deleted
+                 and not r.error.startswith(("no metadata", "skipped:")))
+    return n
 
 
 PARALLEL_FROM = 64 << 20  # files.jsonl size from which the ranges go to several processes
 
 
-def _match_file(files: Path, dest: Path, sets: list[Any]) -> tuple[Counter, Counter, int, int]:
+def _match_file(files: Path, dest: Path, sets: list[Any], delta: bool = False
+                ) -> tuple[Counter, Counter, int, int | None]:
     """files.jsonl -> dest, in parallel processes for a large file (parts joined in order)."""
     size = files.stat().st_size
     workers = min(os.cpu_count() or 1, 8)
-    totals: list[Any] = [Counter(), Counter(), 0, 0]
+    totals: list[Any] = [Counter(), Counter(), 0, None if delta else 0]
     if size < PARALLEL_FROM or workers < 2:
         _init(sets)
-        results = [_match_part(str(files), 0, size, str(dest))]
+        results = [_match_part(str(files), 0, size, str(dest), delta)]
         parts: list[Path] = []
     else:
         import multiprocessing
@@ -276,12 +393,13 @@ def _match_file(files: Path, dest: Path, sets: list[Any]) -> tuple[Counter, Coun
                                  initargs=(sets,)) as pool:
             results = list(pool.map(_match_part, [str(files)] * len(ranges),
                                     [a for a, _ in ranges], [b for _, b in ranges],
-                                    [str(p) for p in parts]))
+                                    [str(p) for p in parts], [delta] * len(ranges)))
     for cats, census, n, errs in results:
         totals[0].update(cats)
         totals[1].update(census)
         totals[2] += n
-        totals[3] += errs
+        if errs is not None:
+            totals[3] += errs
     try:
         if parts:
             with open(dest, "wb") as out:
@@ -308,6 +426,26 @@ def _match_file(files: Path, dest: Path, sets: list[Any]) -> tuple[Counter, Coun
     return totals[0], totals[1], totals[2], totals[3]
 
 
+def _old_counts(old: dict[str, Any]) -> tuple[Counter, Counter] | None:
+    """The finished run's categories and census (key "kind/category"), when trustworthy."""
+    census = (old.get("census") or {}).get("kinds")
+    if not old.get("complete") or not isinstance(old.get("categories"), dict) \
+            or not isinstance(census, dict):
+        return None
+    flat: Counter[str] = Counter()
+    for kind, row in census.items():
+        for category, n in (row or {}).items():
+            flat[f"{kind}/{category}"] += int(n)
+    return Counter({str(k): int(v) for k, v in old["categories"].items()}), flat
+
+
+def _plus(base: Counter, delta: Counter) -> Counter:
+    total = Counter(base)
+    for key, n in delta.items():
+        total[key] += n
+    return Counter({k: v for k, v in total.items() if v})
+
+
 def rematch_run(run_dir: str | os.PathLike[str], hashsets: list[str], known_good: list[str] = (),
                 out: str | os.PathLike[str] | None = None, formats: str | None = DEFAULT_FORMATS,
                 sets: list[Any] | None = None) -> dict[str, Any]:
@@ -323,12 +461,20 @@ def rematch_run(run_dir: str | os.PathLike[str], hashsets: list[str], known_good
     target = Path(out) if out else _default_out(run)
     lock = claim(target, force=False)
     try:
-        categories, census, records, errors_allocated = _match_file(
-            files, target / "files.jsonl", sets)
+        before = _old_counts(old)
+        categories, census_counts, records, errors_allocated = _match_file(
+            files, target / "files.jsonl", sets, delta=before is not None)
+        if before is not None:
+            if records != (old.get("totals") or {}).get("files"):  # summary and records differ
+                categories, census_counts, records, errors_allocated = _match_file(
+                    files, target / "files.jsonl", sets)
+            else:  # the old run's counts plus what changed
+                categories = _plus(before[0], categories)
+                census_counts = _plus(before[1], census_counts)
+        if errors_allocated is None:
+            errors_allocated = (_errors_allocated(files)
+                                if int(old.get("exit_code", 0)) == 1 else 0)
         hits = sum(n for c, n in categories.items() if is_known_bad(c))
-        census_counts = Counter({census_key(k, c): 0 for k, c in census})
-        for (k, c), n in census.items():
-            census_counts[census_key(k, c)] += n
         from triage.hashsets.tdb import failed_checks
         from triage.scan import _set_summary
 
