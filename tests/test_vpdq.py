@@ -374,3 +374,19 @@ def test_no_content_leaves_with_vpdq(tmp_path, videos):
         if f.is_file():
             data = f.read_bytes()
             assert not any(n in data for n in needles), f
+
+
+REFERENCE = Path(__file__).parent / "data" / "vpdq"
+
+
+@pytest.mark.parametrize("video,interval,expected", [
+    ("shapes.mp4", 1.0, "shapes.mp4.vpdq.txt"),
+    ("shapes.mp4", 0.5, "shapes.mp4.half-second.vpdq.txt"),
+    ("shapes-25fps.mkv", 1.0, "shapes-25fps.mkv.vpdq.txt")])
+def test_agrees_with_the_reference_vpdq(video, interval, expected):
+    """Frame numbers, qualities, hashes and timestamps as ThreatExchange's vpdq wrote them for
+    the same file (tests/data/vpdq/SOURCE.md): bit for bit."""
+    frames, _, why = compute_vpdq((REFERENCE / video).read_bytes(), interval=interval)
+    assert why is None
+    lines = [f"{n},{q},{h},{t:.3f}" for n, q, h, t in frames]
+    assert lines == (REFERENCE / expected).read_text().splitlines()
