@@ -54,8 +54,8 @@ def worker(
     sys.stderr.write(f"triage lab worker: broker {url}, queues {queues}, {cores()} hashing "
                      f"processes per exhibit, visibility timeout "
                      f"{settings.visibility_timeout():.0f} s\n")
-    from triage.lab.client import ping
     from triage.errors import UsageError
+    from triage.lab.client import ping
 
     try:
         ping(broker)

@@ -21,10 +21,9 @@ case every exhibit is re-matched (one task each through the queue, or here with 
 from __future__ import annotations
 
 import binascii
-import re
 import hashlib
-import json
 import os
+import re
 import sys
 import time
 from collections import Counter
