@@ -187,6 +187,7 @@ def part_kill(args, url: str) -> None:
     row = lab.status(case, url)["exhibits"][0]
     p = row.get("progress") or {}
     if row["state"] != "running":
+        kill(a)
         raise SystemExit("kill: the exhibit finished before the kill; raise --kill-mib")
         time.sleep(0.2)
     b = worker(url, args.workdir / "wb.log", **knobs)
