@@ -429,6 +429,12 @@ def video_near(s: dict[str, Any], c: Collected, label: Labels) -> Iterator[str]:
     if not c.videos_total and not (s.get("options") or {}).get("vpdq"):
         return
     yield "<section><h2>Near-duplicate videos (vPDQ) &mdash; needs review</h2>"
+    sets = s.get("vpdq_sets") or []
+    if sets:
+        yield ("<p>vPDQ sets: " + "; ".join(
+            f'{e(v.get("name"))} ({num(v.get("videos"))} video(s), {num(v.get("frames"))} '
+            f'frames, category {e(v.get("category"))}, SHA-256 {e(v.get("sha256"))})'
+            for v in sets) + "</p>")
     if not c.videos_total:
         yield ("<p>No video's frames came near a set video (vPDQ) or a set picture (PDQ)."
                "</p></section>")

@@ -48,9 +48,10 @@ def volume_reason(v: dict[str, Any]) -> tuple[str, str]:
 
 
 def known_bad_sets(summary: dict[str, Any]) -> int:
-    """Known-bad hash sets and PDQ sets the run matched against."""
+    """Known-bad hash sets, PDQ and vPDQ sets the run matched against."""
     sets = [h for h in summary.get("hashsets") or [] if h.get("kind") == "known-bad"]
-    return len(sets) + len(summary.get("pdq_sets") or [])
+    return (len(sets) + len(summary.get("pdq_sets") or [])
+            + len(summary.get("vpdq_sets") or []))
 
 
 NO_KNOWN_BAD = ("no known-bad hash set was given (--hashset): no file could match, so "
