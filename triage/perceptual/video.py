@@ -49,7 +49,7 @@ from triage.records import FileRecord
 
 VIDEO_SIGNATURES = frozenset(s for s, k in SIGNATURE_KIND.items() if k == VIDEO)
 DEFAULT_INTERVAL = 1.0  # seconds between hashed frames (vPDQ's default)
-TIME_LIMIT = 120.0  # seconds of decoding per video
+TIME_LIMIT = 300.0  # seconds of decoding per video (a 10-min 1080p video: ~115 CPU s)
 MAX_FRAMES = 36_000  # hashed frames per video (10 h at one a second)
 MAX_PIXELS = 8192 * 8192  # a larger frame is refused before decoding
 MAX_BYTES = KEEP_LIMIT  # the worker keeps at most this much content of one file
