@@ -390,3 +390,26 @@ def test_agrees_with_the_reference_vpdq(video, interval, expected):
     assert why is None
     lines = [f"{n},{q},{h},{t:.3f}" for n, q, h, t in frames]
     assert lines == (REFERENCE / expected).read_text().splitlines()
+
+
+def test_hashset_info_and_import_of_vpdq_files(tmp_path):
+    """``hashset info`` describes a vPDQ file or folder; ``import`` says where they go."""
+    env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(REFERENCE / "shapes.mp4.vpdq.txt", folder / "one.txt")
+    shutil.copy(REFERENCE / "shapes-25fps.mkv.vpdq.txt", folder / "two.txt")
+    lines = sum(len((folder / n).read_text().splitlines()) for n in ("one.txt", "two.txt"))
+    p = subprocess.run(["python3", "-m", "triage", "hashset", "info", str(folder), "--json"],
+                       capture_output=True, text=True, env=env, check=False)
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert (d["format"], d["videos"], d["frame_lines"]) == ("vpdq", 2, lines)
+    expected = sum(len(usable([tuple(x if i != 1 else int(x) for i, x in enumerate(
+        line.split(","))) for line in (folder / n).read_text().splitlines()]))
+        for n in ("one.txt", "two.txt"))
+    assert d["usable_frames"] == expected
+    p = subprocess.run(["python3", "-m", "triage", "hashset", "import", str(folder / "one.txt"),
+                        "--out", str(tmp_path / "x.tdb")], capture_output=True, text=True,
+                       env=env, check=False)
+    assert p.returncode == 2 and "--vpdq-set" in p.stderr and "Traceback" not in p.stderr

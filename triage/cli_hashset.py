@@ -20,6 +20,7 @@ from triage.hashsets import FORMATS, HashSet, import_hashsets, load_hashset
 from triage.hashsets.model import ALGORITHM_HEX_LENGTHS
 from triage.hashsets.profiles import SHIPPED
 from triage.hashsets.tdb import verify
+from triage.perceptual.vsets import load_vpdq_set, looks_vpdq
 from triage.reports._escape import escape, json_safe
 
 hashset_app = typer.Typer(
@@ -55,6 +56,11 @@ def import_(
     """Parse sources once into a compact, memory-mapped index (bounded memory, any size)."""
     if out.suffix.lower() != ".tdb":
         raise UsageError(f"--out {out}: the index file name must end in .tdb")
+    for src in sources:
+        if looks_vpdq(src):
+            raise UsageError(f"{src}: vPDQ frame hashes (one video a file): give them to "
+                             "triage scan --vpdq-set PATH[:CATEGORY]; compiling vPDQ into a "
+                             ".tdb is not supported yet")
     started = time.monotonic()
     header = import_hashsets(sources, out, name=name, kind=kind, profile=profile, format=format,
                              lenient=lenient, force=force)
@@ -80,6 +86,19 @@ def info(
     check: Annotated[bool, typer.Option("--verify", help="Re-hash the index and compare with its header.")] = False,
 ) -> None:
     """Counts, categories, provenance and conflicts of an index."""
+    if looks_vpdq(index):  # a vPDQ hash file or folder (scan --vpdq-set)
+        found = load_vpdq_set(str(index))
+        desc = {**found.summary(), "usable_frames": found.summary()["frames"],
+                "frame_lines": sum(v.lines for v in found.videos)}
+        del desc["frames"], desc["category"]
+        if json_out:
+            _out_json(desc, indent=2)
+        else:
+            _out(f"{index}: vPDQ (ThreatExchange frame,quality,hash,timestamp), "
+                 f"{desc['videos']:,} video(s), {desc['frame_lines']:,} frame lines, "
+                 f"{desc['usable_frames']:,} usable (quality >= 50, distinct per video); "
+                 f"sha256 {desc['sha256']}; scan with --vpdq-set {index}[:CATEGORY]")
+        return
     hs = load_hashset(index)
     desc = describe(hs)
     if check:
@@ -283,4 +302,6 @@ def formats() -> None:
     _out(f"{'tdb':<11} triage compiled index (hashset import)")
     _out(f"{'pdq':<11} PDQ hashes only, import: 64-hex list, CSV with a pdq column, VICS "
          "AlternativeHashes (VICS and CSV sources with PDQ are read for it anyway)")
+    _out(f"{'vpdq':<11} vPDQ frame hashes (ThreatExchange vpdq text: frame,quality,hash,"
+         "timestamp), one file per video or a folder: scan --vpdq-set only (info reads them)")
     _out("profiles: " + ", ".join(SHIPPED) + " (or a TOML file; see docs/hashsets.md)")

@@ -97,6 +97,23 @@ def parse_frames(text: str, where: str, lenient: bool = False) -> tuple[list[tup
     return frames, skipped
 
 
+def looks_vpdq(path: str | os.PathLike[str]) -> bool:
+    """Whether a file (or the first file of a folder) starts with a vPDQ frame line."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+            return bool(files) and looks_vpdq(files[0])
+        with open(p, "rb") as fh:
+            head = fh.read(4096).decode("utf-8-sig", "replace")
+    except OSError:
+        return False
+    for line in head.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            return _LINE.match(line) is not None
+    return False
+
+
 def usable(frames: list[tuple[int, int, str, float]]) -> list[tuple[int, int, str, float]]:
     """The reference matcher's frames: quality >= 50, each distinct hash once (first kept)."""
     seen: set[str] = set()
