@@ -107,7 +107,9 @@ def compute_vpdq(data: bytes | bytearray | memoryview, interval: float = DEFAULT
         with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
             if not container.streams.video:
                 return [], None, "no video stream"
-            stream = container.streams.video[0]
+            # FFmpeg's best video stream (av_find_best_stream, as the reference): not a cover
+            # picture attached to an audio file's first stream
+            stream = container.streams.best("video") or container.streams.video[0]
             ctx = stream.codec_context
             ctx.thread_count = 1  # one core per worker: the pool gives the parallelism
             width, height = ctx.width or 0, ctx.height or 0
