@@ -413,3 +413,23 @@ def test_hashset_info_and_import_of_vpdq_files(tmp_path):
                         "--out", str(tmp_path / "x.tdb")], capture_output=True, text=True,
                        env=env, check=False)
     assert p.returncode == 2 and "--vpdq-set" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_resume_keeps_one_side_line_per_recorded_video(scanned, tmp_path):
+    """What --resume does to vpdq.jsonl: a line twice (hashed again) or without its record
+    (killed between the two writes) is dropped; every recorded video keeps its frames."""
+    from triage.perceptual.video import trim_side_file
+
+    out, records, side = scanned
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    lines = (run / "vpdq.jsonl").read_bytes().splitlines(keepends=True)
+    orphan = json.loads(lines[0])
+    orphan["path"] = "/not-recorded.mp4"
+    (run / "vpdq.jsonl").write_bytes(b"".join(lines) + lines[1] + json.dumps(orphan).encode()
+                                     + b"\n" + b'{"torn')
+    trim_side_file(run / "vpdq.jsonl", run / "files.jsonl")
+    after = (run / "vpdq.jsonl").read_bytes().splitlines(keepends=True)
+    assert after == lines
+    hashed = [n for n, r in records.items() if r.get("vpdq_frames")]
+    assert sorted(json.loads(x)["path"].rsplit("/", 1)[-1] for x in after) == sorted(hashed)

@@ -36,7 +36,7 @@ from triage.matching import HashIndex
 from triage.perceptual.compute import PdqOptions
 from triage.perceptual.index import DEFAULT_THRESHOLD, PdqIndex, PdqSet
 from triage.perceptual.sources import check_pdq_only, in_place_files, load_pdq_sources
-from triage.perceptual.video import QUERY_PCT, TARGET_PCT, VpdqOptions
+from triage.perceptual.video import QUERY_PCT, TARGET_PCT, VpdqOptions, trim_side_file
 from triage.perceptual.vsets import VpdqIndex, absolute_spec, load_vpdq_set
 from triage.pool import WorkerPool
 from triage.records import ALGORITHMS, SCHEMA_VERSION, record_path, utc_now
@@ -432,6 +432,7 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
     else:
         done = replay(out)
         truncate(out / "files.jsonl", done.end)
+        trim_side_file(out / "vpdq.jsonl", out / "files.jsonl")  # --vpdq frames: no twin
         if (out / JOURNAL).exists():  # a torn last entry (disk full) must not swallow the next
             truncate(out / JOURNAL, done.journal_end)
         for v, tally in done.tallies.items():

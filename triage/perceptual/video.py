@@ -32,11 +32,14 @@ never a category (``vpdq_matches``, apart from ``matches``).
 from __future__ import annotations
 
 import io
+import json
 import math
+import os
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -250,3 +253,38 @@ def side_line(record: FileRecord) -> dict[str, Any] | None:
     return {"evidence": record.evidence, "volume_offset": record.volume_offset,
             "path": record.path, "inode": record.inode,
             "frames": [list(f) for f in record.vpdq_hashes]}
+
+
+def _key(line: dict[str, Any]) -> tuple[Any, ...]:
+    return (line.get("evidence"), line.get("volume_offset"), line.get("path"),
+            line.get("path_bytes"), line.get("inode"))
+
+
+def trim_side_file(side: Path, files: Path) -> None:
+    """``--resume``: keep in ``vpdq.jsonl`` exactly one line per video whose record is in
+    ``files.jsonl`` (already cut back to what the journal says was written). A video whose
+    frames were written but whose record was not is hashed again: without this its line would
+    come twice. Streams both files; holds the keys of the hashed videos only."""
+    if not side.exists():
+        return
+    wanted: set[tuple[Any, ...]] = set()
+    with open(files, "rb") as fh:
+        for raw in fh:
+            if b'"vpdq_frames":' not in raw or b'"vpdq_frames":null' in raw:
+                continue
+            record = json.loads(raw)
+            if record.get("vpdq_frames"):
+                wanted.add(_key(record))
+    tmp = side.with_name(side.name + ".tmp")
+    with open(side, "rb") as src, open(tmp, "wb") as out:
+        for raw in src:
+            try:
+                key = _key(json.loads(raw))
+            except ValueError:
+                continue  # a torn last line (killed mid-write)
+            if key in wanted:
+                wanted.discard(key)
+                out.write(raw)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, side)
