@@ -70,6 +70,12 @@ def as_record(fo: ET.Element, algorithms: list[str]) -> dict[str, Any]:
     r["matches"] = [{k: int(v) if k == "distance" else v for k, v in m.attrib.items()}
                     for m in fo.findall(T + "match")]
     r["error"] = text(fo, T + "error")
+    vpdq = fo.find(T + "vpdq")  # --vpdq (a video's ranges are in files.jsonl only)
+    r.update(vpdq_frames=None if vpdq is None else int(vpdq.get("frames", "0")),
+             vpdq_duration=None if vpdq is None or vpdq.get("duration") is None
+             else float(vpdq.get("duration", "0")),
+             vpdq_error=text(fo, T + "vpdq_error"),
+             vpdq_matches=[dict(m.attrib) for m in fo.findall(T + "video_match")] or None)
     try:
         r["path"].encode("utf-8")
     except UnicodeEncodeError:  # a name that is not UTF-8: as files.jsonl holds it

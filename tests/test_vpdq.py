@@ -283,6 +283,23 @@ def test_reports_show_video_near_matches_for_review(scanned):
     for name in rows:
         assert name in section
     assert "other.mp4" not in section
+    # DFXML: valid against the DFXML schema, the video near matches as triage:video_match
+    import xml.etree.ElementTree as ET
+
+    import xmlschema
+
+    xsd = Path(__file__).parent / "data" / "dfxml_schema" / "dfxml.xsd"
+    assert not list(xmlschema.XMLSchema(str(xsd)).iter_errors(str(out / "files.dfxml")))
+    ns = {"d": "http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML"}
+    found = {}
+    for fo in ET.parse(out / "files.dfxml").getroot().iter():
+        if fo.tag.endswith("fileobject"):
+            name = next(c.text for c in fo if c.tag.endswith("filename")).rsplit("/", 1)[-1]
+            found[name] = [c.attrib for c in fo if c.tag.endswith("video_match")]
+    assert {n for n, v in found.items() if v} == set(rows)
+    assert found["trim.mp4"][0]["query_pct"] == str(records["trim.mp4"]["vpdq_matches"][0]
+                                                    ["query_pct"])
+    del ns
     summary = json.loads((out / "summary.json").read_text())
     assert summary["totals"]["near_duplicates"] == 5
     assert summary["vpdq_sets"][0]["videos"] == 1

@@ -180,6 +180,8 @@ def fileobject(r: dict[str, Any], n: int, volume: _Volume, algs: list[str],
                      "</triage:extension_mismatch>\n")
     if get("pdq") is not None or get("pdq_error") or get("pdq_distance") is not None:
         parts.append(_pdq(r))
+    if get("vpdq_frames") is not None or get("vpdq_error") or get("vpdq_matches"):
+        parts.append(_vpdq(r))
     if cat is not None:
         parts.append(f"    <triage:category label={_a(label(cat))}>{esc(cat)}"
                      "</triage:category>\n")
@@ -209,6 +211,26 @@ def _pdq(r: dict[str, Any]) -> str:
         parts.append(_el("triage:pdq_error", r["pdq_error"]))
     if r.get("pdq_distance") is not None:
         parts.append(f"    <triage:pdq_distance>{int(r['pdq_distance'])}</triage:pdq_distance>\n")
+    return "".join(parts)
+
+
+def _vpdq(r: dict[str, Any]) -> str:
+    """--vpdq: frames hashed, seconds decoded, why not (all), and each video near match
+    (needs review, never the category)."""
+    parts = []
+    frames, duration = r.get("vpdq_frames"), r.get("vpdq_duration")
+    if frames is not None:
+        attr = f' duration="{float(duration):g}"' if isinstance(duration, (int, float)) else ""
+        parts.append(f"    <triage:vpdq frames=\"{int(frames)}\"{attr}/>\n")
+    if r.get("vpdq_error"):
+        parts.append(_el("triage:vpdq_error", r["vpdq_error"]))
+    for m in r.get("vpdq_matches") or ():
+        extra = "".join(f" {k}={_a(str(m[k]))}" for k in ("video", "query_pct", "target_pct",
+                                                           "at", "frames") if k in m)
+        parts.append(f"    <triage:video_match hashset={_a(m.get('hashset', ''))} "
+                     f"algorithm={_a(m.get('algorithm', ''))} "
+                     f"category={_a(m.get('category', ''))} "
+                     f'distance="{int(m.get("distance") or 0)}"{extra}/>\n')
     return "".join(parts)
 
 
