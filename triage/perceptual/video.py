@@ -91,6 +91,37 @@ def _reason(e: BaseException) -> str:
     return (text or type(e).__name__)[:160]
 
 
+class _Bytes(io.RawIOBase):
+    """The kept content as a read-only file for FFmpeg, without the copy ``io.BytesIO`` makes
+    of a bytearray (up to 256 MiB more per worker)."""
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        super().__init__()
+        self._view = memoryview(data)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._view[self._pos:self._pos + len(buffer)]
+        n = len(chunk)
+        memoryview(buffer).cast("B")[:n] = chunk
+        self._pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
 def compute_vpdq(data: bytes | bytearray | memoryview, interval: float = DEFAULT_INTERVAL,
                  time_limit: float = TIME_LIMIT, max_frames: int = MAX_FRAMES,
                  progress: Callable[[], None] | None = None
@@ -107,7 +138,7 @@ def compute_vpdq(data: bytes | bytearray | memoryview, interval: float = DEFAULT
     decoded = 0
     fps = 0.0
     try:
-        with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
+        with av.open(_Bytes(data), mode="r", metadata_errors="ignore") as container:
             if not container.streams.video:
                 return [], None, "no video stream"
             # FFmpeg's best video stream (av_find_best_stream, as the reference): not a cover
