@@ -450,3 +450,24 @@ def test_resume_keeps_one_side_line_per_recorded_video(scanned, tmp_path):
     assert after == lines
     hashed = [n for n, r in records.items() if r.get("vpdq_frames")]
     assert sorted(json.loads(x)["path"].rsplit("/", 1)[-1] for x in after) == sorted(hashed)
+
+
+def test_the_best_video_stream_is_hashed_not_a_first_cover(videos, tmp_path):
+    """A Matroska file whose first video stream is a one-frame picture (a cover) and whose
+    second is the video: the video's frames are hashed, as the reference's
+    av_find_best_stream does."""
+    path = tmp_path / "two.mkv"
+    with av.open(str(videos["orig"])) as src, av.open(str(path), "w", format="matroska") as o:
+        cover = o.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
+        t = o.add_stream_from_template(src.streams.video[0])
+        flat = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 128, np.uint8), format="rgb24")
+        for p in [*cover.encode(flat), *cover.encode()]:
+            o.mux(p)
+        for p in src.demux(video=0):
+            if p.dts is not None:
+                p.stream = t
+                o.mux(p)
+    frames, duration, why = compute_vpdq(path.read_bytes())
+    assert why is None and duration == SECONDS
+    assert frames == truth(videos["orig"])
