@@ -476,3 +476,46 @@ def test_scan_finds_near_duplicates(originals, tmp_path):
             assert near[0]["distance"] <= THRESHOLD
             assert r["category"] == "unknown"  # a near match never sets the category
     assert rows["/p%d-cropped.txt" % next(iter(originals))]["extension_mismatch"] is True
+
+
+def test_a_limit_that_stops_pdq_is_said_and_makes_the_run_not_fully_examined(tmp_path):
+    """A picture over the decompression-bomb pixel limit is hashed and matched exactly, but its
+    PDQ is dropped by a limit: with --pdq the run says so (totals.perceptual_limited, the
+    report's top box) and exits 4; without --pdq nothing was asked, exit 0; records agree."""
+    from triage.scan import ScanConfig, run_scan
+
+    src = tmp_path / "src"
+    src.mkdir()
+    bomb = _png(10_000, 10_000)
+    (src / "bomb.png").write_bytes(bomb)
+    (src / "note.txt").write_bytes(b"plain text\n")
+    image = tmp_path / "p.img"
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", str(src), str(image), "8M"],
+                   check=True, capture_output=True,
+                   env=dict(os.environ, E2FSPROGS_FAKE_TIME="1700000000"))
+    bad = tmp_path / "bad.md5"  # a known-bad set that matches nothing on the image
+    bad.write_text(hashlib.md5(b"not on the image").hexdigest() + "  x\n")
+    runs = {}
+    for pdq_on in (False, True):
+        out = tmp_path / f"out-{pdq_on}"
+        outcome = run_scan(ScanConfig(evidence=[str(image)], out=out, workers=1,
+                                      hashsets=[str(bad)], pdq=pdq_on))
+        rows = {r["path"]: r for r in map(json.loads, (out / "files.jsonl").read_text()
+                                          .splitlines())}
+        runs[pdq_on] = (outcome, rows)
+    plain, with_pdq = runs[False], runs[True]
+    assert plain[0].exit_code == 0 and plain[0].summary["totals"]["perceptual_limited"] == 0
+    assert with_pdq[0].exit_code == 4
+    assert with_pdq[0].summary["totals"]["perceptual_limited"] == 1
+    r = with_pdq[1]["/bomb.png"]
+    assert r["pdq"] is None and r["pdq_error"].startswith("limit: 10000x10000")
+    assert r["md5"] == hashlib.md5(bomb).hexdigest()
+    for path, row in plain[1].items():  # the same files, the same exact hashes
+        assert {k: row[k] for k in ("md5", "sha1", "sha256", "category", "error")} == \
+            {k: with_pdq[1][path][k] for k in ("md5", "sha1", "sha256", "category", "error")}
+    html = (tmp_path / "out-True" / "report.html").read_text()
+    assert '<div class="banner warn" id="verdict">' in html
+    box = html[html.index('id="not-examined"'):]
+    assert "1 file(s) not perceptually hashed in full" in box[: box.index("</div>")]
+    assert '<div class="banner ok" id="verdict">' in (tmp_path / "out-False" / "report.html"
+                                                     ).read_text()

@@ -253,9 +253,9 @@ def test_hostile_videos_are_per_file_errors(scanned):
 def test_limits_stop_with_a_reason(videos):
     data = videos["orig"].read_bytes()
     frames, _, why = compute_vpdq(data, max_frames=3)
-    assert len(frames) == 3 and why.startswith("stopped: 3 frames")
+    assert len(frames) == 3 and why.startswith("limit: 3 frames")
     frames, _, why = compute_vpdq(data, time_limit=0.0)
-    assert why.startswith("stopped: time limit")
+    assert why.startswith("limit: time limit")
     frames, duration, why = compute_vpdq(data, interval=0.5)
     assert why is None and len(frames) == 2 * SECONDS and duration == SECONDS
     start = time.monotonic()

@@ -373,6 +373,9 @@ def print_summary(summary: dict[str, Any], out: Path, console: Console) -> None:
         table.add_row("[bold red]internal errors (defects of triage)[/]",
                       f"[bold red]{t['internal_errors']}[/]")
     table.add_row("no content (names only)", str(t["no_content"]))
+    if t.get("perceptual_limited"):
+        table.add_row("[yellow]PDQ/vPDQ stopped by a limit (not fully examined)[/]",
+                      f"[yellow]{t['perceptual_limited']}[/]")
     if summary["options"].get("size_filter"):
         table.add_row("[yellow]not hashed: size in no set (--size-filter)[/]",
                       f"{t['skipped_size_filter']} ({t['skipped_bytes']:,} bytes)")

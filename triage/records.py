@@ -14,6 +14,16 @@ SCHEMA_VERSION = "1.3.0"
 ALGORITHMS = ("md5", "sha1", "sha256", "xxh128")
 DEFAULT_ALGORITHMS = ("md5", "sha1", "sha256")
 
+# A pdq_error / vpdq_error that starts with this was caused by one of triage's own limits (size,
+# time, frames, pixels), not by the file: the run says how many and is not fully examined
+# (exit 4), as every limit that drops something must be.
+LIMIT = "limit: "
+
+
+def is_limit(reason: str | None) -> bool:
+    """Whether a perceptual-hash reason is one of triage's own limits."""
+    return bool(reason) and reason.startswith(LIMIT)  # type: ignore[union-attr]
+
 # Output keys of files.jsonl, in order; the per-algorithm keys go where "<hashes>" stands.
 FILE_FIELDS: tuple[str, ...] = (
     "evidence", "volume_offset", "fs_type", "path", "path_bytes", "orphan_long_name", "inode",

@@ -15,7 +15,7 @@ import msgspec
 from triage.categories import is_known_bad
 from triage.census import census_key
 from triage.matching import HashIndex
-from triage.records import FileRecord, strict_json
+from triage.records import FileRecord, is_limit, strict_json
 
 if TYPE_CHECKING:
     from triage.perceptual.compute import PdqWorker
@@ -39,6 +39,7 @@ class Tally:
     listed_bytes: int = 0  # content bytes found by the walk (progress total)
     near_duplicates: int = 0  # files with a PDQ near match (never a category: needs review)
     internal_errors: int = 0  # defects of this tool met on a file or directory (pool docstring)
+    perceptual_limited: int = 0  # PDQ/vPDQ asked for but stopped by a limit (records.LIMIT)
     first_internal_error: str | None = None  # "path: TypeError: ... (at triage/x.py:12)"
     categories: Counter[str] = field(default_factory=Counter)
     census: Counter[str] = field(default_factory=Counter)  # "kind/category" -> files
@@ -50,6 +51,7 @@ class Tally:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.near_duplicates += other.near_duplicates
         self.internal_errors += other.internal_errors
+        self.perceptual_limited += other.perceptual_limited
         self.first_internal_error = self.first_internal_error or other.first_internal_error
         self.categories.update(other.categories)
         self.census.update(other.census)
@@ -59,7 +61,8 @@ class Tally:
                 "errors": self.errors, "no_content": self.no_content,
                 "known_bad_files": self.known_bad_files, "skipped_size_filter": self.skipped,
                 "skipped_bytes": self.skipped_bytes, "near_duplicates": self.near_duplicates,
-                "internal_errors": self.internal_errors}
+                "internal_errors": self.internal_errors,
+                "perceptual_limited": self.perceptual_limited}
 
     def internal(self, where: str, message: str) -> None:
         """Count one internal error (a defect, never a result), keeping the first message."""
@@ -86,6 +89,8 @@ def finish_record(record: FileRecord, index: HashIndex, algorithms: tuple[str, .
         tally.categories[record.category] += 1
         if is_known_bad(record.category):
             tally.known_bad_files += 1
+    if is_limit(record.pdq_error) or is_limit(record.vpdq_error):
+        tally.perceptual_limited += 1
     tally.files += 1
     tally.census[census_key(record.kind, record.category)] += 1
     if record.deleted:

@@ -254,7 +254,8 @@ class Scan:
             return ExitCode.HITS
         if self.unopenable:
             return ExitCode.EVIDENCE
-        if total.errors_allocated or total.internal_errors or self.lost_dirs or \
+        if total.errors_allocated or total.internal_errors or total.perceptual_limited or \
+                self.lost_dirs or \
                 self.verify_failed or any(
                 vs.volume.unreadable for vs in self.volumes):
             return ExitCode.INCOMPLETE

@@ -52,7 +52,7 @@ from triage.perceptual.video import (
     match_video,
 )
 from triage.perceptual.vsets import VpdqIndex
-from triage.records import FileRecord
+from triage.records import LIMIT, FileRecord
 
 MIN_SIDE = 50  # pictures smaller than 50 x 50 are skipped (PDQ is meaningless there)
 MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS: a larger picture is a bomb
@@ -173,7 +173,7 @@ def compute(data: bytes | bytearray | memoryview) -> tuple[str | None, int | Non
                     img.draft("RGB", (HASH_SIDE, HASH_SIDE))  # DCT scaling, sides stay >= 512
                     width, height = img.size
                 if width * height > MAX_PIXELS:
-                    return None, None, (f"not decoded: {width}x{height} exceeds the "
+                    return None, None, (f"{LIMIT}{width}x{height} exceeds the "
                                         f"decompression-bomb limit of {MAX_PIXELS:,} pixels")
                 img.seek(0)  # first frame of an animation
                 img.load()
@@ -188,8 +188,8 @@ def compute(data: bytes | bytearray | memoryview) -> tuple[str | None, int | Non
         bits, quality = pdqhash.compute(pixels)
         del pixels
         return to_hex(bits), int(quality), None
-    except Image.DecompressionBombError as e:
-        return None, None, f"not decoded: {e}"[:200]
+    except Image.DecompressionBombError as e:  # Pillow's pixel limit, which triage keeps
+        return None, None, f"{LIMIT}{e}"[:200]
     except Image.UnidentifiedImageError:
         # Pillow's message names the BytesIO's address: a record must not differ between runs
         return None, None, "not decoded: Pillow cannot identify the picture"
@@ -228,12 +228,11 @@ def inspect_pdq(record: FileRecord, content: bytes | bytearray | None) -> None:
         return
     if content is None:
         size = record.size or 0
-        _note(record, f"not decoded: {size:,} bytes is over the {MAX_BYTES >> 20} MiB limit"
+        _note(record, f"{LIMIT}{size:,} bytes is over the {MAX_BYTES >> 20} MiB limit"
               if size > MAX_BYTES else "not decoded: content not kept")
         return
     if len(content) > MAX_BYTES:
-        _note(record, f"not decoded: {len(content):,} bytes is over the "
-                      f"{MAX_BYTES >> 20} MiB limit")
+        _note(record, f"{LIMIT}{len(content):,} bytes is over the {MAX_BYTES >> 20} MiB limit")
         return
     if sig == "heic" and not _register_heif():
         _note(record, "not decoded: pillow-heif is not installed")

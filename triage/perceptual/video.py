@@ -48,7 +48,7 @@ from triage.census import SIGNATURE_KIND, VIDEO
 from triage.hashing import KEEP_LIMIT
 from triage.perceptual.index import DEFAULT_THRESHOLD, MIN_QUALITY, to_hex
 from triage.perceptual.vsets import VpdqIndex, usable
-from triage.records import FileRecord
+from triage.records import LIMIT, FileRecord
 
 VIDEO_SIGNATURES = frozenset(s for s, k in SIGNATURE_KIND.items() if k == VIDEO)
 DEFAULT_INTERVAL = 1.0  # seconds between hashed frames (vPDQ's default)
@@ -148,7 +148,7 @@ def compute_vpdq(data: bytes | bytearray | memoryview, interval: float = DEFAULT
             ctx.thread_count = 1  # one core per worker: the pool gives the parallelism
             width, height = ctx.width or 0, ctx.height or 0
             if width * height > MAX_PIXELS:
-                return [], None, f"not decoded: {width}x{height} frames exceed {MAX_PIXELS:,} pixels"
+                return [], None, f"{LIMIT}{width}x{height} frames exceed {MAX_PIXELS:,} pixels"
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             fps = float(rate) if rate else 0.0
             if not 0 < fps <= 1000 or math.isnan(fps):
@@ -158,14 +158,14 @@ def compute_vpdq(data: bytes | bytearray | memoryview, interval: float = DEFAULT
                 if progress is not None:
                     progress()
                 if time.monotonic() - start > time_limit:
-                    return frames, decoded / fps, (f"stopped: time limit of {time_limit:g} s "
+                    return frames, decoded / fps, (f"{LIMIT}time limit of {time_limit:g} s "
                                                    f"reached at frame {decoded:,}")
                 if decoded % step == 0:
                     if len(frames) >= max_frames:
-                        return frames, decoded / fps, (f"stopped: {max_frames:,} frames "
+                        return frames, decoded / fps, (f"{LIMIT}{max_frames:,} frames "
                                                        "hashed (the limit)")
                     if frame.width * frame.height > MAX_PIXELS:
-                        return frames, decoded / fps, "not decoded: frame too large"
+                        return frames, decoded / fps, f"{LIMIT}a frame exceeds {MAX_PIXELS:,} pixels"
                     pixels = frame.to_ndarray(format="rgb24")
                     bits, quality = pdqhash.compute(pixels)
                     del pixels
@@ -189,7 +189,7 @@ def inspect_vpdq(record: FileRecord, content: bytes | bytearray | None,
         return
     if content is None or len(content) > MAX_BYTES:
         size = len(content) if content is not None else (record.size or 0)
-        record.vpdq_error = (f"too large: {size:,} bytes is over the {MAX_BYTES >> 20} MiB "
+        record.vpdq_error = (f"{LIMIT}{size:,} bytes is over the {MAX_BYTES >> 20} MiB "
                              "limit" if size > MAX_BYTES else "not decoded: content not kept")
         return
     frames, duration, reason = compute_vpdq(content, options.interval, options.time_limit,

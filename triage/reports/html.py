@@ -124,6 +124,13 @@ def warnings(s: dict[str, Any], c: Collected | None = None) -> list[str]:
                 out.append(f"Volume at offset {nb(v.get('offset'))} of {e(ev.get('path'))} "
                            f"({e(v.get('description'))}) <b>{e(v.get('status'))}</b>: "
                            f"{e(words)}{raw}")
+    limited = (s.get("totals") or {}).get("perceptual_limited") or 0
+    if limited:
+        out.append(f"<b>{num(limited)} file(s) not perceptually hashed in full</b>: PDQ/vPDQ "
+                   "was stopped by one of triage's limits (size, time, frames or pixels; "
+                   "<code>pdq_error</code>/<code>vpdq_error</code> in files.jsonl say which), "
+                   "so near-duplicate matching did not cover all of them. Exact hashes were "
+                   "computed and matched.")
     internal = (s.get("totals") or {}).get("internal_errors") or 0
     if internal:
         out.append(f"<b>{num(internal)} internal error(s)</b>: defects of triage, not "
@@ -278,7 +285,8 @@ def totals(s: dict[str, Any], c: Collected, label: Labels) -> Iterator[str]:
              ("deleted", "Deleted"), ("errors", "Content not readable"),
              ("no_content", "Names only (no content to read)"),
              ("known_bad_files", "Known-bad files"),
-             ("internal_errors", "Internal errors (defects of triage)")]
+             ("internal_errors", "Internal errors (defects of triage)"),
+             ("perceptual_limited", "PDQ/vPDQ stopped by a limit")]
     yield kv((n, num(t[k])) for k, n in names if k in t)
     cats = s.get("categories") or dict(c.categories)
     rows = (f'<tr class="{severity(k) if severity(k) == "bad" else ""}"><td>{e(k)}</td>'

@@ -302,7 +302,8 @@ def summary_schema() -> dict[str, Any]:
         "totals": _obj({k: _COUNT for k in ("files", "bytes_hashed", "deleted", "errors",
                                             "no_content", "known_bad_files",
                                             "skipped_size_filter", "skipped_bytes",
-                                            "near_duplicates", "internal_errors")},
+                                            "near_duplicates", "internal_errors",
+                                            "perceptual_limited")},
                        ["files", "bytes_hashed", "deleted", "errors", "no_content",
                         "known_bad_files"]),
         "census": _obj({
