@@ -104,6 +104,8 @@ def looks_vpdq(path: str | os.PathLike[str]) -> bool:
         if p.is_dir():
             files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
             return bool(files) and looks_vpdq(files[0])
+        if not p.is_file():  # a FIFO or device would block the read: the loaders refuse it
+            return False
         with open(p, "rb") as fh:
             head = fh.read(4096).decode("utf-8-sig", "replace")
     except OSError:
@@ -135,6 +137,8 @@ def load_vpdq_set(spec: str, lenient: bool = False) -> VpdqSet:
             raise UsageError(f"--vpdq-set {path}: the folder holds no vPDQ hash file")
     elif p.is_file():
         files = [p]
+    elif p.exists():
+        raise UsageError(f"--vpdq-set {path}: not a regular file or folder")
     else:
         raise UsageError(f"--vpdq-set {path}: no such file or folder")
     digest = hashlib.sha256()
