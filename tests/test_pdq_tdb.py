@@ -78,7 +78,7 @@ def test_import_every_pdq_source(tmp_path: Path, capsys: pytest.CaptureFixture[s
     (tmp_path / "list.txt").write_text("".join(h + "\n" for h in plain))
 
     header = import_hashsets([tmp_path / "pv.json", tmp_path / "mixed.csv"], tmp_path / "a.tdb")
-    assert header["format_version"] == 1 and header["format_minor"] == 2
+    assert header["format_version"] == 1 and header["format_minor"] == 3
     assert header["pdq"]["unique"] == 6 and header["pdq"]["counts"] == {
         "1": 2, "2": 1, "3": 1, "A": 1, "C": 1}
     assert header["algorithms"]["md5"]["unique"] == 7  # the PDQ-only row is no exact record
@@ -94,7 +94,7 @@ def test_import_every_pdq_source(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert header["pdq"]["counts"] == {"null": 3}
 
     code, stdout, _ = run(capsys, "hashset", "info", str(tmp_path / "a.tdb"), "--verify")
-    assert code == 0 and "pdq       6 PDQ hashes" in stdout and "format v1.2" in stdout
+    assert code == 0 and "pdq       6 PDQ hashes" in stdout and "format v1.3" in stdout
     assert "OK: data matches" in stdout
     code, stdout, _ = run(capsys, "hashset", "info", str(tmp_path / "a.tdb"), "--json")
     assert json.loads(stdout)["pdq"] == {"hashes": 6, "rows": 6, "categories": header_counts(
@@ -186,7 +186,7 @@ def test_old_files_open_and_newer_minor_too(tmp_path: Path) -> None:
     import_hashsets([tmp_path / "a.md5"], tmp_path / "a.tdb")
     data = bytearray((tmp_path / "a.tdb").read_bytes())
     magic, major, minor, offset, length, digest = tdb.PREAMBLE.unpack_from(data)
-    assert (major, minor) == (1, 2) and digest == hashlib.sha256(data[offset:]).digest()
+    assert (major, minor) == (1, 3) and digest == hashlib.sha256(data[offset:]).digest()
 
     def older(header):  # 1.0: written before PDQ and the minor key existed
         del header["format_minor"]
@@ -195,6 +195,7 @@ def test_old_files_open_and_newer_minor_too(tmp_path: Path) -> None:
         header.update(format_minor=9, later={"deep": [[1]]})
 
     for minor, change, with_digest in ((0, older, False), (1, lambda h: h.update(format_minor=1), False),
+                                       (2, lambda h: h.update(format_minor=2), True),
                                        (9, newer, True)):
         _rewrite(tmp_path / "a.tdb", tmp_path / "v.tdb", minor, change, with_digest)
         hs = load_hashset(tmp_path / "v.tdb")
@@ -202,10 +203,10 @@ def test_old_files_open_and_newer_minor_too(tmp_path: Path) -> None:
         assert describe_tdb(tmp_path / "v.tdb", required=False) is None
         with pytest.raises(HashSetError, match="carries no PDQ"):
             open_pdq(tmp_path / "v.tdb")
-    # a 1.2 file whose preamble was set back to 1.1 (skipping the header check) is refused
+    # a 1.3 file whose preamble was set back to 1.1 (skipping the header check) is refused
     tdb.PREAMBLE.pack_into(data, 0, magic, major, 1, offset, length, digest)
     (tmp_path / "v.tdb").write_bytes(data)
-    with pytest.raises(HashSetError, match="minor version 2 in the header, 1 in the preamble"):
+    with pytest.raises(HashSetError, match="minor version 3 in the header, 1 in the preamble"):
         load_hashset(tmp_path / "v.tdb")
     tdb.PREAMBLE.pack_into(data, 0, magic, 2, 0, offset, length, digest)
     (tmp_path / "v.tdb").write_bytes(data)

@@ -426,10 +426,18 @@ def test_hashset_info_and_import_of_vpdq_files(tmp_path):
         line.split(","))) for line in (folder / n).read_text().splitlines()]))
         for n in ("one.txt", "two.txt"))
     assert d["usable_frames"] == expected
-    p = subprocess.run(["python3", "-m", "triage", "hashset", "import", str(folder / "one.txt"),
+    # compiled into a .tdb: the vPDQ section holds the same usable frames, counted by the test
+    p = subprocess.run(["python3", "-m", "triage", "hashset", "import", f"{folder}:B",
                         "--out", str(tmp_path / "x.tdb")], capture_output=True, text=True,
                        env=env, check=False)
-    assert p.returncode == 2 and "--vpdq-set" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 0, p.stderr
+    assert f"vPDQ 2 videos ({expected} frames)" in p.stdout
+    p = subprocess.run(["python3", "-m", "triage", "hashset", "info", str(tmp_path / "x.tdb"),
+                        "--json"], capture_output=True, text=True, env=env, check=False)
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["vpdq"] == {"videos": 2, "frames": expected, "categories": {"B": 2}}
+    assert d["format_minor"] == 3 and d["sources"][0]["vpdq_lines"] == lines
 
 
 def test_resume_keeps_one_side_line_per_recorded_video(scanned, tmp_path):
@@ -471,3 +479,50 @@ def test_the_best_video_stream_is_hashed_not_a_first_cover(videos, tmp_path):
     frames, duration, why = compute_vpdq(path.read_bytes())
     assert why is None and duration == SECONDS
     assert frames == truth(videos["orig"])
+
+
+def test_compiled_vpdq_set_matches_like_the_text_files(videos, scanned, tmp_path):
+    """``hashset import DIR:A`` then ``--vpdq-set x.tdb`` / ``--hashset x.tdb --vpdq``: the
+    frames are mapped from the index (no parse, no build) and the matches are those counted by
+    the test over its own decode; a second set video (another category) is not confused."""
+    from triage.hashsets import import_hashsets
+    from triage.hashsets.vpdqsection import open_vpdq
+
+    other = tmp_path / "other-set"
+    other.mkdir()
+    (other / "other-video.txt").write_text(
+        "".join(f"{n},{q},{h},{t:.3f}\n" for n, q, h, t in truth(videos["other2"])))
+    index = tmp_path / "v.tdb"
+    header = import_hashsets([f"{videos['set']}:A", other], index, category="C")
+    set_frames, other_frames = truth(videos["orig"]), truth(videos["other2"])
+    assert header["vpdq"]["videos"] == 2
+    assert header["vpdq"]["rows"] == len(usable(set_frames)) + len(usable(other_frames))
+    mapped = open_vpdq(index)
+    assert [mapped.videos[i] for i in range(2)] == [
+        {"name": "original-video", "set": "v", "category": "A",
+         "frames": len(usable(set_frames))},
+        {"name": "other-video", "set": "v", "category": "C", "frames": len(usable(other_frames))}]
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    for key in ("trim", "reenc", "other"):
+        shutil.copy(videos[key], ev / videos[key].name)
+    for extra in ([], ["hashset"]):
+        out = tmp_path / f"run{len(extra)}"
+        config = (ScanConfig(evidence=[str(ev)], out=out, workers=1, hashsets=[str(index)],
+                             vpdq=True) if extra else
+                  ScanConfig(evidence=[str(ev)], out=out, workers=1, vpdq_sets=[str(index)]))
+        outcome = run_scan(config)
+        assert outcome.summary["complete"] is True
+        assert [(s["format"], s["videos"]) for s in outcome.summary["vpdq_sets"]] == [("tdb", 2)]
+        assert outcome.summary["vpdq_sets"][0]["verification"]["status"] == "verified"
+        records = {r["path"].rsplit("/", 1)[-1]: r for r in
+                   map(json.loads, (out / "files.jsonl").read_text().splitlines())}
+        for name, key in (("trim.mp4", "trim"), ("reenc.mp4", "reenc")):
+            q, t = shares(truth(videos[key]), set_frames)
+            found = [m for m in records[name]["vpdq_matches"] if m["algorithm"] == "vpdq"]
+            assert [(m["hashset"], m["video"], m["category"], m["query_pct"], m["target_pct"])
+                    for m in found] == [("v", "original-video", "A", q, t)]
+            text = [m for m in scanned[1][name]["vpdq_matches"] if m["algorithm"] == "vpdq"]
+            assert [m["ranges"] for m in found] == [m["ranges"] for m in text]
+        assert shares(truth(videos["other"]), other_frames)[0] < 80
+        assert not records["other.mp4"]["vpdq_matches"]

@@ -44,7 +44,7 @@ def _out_json(value: Any, **options: Any) -> None:
 @hashset_app.command("import")
 def import_(
     sources: Annotated[list[Path], typer.Argument(metavar="SRC...", show_default=False,
-                       help="Hash-set files (any supported format, detected by content).")],
+                       help="Hash-set files (any supported format, detected by content); a vPDQ file or folder (ThreatExchange vpdq text, one file per video) as FILE_OR_DIR[:CATEGORY].")],
     out: Annotated[Path, typer.Option("--out", help="The index to write (NAME.tdb).", show_default=False)],
     name: Annotated[str | None, typer.Option("--name", help="Set name shown in matches (default: --out's stem).")] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="known-bad or known-good (default: by format; NSRL and NIST CAID are known-good).")] = None,
@@ -52,24 +52,24 @@ def import_(
     format: Annotated[str | None, typer.Option("--format", help="Force a format: " + ", ".join(FORMATS) + ", or pdq (PDQ hashes only: a 64-hex list, a CSV with a pdq column, VICS AlternativeHashes).")] = None,
     lenient: Annotated[bool, typer.Option("--lenient", help="Skip and count malformed records instead of failing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
+    category: Annotated[str | None, typer.Option("--category", help="Category of vPDQ sources given without :CATEGORY (default: notable).")] = None,
 ) -> None:
     """Parse sources once into a compact, memory-mapped index (bounded memory, any size)."""
     if out.suffix.lower() != ".tdb":
         raise UsageError(f"--out {out}: the index file name must end in .tdb")
-    for src in sources:
-        if looks_vpdq(src):
-            raise UsageError(f"{src}: vPDQ frame hashes (one video a file): give them to "
-                             "triage scan --vpdq-set PATH[:CATEGORY]; compiling vPDQ into a "
-                             ".tdb is not supported yet")
     started = time.monotonic()
     header = import_hashsets(sources, out, name=name, kind=kind, profile=profile, format=format,
-                             lenient=lenient, force=force)
+                             lenient=lenient, force=force, category=category)
     seconds = time.monotonic() - started
     tables = header["algorithms"]
     per_alg = ", ".join(f"{a} {t['unique']:,}" for a, t in tables.items())
     pdq = header.get("pdq")
     if pdq:
         per_alg = ", ".join(filter(None, [per_alg, f"PDQ {pdq['unique']:,}"]))
+    vpdq = header.get("vpdq")
+    if vpdq:
+        per_alg = ", ".join(filter(None, [per_alg, f"vPDQ {vpdq['videos']:,} videos "
+                                                   f"({vpdq['rows']:,} frames)"]))
     _out(f"wrote {out}: {header['name']} ({header['kind']}), {per_alg or 'no'} digests from "
          f"{header['records']:,} records in {seconds:.1f} s")
     skipped = sum(s["skipped"] for s in header["sources"])
@@ -144,6 +144,8 @@ def describe(hs: HashSet) -> dict[str, Any]:
         "algorithms": algorithms,
         "pdq": {"hashes": pdq["unique"], "rows": pdq["rows"], "categories": pdq["counts"]}
         if pdq else None,
+        "vpdq": {"videos": header["vpdq"]["videos"], "frames": header["vpdq"]["rows"],
+                 "categories": header["vpdq"]["counts"]} if header.get("vpdq") else None,
         "labels": {c: hs.label(c) for c in hs.categories if c is not None},
         "profile": None if hs.profile is None else hs.profile.to_json(),
         "sizes": {k: v for k, v in sizes.items() if k in ("complete", "count", "reason")},
@@ -182,6 +184,11 @@ def _print_info(d: dict[str, Any]) -> None:
         if code in d["labels"] and d["labels"][code] != code:
             label = f"{code}  {d['labels'][code]}"
         _out(f"      {n:>12,}  {label}")
+    vpdq = d.get("vpdq")
+    _out(f"  vpdq      {vpdq['videos']:,} videos, {vpdq['frames']:,} usable frames (video near "
+         "matches: --vpdq)" if vpdq else "  vpdq      none")
+    for code, n in sorted((vpdq or {}).get("categories", {}).items()):
+        _out(f"      {n:>12,}  {'(no category)' if code == 'null' else code} (videos)")
     sizes = d["sizes"]
     _out("  sizes     " + (f"{sizes.get('count', 0):,} distinct declared sizes (size filter usable)"
                            if sizes.get("complete") else f"no size filter ({sizes.get('reason', 'sizes not declared')})"))
@@ -303,5 +310,6 @@ def formats() -> None:
     _out(f"{'pdq':<11} PDQ hashes only, import: 64-hex list, CSV with a pdq column, VICS "
          "AlternativeHashes (VICS and CSV sources with PDQ are read for it anyway)")
     _out(f"{'vpdq':<11} vPDQ frame hashes (ThreatExchange vpdq text: frame,quality,hash,"
-         "timestamp), one file per video or a folder: scan --vpdq-set only (info reads them)")
+         "timestamp), one file per video or a folder: scan --vpdq-set, or import FILE_OR_DIR[:CATEGORY] "
+         "into a .tdb's vPDQ section")
     _out("profiles: " + ", ".join(SHIPPED) + " (or a TOML file; see docs/hashsets.md)")

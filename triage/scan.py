@@ -35,9 +35,10 @@ from triage.census import census_summary
 from triage.matching import HashIndex
 from triage.perceptual.compute import PdqOptions
 from triage.perceptual.index import DEFAULT_THRESHOLD, PdqIndex, PdqSet
-from triage.perceptual.sources import check_pdq_only, in_place_files, load_pdq_sources
+from triage.perceptual.sources import (check_pdq_only, in_place_files, load_pdq_sources,
+                                       load_vpdq_sources)
 from triage.perceptual.video import QUERY_PCT, TARGET_PCT, VpdqOptions, trim_side_file
-from triage.perceptual.vsets import VpdqIndex, absolute_spec, load_vpdq_set
+from triage.perceptual.vsets import VpdqIndex, VpdqSet
 from triage.pool import WorkerPool
 from triage.records import ALGORITHMS, SCHEMA_VERSION, record_path, utc_now
 from triage.outdir import RENDERING, FolderLock, claim, finish, remove_leftovers
@@ -355,10 +356,12 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
     pdq_on = config.pdq or bool(config.pdq_sets) or vpdq_on
     bad_index: list[str] = []  # filled from the index checks' threads: the scan stops
     sets = load_sets(config, verify=lambda check: bad_index.append(check.message()))
-    check_pdq_only(sets, pdq_on)
+    check_pdq_only(sets, pdq_on, vpdq_on)
     pdq_sets = load_pdq_sources(config.pdq_sets, sets if pdq_on else [], config.lenient,
                                 verify=lambda check: bad_index.append(check.message()))
-    vpdq_sets = [load_vpdq_set(spec, config.lenient) for spec in config.vpdq_sets]
+    vpdq_sets, vpdq_specs = load_vpdq_sources(
+        config.vpdq_sets, sets if vpdq_on else [], config.lenient,
+        verify=lambda check: bad_index.append(check.message()))
     index = HashIndex(sets)
     if config.size_filter:
         _check_size_filter(sets)
@@ -404,8 +407,7 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
                     "vpdq_target_pct": config.vpdq_target_pct},
         "hashsets": [_set_summary(s) for s in sets],
         "pdq_sets": [s.summary() for s in pdq_sets],
-        "vpdq_sets": [{**s.summary(), "spec": absolute_spec(spec)} for s, spec in
-                      zip(vpdq_sets, config.vpdq_sets)],
+        "vpdq_sets": [{**s.summary(), "spec": spec} for s, spec in zip(vpdq_sets, vpdq_specs)],
     }
     if previous is None:
         write_json_atomic(out / "summary.json", summary)
@@ -461,12 +463,14 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         PdqIndex.build(raw_pdq).save(pdq_index)
     in_place = in_place_files(pdq_sets)  # .tdb PDQ sections, mapped where they lie
     vpdq_index = None
-    if vpdq_sets:  # the set videos' frames, one index mapped by every worker, removed at the end
+    raw_vpdq = [s for s in vpdq_sets if isinstance(s, VpdqSet)]
+    if raw_vpdq:  # the set videos' frames, one index mapped by every worker, removed at the end
         vpdq_index = out / ".vpdq-index"
-        VpdqIndex.build(vpdq_sets).save(vpdq_index)
+        VpdqIndex.build(raw_vpdq).save(vpdq_index)
     video = VpdqOptions(config.vpdq_interval, query_pct=config.vpdq_query_pct,
                         target_pct=config.vpdq_target_pct,
-                        index_dir=vpdq_index and str(vpdq_index)) if vpdq_on else None
+                        index_dir=vpdq_index and str(vpdq_index),
+                        index_files=in_place_files(vpdq_sets)) if vpdq_on else None
     init = WorkerInit(algorithms, sets, WalkOptions(config.include_orphans, config.max_orphans),
                       config.size_filter,
                       pdq=PdqOptions(config.pdq_threshold, pdq_index and str(pdq_index),
@@ -504,12 +508,13 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
     total = scan.total()
     code = scan.exit_code(total)
     # an index that is not what its header says invalidates the run (exit 2)
-    bad_index = failed_checks([*sets, *pdq_sets, *([block_pass] if block_pass else [])],
+    bad_index = failed_checks([*sets, *pdq_sets, *vpdq_sets, *([block_pass] if block_pass else [])],
                               wait=failure is None and not interrupted)
     if block_section is not None:  # after the wait: the set's check has its answer
         block_section["verification"] = block_pass.verification.summary()
     summary["hashsets"] = [_set_summary(s) for s in sets]
     summary["pdq_sets"] = [s.summary() for s in pdq_sets]
+    summary["vpdq_sets"] = [{**s.summary(), "spec": spec} for s, spec in zip(vpdq_sets, vpdq_specs)]
     summary["invalid"] = bad_index
     if stopped_early:
         scan.mark_stopped()

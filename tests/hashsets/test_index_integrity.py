@@ -1,8 +1,8 @@
 """A compiled index is verified, and reported by what it is (issue 14, item 3).
 
 Every byte of the preamble and the header is changed in turn: opening refuses each with one
-line. One byte of each data section (digests, categories, buckets, sizes, every PDQ array) is
-changed: the data check fails, ``hashset lookup`` and ``scan`` exit 2 with one line, and the
+line. One byte of each data section (digests, categories, buckets, sizes, every PDQ array, every
+vPDQ array) is changed: the data check fails, ``hashset lookup`` and ``scan`` exit 2 with one line, and the
 scan's summary.json holds the digest the header records and the one computed, which differ.
 Crafted headers (hypothesis over the header's values, lists where numbers belong, NaN, deep
 nesting) are one line and exit 2, never a traceback.
@@ -30,17 +30,26 @@ from triage.reports.schema import summary_schema
 from ._factory import content, md5, sha1
 
 PDQS = [f"{random.Random(n).getrandbits(256):064x}" for n in range(1, 7)]
+VPDQ_ARRAYS = ("words", "ids", "offsets", "video", "times", "categories", "frames",
+               "name_offsets", "names")
 
 
 def _index(folder: Path) -> Path:
-    """md5 + sha1 with three categories (a category array), sizes and PDQ hashes."""
+    """md5 + sha1 with three categories (a category array), sizes, PDQ hashes and two vPDQ
+    videos (ThreatExchange vpdq text, category B)."""
     rows = ["md5,sha1,size,category,pdq"]
     for n in range(1, 7):
         rows.append(f"{md5(n)},{sha1(n)},{len(content(n))},{'ABC'[n % 3]},{PDQS[n - 1]}")
     source = folder / "set.csv"
     source.write_text("\n".join(rows) + "\n")
+    videos = folder / "videos"
+    videos.mkdir()
+    for v in range(2):
+        rng = random.Random(100 + v)
+        (videos / f"video-{v}.txt").write_text("".join(
+            f"{i},100,{rng.getrandbits(256):064x},{i:.3f}\n" for i in range(5)))
     out = folder / "set.tdb"
-    import_hashsets([source], out, name="set")
+    import_hashsets([source, f"{videos}:B"], out, name="set")
     return out
 
 
@@ -60,6 +69,8 @@ def _sections(path: Path) -> dict[str, tuple[int, int]]:
     found["sizes"] = (header["sizes"]["offset"], header["sizes"]["length"])
     for name in ("words", "meta", "ids", "offsets"):
         found[f"pdq {name}"] = (header["pdq"][name]["offset"], header["pdq"][name]["length"])
+    for name in VPDQ_ARRAYS:
+        found[f"vpdq {name}"] = (header["vpdq"][name]["offset"], header["vpdq"][name]["length"])
     return found
 
 
@@ -79,7 +90,8 @@ def _one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
 def test_fixture_has_every_section(index: Path) -> None:
     names = set(_sections(index))
     assert {"md5 digests", "md5 categories", "md5 buckets", "sha1 digests", "sha1 categories",
-            "sha1 buckets", "sizes", "pdq words", "pdq meta", "pdq ids", "pdq offsets"} <= names
+            "sha1 buckets", "sizes", "pdq words", "pdq meta", "pdq ids", "pdq offsets",
+            *(f"vpdq {name}" for name in VPDQ_ARRAYS)} <= names
     check = tdb.Verification(index)
     assert check.wait() and check.summary()["status"] == "verified"
     assert check.computed == check.recorded == tdb.read_header(index)[0]["sections_sha256"]
@@ -103,7 +115,7 @@ def test_every_header_byte_is_checked(index: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("section", ["md5 digests", "md5 categories", "md5 buckets",
                                      "sha1 digests", "sha1 categories", "sha1 buckets",
                                      "sizes", "pdq words", "pdq meta", "pdq ids", "pdq offsets",
-                                     "padding"])
+                                     *(f"vpdq {name}" for name in VPDQ_ARRAYS), "padding"])
 def test_one_byte_in_each_data_section(index: Path, tmp_path: Path, section: str) -> None:
     data = bytearray(index.read_bytes())
     sections = _sections(index)
@@ -280,3 +292,49 @@ def test_altered_pdq_set_index_invalidates_the_scan(index: Path, tmp_path: Path)
     assert check["status"] == "failed" and summary["exit_code"] == 2 and summary["invalid"]
     assert check["sections_sha256_computed"] != check["sections_sha256_recorded"]
     jsonschema.validate(summary, summary_schema())
+
+
+def test_altered_vpdq_set_index_invalidates_the_scan(index: Path, tmp_path: Path) -> None:
+    """--vpdq-set x.tdb is checked too: vpdq_sets[].verification; a crafted vPDQ header is one
+    line, exit 2."""
+    data = bytearray(index.read_bytes())
+    start, length = _sections(index)["vpdq words"]
+    data[start + length // 2] ^= 0x40
+    altered = tmp_path / "vpdq.tdb"
+    altered.write_bytes(data)
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "a.bin").write_bytes(b"nothing known")
+    proc = _triage("scan", str(evidence), "--vpdq-set", str(altered), "--out",
+                   str(tmp_path / "run"), "--workers", "1", "--quiet")
+    assert "does not match the SHA-256 in its header" in _one_line_error(proc)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    check = summary["vpdq_sets"][0]["verification"]
+    assert check["status"] == "failed" and summary["exit_code"] == 2 and summary["invalid"]
+    jsonschema.validate(summary, summary_schema())
+    raw = bytes(index.read_bytes()[tdb.PREAMBLE.unpack_from(index.read_bytes())[3]:])
+    header = json.loads(raw)
+    for change in ({"videos": 3}, {"rows": 11}, {"names": {**header["vpdq"]["names"], "dtype": "<u8"}},
+                   {"times": {**header["vpdq"]["times"], "offset": 10**9}}, {"counts": {"B": 1}}):
+        crafted = {**header, "vpdq": {**header["vpdq"], **change}}
+        target = _with_header(index, tmp_path / "c.tdb", json.dumps(crafted).encode())
+        error = _one_line_error(_triage("scan", str(evidence), "--vpdq-set", str(target),
+                                        "--out", str(tmp_path / "run2"), "--workers", "1",
+                                        "--quiet"))
+        assert "damaged header" in error and "vPDQ" in error, error
+
+
+def test_vpdq_ids_are_checked(index: Path, tmp_path: Path) -> None:
+    """A video id past the video table, with a consistent digest, fails the data check."""
+    data = bytearray(index.read_bytes())
+    start, _ = _sections(index)["vpdq video"]
+    data[start:start + 4] = (7).to_bytes(4, "little")
+    offset = tdb.PREAMBLE.unpack_from(data)[3]
+    header = json.loads(bytes(data[offset:]))
+    header["sections_sha256"] = hashlib.sha256(bytes(data[tdb.PREAMBLE.size:offset])).hexdigest()
+    target = _with_header(index, tmp_path / "ids.tdb", json.dumps(header).encode())
+    crafted = target.read_bytes()
+    target.write_bytes(crafted[:tdb.PREAMBLE.size] + bytes(data[tdb.PREAMBLE.size:offset])
+                       + crafted[offset:])
+    check = tdb.Verification(target)
+    assert not check.wait() and "video id past the video table" in check.problem

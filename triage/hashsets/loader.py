@@ -36,8 +36,10 @@ from triage.hashsets.pdqsection import PDQ_FORMAT, PdqRows, pdq_only_csv
 from triage.hashsets.profiles import Profile, guess_profile, load_profile
 from triage.hashsets.registry import FORMATS
 from triage.hashsets.store import EntryStore
+from triage.hashsets.vpdqsection import VpdqRows
 from triage.perceptual.index import PdqSet
 from triage.perceptual.sets import PdqCollector
+from triage.perceptual.vsets import load_vpdq_set, looks_vpdq, parse_spec
 
 # Raw sources whose rows exceed this stay in a temporary mapped index, not in process memory
 # (scan workers then share the page cache instead of each holding a pickled copy).
@@ -157,8 +159,13 @@ def import_hashsets(
     format: str | None = None,
     lenient: bool = False,
     force: bool = False,
+    category: str | None = None,
 ) -> dict[str, Any]:
     """Compile ``sources`` into one index at ``out``; returns its header.
+
+    A vPDQ source (ThreatExchange vpdq text, one file per video, or a folder of them; given as
+    ``FILE_OR_DIR[:CATEGORY]``, else ``category``, else ``notable``) goes into the vPDQ section
+    (``vpdqsection``), read with the rules of ``scan --vpdq-set``.
 
     PDQ hashes go in too: those of a VICS (``AlternativeHashes``) or CSV (``pdq`` column)
     source, handed over by the exact parser in the same pass (``PdqCollector``); a CSV with only a
@@ -175,9 +182,15 @@ def import_hashsets(
     chosen = load_profile(profile) if profile else None
     store = EntryStore(tmpdir=target.parent if target.parent.is_dir() else None)
     pdq = PdqRows(store)
+    vpdq = VpdqRows(store)
     try:
         infos, kinds = [], set()
         for source in sources:
+            vpdq_path, vpdq_category = parse_spec(os.fspath(source))
+            if format is None and looks_vpdq(vpdq_path):
+                infos.append(_vpdq_source(vpdq_path, vpdq_category or category, vpdq, lenient))
+                kinds.add(KNOWN_BAD)
+                continue
             file = Path(source)
             head = _read_head(file)
             if format == PDQ_FORMAT or (format is None and _pdq_only(file, head)):
@@ -196,7 +209,7 @@ def import_hashsets(
         chosen = chosen or _guess(infos, store)
         resolved = kind or (kinds.pop() if len(kinds) == 1 else KNOWN_BAD)
         meta = _meta(name or target.stem, resolved, chosen, infos)
-        return tdb.write_index(target, finished, meta, pdq)
+        return tdb.write_index(target, finished, meta, pdq, vpdq)
     finally:
         store.close()
 
@@ -227,6 +240,22 @@ def _pdq_source(file: Path, pdq: PdqRows, lenient: bool) -> dict[str, Any]:
     return {"path": os.fspath(file), "name": file.name, "format": loaded["pdq_format"],
             "sha256": loaded.pop("pdq_sha256"), "bytes": file.stat().st_size, "records": 0,
             "skipped": 0, "dropped_empty": 0, **loaded}
+
+
+def _vpdq_source(path: str, category: str | None, vpdq: VpdqRows, lenient: bool
+                 ) -> dict[str, Any]:
+    """A vPDQ file or folder: its ``sources`` entry (no exact records)."""
+    loaded = load_vpdq_set(path, lenient=lenient)
+    if category:
+        loaded.category = category
+    found = vpdq.add_set(loaded)
+    where = Path(path)
+    files = [where] if where.is_file() else [f for f in where.iterdir() if f.is_file()
+                                              and not f.name.startswith(".")]
+    return {"path": path, "name": where.name or path, "format": "vpdq", "sha256": loaded.sha256,
+            "bytes": sum(f.stat().st_size for f in files), "records": 0,
+            "skipped": loaded.skipped, "dropped_empty": 0, "vpdq_category": loaded.category,
+            **found}
 
 
 def _check_kind(kind: str | None) -> None:

@@ -11,6 +11,8 @@ Layout (all integers little-endian)::
          then ``sizes``: sorted distinct declared file sizes (uint32/uint64), if complete
          then (minor 1) ``pdq``: PDQ hashes and their multi-index, if a source had any
          (``pdqsection``)
+         then (minor 3) ``vpdq``: vPDQ video frames, their multi-index and video table, if a
+         source was a vPDQ file or folder (``vpdqsection``)
     end  header: UTF-8 JSON (name, kind, profile, sources + SHA-256, categories, per-algorithm
          counts and section offsets, conflicts, creation time, SHA-256 of the data sections)
 
@@ -62,7 +64,8 @@ from triage.hashsets.table import (
 
 MAGIC = b"TRIAGEDB"
 FORMAT_VERSION = 1
-FORMAT_MINOR = 2  # 1: optional PDQ section; 2: the header's SHA-256 in the preamble
+FORMAT_MINOR = 3  # 1: optional PDQ section; 2: the header's SHA-256 in the preamble;
+#                  3: optional vPDQ section (older 1.x readers ignore it)
 HEADER_DIGEST_MINOR = 2
 PREAMBLE = struct.Struct("<8sIIQQ32s")
 ALIGN = 64
@@ -106,9 +109,10 @@ def _category_dtype(ids: set[int]) -> np.dtype | None:
 
 
 def write_index(path: Path, finished: Finished, meta: dict[str, Any],
-                pdq: Any = None) -> dict[str, Any]:
+                pdq: Any = None, vpdq: Any = None) -> dict[str, Any]:
     """Stream ``finished`` into ``path`` (atomically: a temp file renamed); returns the header.
-    ``pdq`` (``pdqsection.PdqRows``) adds the PDQ section when it holds any hash."""
+    ``pdq`` (``pdqsection.PdqRows``) adds the PDQ section when it holds any hash, ``vpdq``
+    (``vpdqsection.VpdqRows``) the vPDQ section when it holds any video."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -128,6 +132,8 @@ def write_index(path: Path, finished: Finished, meta: dict[str, Any],
             header["sizes"] = _write_sizes(out, sizes, finished.store.sizes)
             if pdq is not None and len(pdq):
                 header["pdq"] = pdq.write(out, categories)
+            if vpdq is not None and len(vpdq):
+                header["vpdq"] = vpdq.write(out, categories)
             header["categories"] = list(categories)
             header["conflicts"] = {
                 "total": sum(t["conflicts"] for t in header["algorithms"].values()),
@@ -494,6 +500,30 @@ def _ids_problem(path: Path, categories: int) -> str | None:
             return "PDQ category id past the category list"
         if len(offsets) and int(offsets.max()) > len(ids):
             return "PDQ bucket offsets past the PDQ ids"
+    vspec = (hs.header or {}).get("vpdq")
+    if vspec:
+        return _vpdq_ids_problem(map_readonly(path), vspec, read_header(path)[1], categories)
+    return None
+
+
+def _vpdq_ids_problem(mapped: mmap.mmap, spec: dict[str, Any], end: int,
+                      categories: int) -> str | None:
+    """The vPDQ section's ids (``vpdqsection``): rows, videos, categories, name offsets."""
+    a = {name: _section(mapped, spec[name], np.dtype(dtype), end)
+         for name, dtype in tdbheader.VPDQ_ARRAYS.items()}
+    rows, videos = len(a["video"]), len(a["categories"])
+    if len(a["ids"]) and int(a["ids"].max()) >= rows:
+        return "vPDQ row id past the frames"
+    if len(a["offsets"]) and int(a["offsets"].max()) > len(a["ids"]):
+        return "vPDQ bucket offsets past the ids"
+    if rows and int(a["video"].max()) >= videos:
+        return "vPDQ video id past the video table"
+    if videos and int(a["categories"].max()) >= categories:
+        return "vPDQ category id past the category list"
+    offs = a["name_offsets"]
+    if len(offs) and (int(offs[0]) != 0 or int(offs[-1]) != len(a["names"])
+                      or bool(np.any(np.diff(offs.astype(np.int64)) < 0))):
+        return "vPDQ name offsets out of order"
     return None
 
 

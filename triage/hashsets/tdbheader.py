@@ -32,6 +32,18 @@ BUCKET_BITS = (8, 24)  # triage.hashsets.table MIN/MAX_BUCKET_BITS
 MAX_CATEGORIES = 65536  # ids are uint16
 
 
+# the vPDQ section's arrays (``hashsets.vpdqsection``) and the items each must hold
+VPDQ_ARRAYS = {"words": "<u8", "ids": "<u4", "offsets": "<u4", "video": "<u4", "times": "<f4",
+               "categories": "<u2", "frames": "<u4", "name_offsets": "<u8", "names": "|u1"}
+
+
+def vpdq_sizes(rows: int, videos: int, bits: tuple[int, ...], names: int) -> dict[str, int]:
+    """Items each vPDQ array must hold (the header check and the opener agree on them)."""
+    return {"words": 4 * rows, "ids": CHUNKS * rows, "offsets": sum((1 << b) + 1 for b in bits),
+            "video": rows, "times": rows, "categories": videos, "frames": videos,
+            "name_offsets": videos + 1, "names": names}
+
+
 class Span(Struct, omit_defaults=True):
     offset: Count
     length: Count
@@ -87,6 +99,26 @@ class Pdq(Struct, omit_defaults=True):
     counts: dict[str, Count]
 
 
+class Vpdq(Struct, omit_defaults=True):
+    """The vPDQ section (``hashsets.vpdqsection``): frame multi-index, frame -> video, video
+    table."""
+
+    index_version: int
+    rows: Count
+    videos: Count
+    bucket_bits: Annotated[list[Annotated[int, Meta(ge=1, le=64)]], Meta(max_length=16)]
+    words: PdqArray
+    ids: PdqArray
+    offsets: PdqArray
+    video: PdqArray
+    times: PdqArray
+    categories: PdqArray
+    frames: PdqArray
+    name_offsets: PdqArray
+    names: PdqArray
+    counts: dict[str, Count]
+
+
 class Example(Struct, omit_defaults=True):
     algorithm: Algorithm
     digest: HexDigest
@@ -134,6 +166,10 @@ class Source(Struct, omit_defaults=True):
     pdq_hashes: Count | None = None
     pdq_skipped: Count | None = None
     pdq_dropped: Count | None = None
+    vpdq_videos: Count | None = None
+    vpdq_frames: Count | None = None
+    vpdq_lines: Count | None = None
+    vpdq_category: str | None = None
 
 
 class Header(Struct, omit_defaults=True):
@@ -153,6 +189,7 @@ class Header(Struct, omit_defaults=True):
     created: str | None = None
     tool: Tool | None = None
     pdq: Pdq | None = None
+    vpdq: Vpdq | None = None  # minor 3
 
 
 _DECODER = msgspec.json.Decoder(Header)
@@ -228,6 +265,8 @@ def check(header: Header, data_end: int) -> None:
             raise HeaderError(f"{sizes.count} sizes but {sizes.length} bytes")
     if header.pdq is not None:
         _check_pdq(header.pdq, data_end)
+    if header.vpdq is not None:
+        _check_vpdq(header.vpdq, data_end)
 
 
 def _check_pdq(pdq: Pdq, data_end: int) -> None:
@@ -248,6 +287,25 @@ def _check_pdq(pdq: Pdq, data_end: int) -> None:
         _span(f"PDQ {name}", array, data_end, _itemsize(dtype))
         if array.length != items * _itemsize(dtype):
             raise HeaderError(f"PDQ {name}: {array.length} bytes for {pdq.rows} rows")
+
+
+def _check_vpdq(vpdq: Vpdq, data_end: int) -> None:
+    if vpdq.index_version != INDEX_VERSION:
+        raise HeaderError(f"vPDQ index version {vpdq.index_version}")
+    bits = vpdq.bucket_bits
+    if len(bits) != CHUNKS or any(not 0 < b <= w for b, w in zip(bits, PDQ_WIDTHS)):
+        raise HeaderError("vPDQ bucket bits")
+    if sum(vpdq.counts.values()) != vpdq.videos:
+        raise HeaderError(f"vPDQ: per-category counts do not add up to {vpdq.videos} videos")
+    expected = vpdq_sizes(vpdq.rows, vpdq.videos, tuple(bits), vpdq.names.length)
+    for name, dtype in VPDQ_ARRAYS.items():
+        array: PdqArray = getattr(vpdq, name)
+        if array.dtype != dtype:
+            raise HeaderError(f"vPDQ {name} of type {array.dtype!r}")
+        _span(f"vPDQ {name}", array, data_end, _itemsize(dtype))
+        if array.length != expected[name] * _itemsize(dtype):
+            raise HeaderError(f"vPDQ {name}: {array.length} bytes for {vpdq.rows} frames, "
+                              f"{vpdq.videos} videos")
 
 
 def to_dict(header: Header) -> dict:

@@ -31,12 +31,13 @@ import io
 import re
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from triage.census import PICTURE, signature
 from triage.hashing import Read
 from triage.hashsets.pdqsection import open_pdq
+from triage.hashsets.vpdqsection import open_vpdq
 from triage.perceptual.index import (
     DEFAULT_THRESHOLD,
     MIN_QUALITY,
@@ -81,7 +82,7 @@ class PdqWorker:
 
     options: PdqOptions
     index: PdqIndexGroup | None = None
-    frames: VpdqIndex | None = None  # the --vpdq-set frame index, mapped
+    frames: list[VpdqIndex] = field(default_factory=list)  # --vpdq-set frame indexes, mapped
 
     @classmethod
     def start(cls, options: PdqOptions | None) -> PdqWorker | None:
@@ -94,7 +95,8 @@ class PdqWorker:
             indexes += [open_pdq(f) for f in options.index_files]
             index = PdqIndexGroup(indexes)
         video = options.vpdq
-        frames = VpdqIndex.open(video.index_dir) if video and video.index_dir else None
+        frames = [VpdqIndex.open(video.index_dir)] if video and video.index_dir else []
+        frames += [open_vpdq(f) for f in (video.index_files if video else ())]
         return cls(options, index, frames)
 
     def keep(self, head: bytes) -> bool:
@@ -117,8 +119,8 @@ class PdqWorker:
         if video is None or not frames:
             return []
         found = []
-        if self.frames is not None:
-            found += match_video(frames, self.frames, self.options.threshold, video.query_pct,
+        for index in self.frames:
+            found += match_video(frames, index, self.options.threshold, video.query_pct,
                                  video.target_pct, video.interval)
         if self.index is not None:
             found += frame_matches(frames, self.index, self.options.threshold)

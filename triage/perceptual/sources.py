@@ -20,10 +20,13 @@ from triage.categories import KNOWN_BAD
 from triage.errors import UsageError
 from triage.hashsets import tdb
 from triage.hashsets.pdqsection import TdbPdq, carries_pdq, describe_tdb
+from triage.hashsets.vpdqsection import TdbVpdq, describe_vpdq
 from triage.perceptual.index import PdqSet
 from triage.perceptual.sets import load_pdq_set
+from triage.perceptual.vsets import VpdqSet, absolute_spec, load_vpdq_set, parse_spec
 
 PdqSource = PdqSet | TdbPdq
+VpdqSource = VpdqSet | TdbVpdq
 RAW_WITH_PDQ = ("vics", "csv")  # raw hash-set formats whose sources may carry PDQ hashes
 
 
@@ -80,14 +83,55 @@ def load_pdq_sources(paths: Iterable[str], hashsets: Sequence[Any],
     return sources
 
 
+def load_vpdq_sources(specs: Iterable[str], hashsets: Sequence[Any], lenient: bool = False,
+                      verify: Any = None) -> tuple[list[VpdqSource], list[str]]:
+    """``--vpdq-set`` specs in order (a ``.tdb`` is mapped in place: no parse, no index build;
+    a text file or folder is parsed), then the vPDQ sections of the known-bad ``hashsets``
+    indexes (pass them only when ``--vpdq`` is on) not already among them. Returns the
+    sources and, per source, the spec ``--resume`` gives again."""
+    sources: list[VpdqSource] = []
+    given: list[str] = []
+    for spec in specs:
+        path, _ = parse_spec(spec)
+        if _is_index(path):
+            found = describe_vpdq(path)
+            assert found is not None
+            if verify:
+                found.verification = tdb.Verification(path, None if verify is True else verify)
+            sources.append(found)
+            given.append(os.path.abspath(path))
+        else:
+            sources.append(load_vpdq_set(spec, lenient))
+            given.append(absolute_spec(spec))
+    seen = {os.path.realpath(s.path) for s in sources if isinstance(s, TdbVpdq)}
+    for hs in hashsets:
+        if hs.kind != KNOWN_BAD or not hs.index_file or not (hs.header or {}).get("vpdq"):
+            continue
+        if os.path.realpath(hs.index_file) in seen:
+            continue
+        found = describe_vpdq(hs.index_file, hs.header, required=False)
+        if found is not None:  # checked as a hash set already: the same check, shown twice
+            found.verification = getattr(hs, "verification", None)
+            sources.append(found)
+            given.append(os.path.abspath(hs.index_file))
+            seen.add(os.path.realpath(hs.index_file))
+    return sources, given
+
+
 def in_place_files(sources: Iterable[PdqSource]) -> tuple[str, ...]:
     """Absolute paths of the ``.tdb`` files the workers map (their cwd may differ)."""
-    return tuple(os.path.abspath(s.path) for s in sources if isinstance(s, TdbPdq))
+    return tuple(os.path.abspath(s.path) for s in sources if isinstance(s, (TdbPdq, TdbVpdq)))
 
 
-def check_pdq_only(hashsets: Sequence[Any], pdq_on: bool) -> None:
-    """A known-bad index holding only PDQ hashes, given without ``--pdq``, would match nothing
-    without a word: refuse it."""
+def check_pdq_only(hashsets: Sequence[Any], pdq_on: bool, vpdq_on: bool = False) -> None:
+    """A known-bad index holding only PDQ (or vPDQ) hashes, given without ``--pdq``
+    (``--vpdq``), would match nothing without a word: refuse it."""
+    for hs in hashsets:
+        header = hs.header or {}
+        if (not vpdq_on and hs.kind == KNOWN_BAD and not hs.algorithms and header.get("vpdq")
+                and not (pdq_on and header.get("pdq"))):
+            raise UsageError(f"hash set {hs.path} holds vPDQ video hashes only: add --vpdq (or "
+                             "give it as --vpdq-set)")
     if pdq_on:
         return
     for hs in hashsets:

@@ -73,6 +73,7 @@ class VpdqOptions:
     query_pct: float = QUERY_PCT
     target_pct: float = TARGET_PCT
     index_dir: str | None = None  # the frame index of the --vpdq-set videos; None: no sets
+    index_files: tuple[str, ...] = ()  # .tdb files whose vPDQ section is searched in place
 
 
 def is_video(head: bytes) -> bool:

@@ -323,14 +323,16 @@ def summary_schema() -> dict[str, Any]:
             ["name", "path", "kind", "format", "sha256", "entries", "algorithms",
              "skipped_lines", "dropped"])},
         "vpdq_sets": {"type": "array", "description": "--vpdq-set: vPDQ hash files (one "
-                      "video each, ThreatExchange's frame,quality,hash,timestamp lines)",
+                      "video each, ThreatExchange's frame,quality,hash,timestamp lines), or "
+                      "the vPDQ section of a .tdb (format tdb; category: its categories, "
+                      "comma-separated)",
                       "items": _obj({
                           "name": _STR, "path": _STR, "spec": _STR,
-                          "kind": {"enum": ["known-bad"]}, "format": {"enum": ["vpdq"]},
+                          "kind": {"enum": ["known-bad"]}, "format": {"enum": ["vpdq", "tdb"]},
                           "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
                           "videos": _COUNT, "frames": _COUNT, "category": _STR,
                           "algorithms": {"type": "array", "items": {"enum": ["vpdq"]}},
-                          "skipped_lines": _COUNT},
+                          "skipped_lines": _COUNT, "verification": INDEX_CHECK},
                           ["name", "path", "spec", "format", "sha256", "videos", "frames",
                            "category"])},
         "invalid": {"type": "array", "items": _STR,

@@ -1,0 +1,175 @@
+"""vPDQ video hashes inside a compiled index (``.tdb``, format 1.3): written by ``hashset import``
+from ThreatExchange vPDQ text files, searched by ``scan --vpdq`` straight from the mapped file.
+
+Why: parsing the text files and building the frame index at every scan costs ~22 s for 20M
+frames; compiled, opening costs a header read and an ``mmap`` and the workers share the pages.
+
+The section is ``triage.perceptual.vsets.VpdqIndex`` as it lies in memory: the PDQ multi-index
+over every usable frame (``words``, ``ids``, ``offsets``; quality >= 50, a video's repeated hash
+once, as the reference matcher), per frame its video (``video``, <u4) and time (``times``, <f4),
+and the video table: per video its category id into the index's one category list
+(``categories``, <u2), usable frame count (``frames``, <u4) and name (``names``: UTF-8 bytes,
+``name_offsets``: <u8, one more than videos). 56 bytes a frame. Every array is in the data area
+the header's ``sections_sha256`` covers, and typed and bounded by ``tdbheader.Vpdq``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from triage.categories import KNOWN_BAD
+from triage.errors import HashSetError
+from triage.hashsets import tdb
+from triage.hashsets.store import EntryStore
+from triage.hashsets.tdbheader import VPDQ_ARRAYS as ARRAYS
+from triage.hashsets.tdbheader import vpdq_sizes as sizes
+from triage.perceptual.index import CHUNKS, INDEX_VERSION, WIDTHS, PdqIndex
+from triage.perceptual.vsets import VpdqIndex, VpdqSet
+
+# -- import ---------------------------------------------------------------------------------
+
+
+class VpdqRows:
+    """The vPDQ sets of one import (``FILE_OR_DIR[:CATEGORY]``), category ids of its store."""
+
+    def __init__(self, store: EntryStore) -> None:
+        self.store = store
+        self.sets: list[VpdqSet] = []
+
+    def add_set(self, loaded: VpdqSet) -> dict[str, Any]:
+        """Add a parsed vPDQ set; returns what its ``sources`` entry records."""
+        self.store.category_id(loaded.category)  # in the category list, in order of sources
+        self.sets.append(loaded)
+        return {"vpdq_videos": len(loaded.videos),
+                "vpdq_frames": int(sum(len(v.hashes) for v in loaded.videos)),
+                "vpdq_lines": int(sum(v.lines for v in loaded.videos))}
+
+    def __len__(self) -> int:
+        return sum(len(s.videos) for s in self.sets)
+
+    def write(self, out: Any, categories: list[str | None]) -> dict[str, Any]:
+        """Append the section to a ``tdb._Out``; returns the header's ``vpdq`` entry."""
+        built = VpdqIndex.build(self.sets)
+        ids = {c: i for i, c in enumerate(categories)}
+        cats = np.array([ids[v["category"]] for v in built.videos], "<u2")
+        names = [v["name"].encode("utf-8", "surrogateescape") for v in built.videos]
+        offs = np.zeros(len(names) + 1, "<u8")
+        np.cumsum([len(n) for n in names], out=offs[1:])
+        arrays = {"words": built.pdq.words, "ids": built.pdq.ids, "offsets": built.pdq.offsets,
+                  "video": built.video, "times": built.times, "categories": cats,
+                  "frames": np.array([v["frames"] for v in built.videos], "<u4"),
+                  "name_offsets": offs, "names": np.frombuffer(b"".join(names), np.uint8)}
+        spec: dict[str, Any] = {"index_version": INDEX_VERSION, "rows": len(built),
+                                "videos": len(built.videos),
+                                "bucket_bits": list(built.pdq.bucket_bits)}
+        for name, dtype in ARRAYS.items():
+            array = np.ascontiguousarray(arrays[name], dtype=dtype)
+            offset = out.align()
+            out.write(memoryview(array).cast("B"))
+            spec[name] = {"offset": offset, "length": array.nbytes, "dtype": dtype}
+        counts = np.bincount(cats, minlength=len(categories)) if len(cats) else []
+        spec["counts"] = {"null" if categories[i] is None else str(categories[i]): int(n)
+                          for i, n in enumerate(counts) if n}
+        return spec
+
+
+# -- scan -----------------------------------------------------------------------------------
+
+
+class VideoTable:
+    """``VpdqIndex.videos`` read from the mapped section: ``table[i]`` is the dict the matcher
+    reads (name, set, category, frames), made on demand (100k videos cost no start-up)."""
+
+    def __init__(self, set_name: str, labels: list[str | None], cats: np.ndarray,
+                 frames: np.ndarray, offsets: np.ndarray, names: np.ndarray) -> None:
+        self.set_name, self.labels, self.cats, self.frames = set_name, labels, cats, frames
+        self.offsets, self.names = offsets, names
+
+    def __len__(self) -> int:
+        return len(self.cats)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not 0 <= i < len(self.cats):
+            raise IndexError(i)
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        return {"name": bytes(self.names[a:b]).decode("utf-8", "surrogateescape"),
+                "set": self.set_name, "category": self.labels[int(self.cats[i])],
+                "frames": int(self.frames[i])}
+
+
+@dataclass
+class TdbVpdq:
+    """A compiled index used for video near matches: ``summary.json`` ``vpdq_sets`` entry."""
+
+    name: str
+    path: str
+    sha256: str
+    videos: int
+    frames: int
+    categories: dict[str, int]
+    verification: Any = field(default=None, compare=False, repr=False)  # tdb.Verification
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "kind": KNOWN_BAD, "format": "tdb",
+                "sha256": self.sha256, "videos": self.videos, "frames": self.frames,
+                "category": ", ".join(sorted(self.categories)),
+                "algorithms": ["vpdq"], "skipped_lines": 0,
+                "verification": self.verification and self.verification.summary()}
+
+
+def describe_vpdq(path: str | os.PathLike[str], header: dict[str, Any] | None = None,
+                  required: bool = True) -> TdbVpdq | None:
+    """The vPDQ part of an index, from its header alone; ``required`` refuses an index
+    without one, or one compiled as known-good."""
+    file = Path(path)
+    if header is None:
+        header = tdb.read_header(file)[0]
+    spec = header.get("vpdq")
+    if not spec or not spec.get("videos"):
+        if required:
+            raise HashSetError(f"index {file} carries no vPDQ hashes (import vPDQ files with "
+                               "triage hashset import FILE_OR_DIR:CATEGORY)")
+        return None
+    if header.get("kind") != KNOWN_BAD:
+        if required:
+            raise HashSetError(f"index {file} was compiled as {header.get('kind')}; video near "
+                               "matches are only searched in known-bad sets")
+        return None
+    return TdbVpdq(str(header["name"]), str(file), str(header["sections_sha256"]),
+                   int(spec["videos"]), int(spec["rows"]), dict(spec.get("counts") or {}))
+
+
+def open_vpdq(path: str | os.PathLike[str]) -> VpdqIndex:
+    """Map an index's vPDQ section as a ``VpdqIndex`` (read-only; pages read on demand)."""
+    file = Path(path)
+    header, limit, _ = tdb.read_header(file)
+    describe_vpdq(file, header)
+    spec = header["vpdq"]
+    mapped = tdb.map_readonly(file)
+    try:
+        if spec.get("index_version") != INDEX_VERSION:
+            raise ValueError(f"index version {spec.get('index_version')}")
+        n, videos = int(spec["rows"]), int(spec["videos"])
+        bits = tuple(int(b) for b in spec["bucket_bits"])
+        if len(bits) != CHUNKS or any(not 0 < b <= w for b, w in zip(bits, WIDTHS)):
+            raise ValueError("bucket bits")
+        a = {name: tdb._section(mapped, spec[name], np.dtype(dtype), limit)
+             for name, dtype in ARRAYS.items()}
+        want = sizes(n, videos, bits, len(a["names"]))
+        if any(len(a[k]) != v for k, v in want.items()):
+            raise ValueError("sections disagree in length")
+        if int(a["name_offsets"][-1]) != len(a["names"]):
+            raise ValueError("names disagree with their offsets")
+        meta = np.broadcast_to(np.uint32(0), (n,))  # one set, one code: the video says which
+        pdq = PdqIndex(a["words"].reshape(n, 4), meta, a["ids"], a["offsets"], bits,
+                       [{"name": "vpdq", "labels": [None]}])
+        table = VideoTable(str(header["name"]), list(header["categories"]), a["categories"],
+                           a["frames"], a["name_offsets"], a["names"])
+        return VpdqIndex(pdq, a["video"], a["times"], table)  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HashSetError(f"index {file}: damaged vPDQ section ({exc})") from None
