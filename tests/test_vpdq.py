@@ -526,3 +526,26 @@ def test_compiled_vpdq_set_matches_like_the_text_files(videos, scanned, tmp_path
             assert [m["ranges"] for m in found] == [m["ranges"] for m in text]
         assert shares(truth(videos["other"]), other_frames)[0] < 80
         assert not records["other.mp4"]["vpdq_matches"]
+
+
+def test_import_of_vpdq_edge_cases(tmp_path):
+    """A video whose frames are all under quality 50 compiles to zero usable frames (and the
+    data check passes); a malformed line is file:line, exit 2, one line; --lenient counts it."""
+    from triage.hashsets import import_hashsets, tdb
+
+    env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    low = tmp_path / "low"
+    low.mkdir()
+    (low / "dark.txt").write_text(f"0,10,{'a' * 64},0.000\n1,49,{'b' * 64},1.000\n")
+    header = import_hashsets([low], tmp_path / "low.tdb")
+    assert (header["vpdq"]["videos"], header["vpdq"]["rows"]) == (1, 0)
+    check = tdb.Verification(tmp_path / "low.tdb")
+    assert check.wait(), check.problem
+    bad = tmp_path / "bad.txt"
+    bad.write_text(f"0,100,{'c' * 64},0.000\nnot a line\n")
+    p = subprocess.run(["python3", "-m", "triage", "hashset", "import", f"{bad}:X", "--out",
+                        str(tmp_path / "bad.tdb")], capture_output=True, text=True, env=env,
+                       check=False)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and f"{bad}:2:" in p.stderr
+    header = import_hashsets([f"{bad}:X"], tmp_path / "bad.tdb", lenient=True)
+    assert header["sources"][0]["skipped"] == 1 and header["vpdq"]["counts"] == {"X": 1}

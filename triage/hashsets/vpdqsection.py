@@ -70,7 +70,8 @@ class VpdqRows:
         for name, dtype in ARRAYS.items():
             array = np.ascontiguousarray(arrays[name], dtype=dtype)
             offset = out.align()
-            out.write(memoryview(array).cast("B"))
+            if array.nbytes:  # a set whose frames are all under quality 50 has none
+                out.write(memoryview(array).cast("B"))
             spec[name] = {"offset": offset, "length": array.nbytes, "dtype": dtype}
         counts = np.bincount(cats, minlength=len(categories)) if len(cats) else []
         spec["counts"] = {"null" if categories[i] is None else str(categories[i]): int(n)
