@@ -23,10 +23,11 @@ and what ``--vpdq`` costs a scan of an image that holds no video.
    what ``hashset import`` writes), its size, the time to open it (a worker's start-up), and
    ``--query-videos`` x ``--query-frames`` scanned videos matched against it (``match_video``),
    extrapolated linearly to 10k videos. Measured here (2 shared cores, 23 GB): 20M frames
-   (20k x 1,000) built + written in 27 s, 2.00 GiB (107 B a frame), peak RSS 4.4 GB (the
-   import builds the index in memory: ~220 B a frame, so 100M frames need ~22 GB, more than
-   this machine has free); open 0.4 ms; 1,000 videos x 60 frames in 21.9 s (364 us a frame):
-   10k x 60 ~3.6 min of one core.
+   (20k x 1,000) built + written in 27 s, 2.00 GiB (107 B a frame), peak RSS 4.4 GB; open
+   0.4 ms; 1,000 videos x 60 frames in 21.9 s (364 us a frame): 10k x 60 ~3.6 min of one core.
+   40M: 78 s, 3.57 GiB, peak RSS 8.2 GB, open 9 ms, 974 us a frame (10k x 60 ~9.7 min). 100M
+   not built here: the import builds the index in memory (~210 B a frame at peak: ~21 GB);
+   from 40M, 100M is ~9.1 GiB on disk and 2.4-3.6 ms a frame (10k x 60: ~24-36 min one core).
 3. ``--vpdq`` on an ext4 image of ``--files`` small files (text, JPEG and PNG pictures, no
    video): scans alternately plain, ``--pdq`` and ``--vpdq``, median of ``--repeat``.
 
