@@ -549,3 +549,46 @@ def test_import_of_vpdq_edge_cases(tmp_path):
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and f"{bad}:2:" in p.stderr
     header = import_hashsets([f"{bad}:X"], tmp_path / "bad.tdb", lenient=True)
     assert header["sources"][0]["skipped"] == 1 and header["vpdq"]["counts"] == {"X": 1}
+
+
+def test_resume_with_a_compiled_vpdq_set(tmp_path):
+    """--resume maps the same compiled set again (its spec in summary.json) and refuses a set
+    that changed since (sha256 of its data sections)."""
+    env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    shutil.copy(REFERENCE / "shapes.mp4", ev / "shapes.mp4")
+    folder = tmp_path / "set"
+    folder.mkdir()
+    shutil.copy(REFERENCE / "shapes.mp4.vpdq.txt", folder / "shapes.txt")
+    index = tmp_path / "v.tdb"
+
+    def triage(*args):
+        return subprocess.run(["python3", "-m", "triage", *map(str, args)], capture_output=True,
+                              text=True, env=env, check=False)
+
+    assert triage("hashset", "import", f"{folder}:A", "--out", index).returncode == 0
+    out = tmp_path / "run"
+    p = triage("scan", ev, "--vpdq-set", index, "--out", out, "--workers", 1, "--quiet")
+    assert p.returncode == 0, p.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    summary["complete"] = False
+    (out / "summary.json").write_text(json.dumps(summary))
+    p = triage("scan", "--resume", out, "--quiet")
+    assert p.returncode == 0, p.stderr
+    again = json.loads((out / "summary.json").read_text())
+    assert [(s["format"], s["spec"], s["sha256"]) for s in again["vpdq_sets"]] == [
+        ("tdb", str(index), summary["vpdq_sets"][0]["sha256"])]
+    match = [m for r in map(json.loads, (out / "files.jsonl").read_text().splitlines())
+             for m in r.get("vpdq_matches") or []]
+    assert [(m["video"], m["category"], m["query_pct"]) for m in match] == [("shapes", "A", 100.0)]
+    again["complete"] = False
+    (out / "summary.json").write_text(json.dumps(again))
+    # the same frames under another category (same data sections), then other frames
+    assert triage("hashset", "import", f"{folder}:B", "--out", index, "--force").returncode == 0
+    p = triage("scan", "--resume", out, "--quiet")
+    assert p.returncode == 2 and "vPDQ sets differ" in p.stderr and "Traceback" not in p.stderr
+    shutil.copy(REFERENCE / "shapes-25fps.mkv.vpdq.txt", folder / "shapes.txt")
+    assert triage("hashset", "import", f"{folder}:A", "--out", index, "--force").returncode == 0
+    p = triage("scan", "--resume", out, "--quiet")
+    assert p.returncode == 2 and "vPDQ sets differ" in p.stderr and "Traceback" not in p.stderr

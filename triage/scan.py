@@ -219,7 +219,7 @@ def _render(out: Path, formats: list[str], failing: bool) -> None:
 
 
 def _check_resume(out: Path, config: ScanConfig, sets, algorithms: tuple[str, ...],
-                  pdq_sets=()) -> dict:
+                  pdq_sets=(), vpdq_sets=()) -> dict:
     try:
         previous = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -236,6 +236,9 @@ def _check_resume(out: Path, config: ScanConfig, sets, algorithms: tuple[str, ..
         raise UsageError(f"--resume {out}: hash sets differ from the interrupted run")
     if [h["sha256"] for h in previous.get("pdq_sets", [])] != [s.sha256 for s in pdq_sets]:
         raise UsageError(f"--resume {out}: PDQ sets differ from the interrupted run")
+    if ([(h["sha256"], h.get("category")) for h in previous.get("vpdq_sets", [])]
+            != [(s.sha256, s.summary()["category"]) for s in vpdq_sets]):  # a category too
+        raise UsageError(f"--resume {out}: vPDQ sets differ from the interrupted run")
     if previous.get("options", {}).get("algorithms") != list(algorithms):
         raise UsageError(f"--resume {out}: algorithms differ from the interrupted run")
     return previous
@@ -373,7 +376,7 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         if not out.is_dir():
             raise UsageError(f"--resume {out}: no such run folder")
         locks.append(FolderLock(out))
-        previous = _check_resume(out, config, sets, algorithms, pdq_sets)
+        previous = _check_resume(out, config, sets, algorithms, pdq_sets, vpdq_sets)
         remove_leftovers(out)
     else:
         out = config.out or default_out_dir(config.evidence)
