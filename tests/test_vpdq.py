@@ -526,6 +526,16 @@ def test_compiled_vpdq_set_matches_like_the_text_files(videos, scanned, tmp_path
             assert [m["ranges"] for m in found] == [m["ranges"] for m in text]
         assert shares(truth(videos["other"]), other_frames)[0] < 80
         assert not records["other.mp4"]["vpdq_matches"]
+    # the text set and the compiled one together: one match from each, the same shares
+    out = tmp_path / "both"
+    run_scan(ScanConfig(evidence=[str(ev)], out=out, workers=1,
+                        vpdq_sets=[f"{videos['set']}:A", str(index)]))
+    records = {r["path"].rsplit("/", 1)[-1]: r for r in
+               map(json.loads, (out / "files.jsonl").read_text().splitlines())}
+    q, t = shares(truth(videos["trim"]), set_frames)
+    assert sorted((m["hashset"], m["query_pct"], m["target_pct"])
+                  for m in records["trim.mp4"]["vpdq_matches"] if m["algorithm"] == "vpdq") == [
+        ("set", q, t), ("v", q, t)]
 
 
 def test_import_of_vpdq_edge_cases(tmp_path):

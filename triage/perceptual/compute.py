@@ -46,6 +46,7 @@ from triage.perceptual.index import (
     to_hex,
 )
 from triage.perceptual.video import (
+    MAX_VIDEO_MATCHES,
     VpdqOptions,
     frame_matches,
     inspect_vpdq,
@@ -119,9 +120,12 @@ class PdqWorker:
         if video is None or not frames:
             return []
         found = []
-        for index in self.frames:
+        for index in self.frames:  # text sets, then each .tdb: one list, best first, capped
             found += match_video(frames, index, self.options.threshold, video.query_pct,
                                  video.target_pct, video.interval)
+        if len(self.frames) > 1:
+            found.sort(key=lambda m: (-m["query_pct"], -m["target_pct"], m["distance"]))
+            del found[MAX_VIDEO_MATCHES:]
         if self.index is not None:
             found += frame_matches(frames, self.index, self.options.threshold)
         return found
