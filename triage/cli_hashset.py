@@ -68,8 +68,8 @@ def import_(
         per_alg = ", ".join(filter(None, [per_alg, f"PDQ {pdq['unique']:,}"]))
     vpdq = header.get("vpdq")
     if vpdq:
-        per_alg = ", ".join(filter(None, [per_alg, f"vPDQ {vpdq['videos']:,} videos "
-                                                   f"({vpdq['rows']:,} frames)"]))
+        videos = f"vPDQ {vpdq['videos']:,} videos ({vpdq['rows']:,} frames)"
+        per_alg = ", ".join(filter(None, [per_alg, videos]))
     _out(f"wrote {out}: {header['name']} ({header['kind']}), {per_alg or 'no'} digests from "
          f"{header['records']:,} records in {seconds:.1f} s")
     skipped = sum(s["skipped"] for s in header["sources"])
