@@ -148,27 +148,12 @@ def _digest_array(hexes: list[str | None], width: int) -> tuple[np.ndarray, np.n
 
 
 def _hits(index: HashIndex, recs: list[_Rec]) -> dict[int, list[dict[str, Any]]]:
-    """Row -> matches, for the rows of this chunk that match any set (HashIndex.match order)."""
-    per_alg: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    """Row -> matches, for the rows of this chunk that match any set (HashIndex.match order);
+    an empty file matches nothing (as in a scan)."""
+    algs = {alg for s in index.sets for alg in s.algorithms if alg in WIDTH}
+    arrays = {alg: _digest_array([getattr(r, alg) for r in recs], WIDTH[alg]) for alg in algs}
     sized = np.fromiter((bool(r.size) for r in recs), dtype=bool, count=len(recs))
-    found: dict[int, list[dict[str, Any]]] = {}
-    for s in index.sets:
-        for alg in s.algorithms:
-            if alg not in WIDTH:
-                continue
-            if alg not in per_alg:
-                per_alg[alg] = _digest_array([getattr(r, alg) for r in recs], WIDTH[alg])
-            digests, ok = per_alg[alg]
-            _, count = s.tables[alg].find_many(digests)
-            rows = np.flatnonzero((count > 0) & ok & sized).tolist()
-            if not rows:
-                continue
-            cats = s.lookup_many(alg, [digests[i].tobytes().ljust(WIDTH[alg], b"\0")
-                                       for i in rows])
-            for row, categories in zip(rows, cats):
-                if categories:
-                    found.setdefault(row, []).append(_match(s, alg, list(categories), index.order))
-    return found
+    return _lookup(index, arrays, len(recs), sized)
 
 
 def _load_sets(hashsets: list[str], known_good: list[str]) -> list[Any]:
@@ -251,8 +236,12 @@ def _fast_rows(block: bytes, n: int, algs: set[str]) -> tuple[dict[str, Any], np
     return arrays, np.array([m.start() for m in opened if m.group(1)], dtype=np.int64)
 
 
-def _lookup(index: HashIndex, arrays: dict[str, Any], n: int) -> dict[int, list[dict[str, Any]]]:
-    """Row -> exact matches (HashIndex.match order), sizes not yet checked."""
+def _lookup(index: HashIndex, arrays: dict[str, Any], n: int,
+            rows_wanted: np.ndarray | None = None) -> dict[int, list[dict[str, Any]]]:
+    """Row -> exact matches (HashIndex.match order) among the ``n`` rows of ``arrays``
+    (algorithm -> (digests, well-formed)); ``rows_wanted`` masks rows (None: sizes not yet
+    checked, every row)."""
+    wanted = np.ones(n, dtype=bool) if rows_wanted is None else rows_wanted
     found: dict[int, list[dict[str, Any]]] = {}
     for s in index.sets:
         for alg in s.algorithms:
@@ -260,7 +249,7 @@ def _lookup(index: HashIndex, arrays: dict[str, Any], n: int) -> dict[int, list[
                 continue
             digests, ok = arrays[alg]
             _, count = s.tables[alg].find_many(digests)
-            rows = np.flatnonzero((count > 0) & ok).tolist()
+            rows = np.flatnonzero((count > 0) & ok & wanted).tolist()
             if not rows:
                 continue
             cats = s.lookup_many(alg, [digests[i].tobytes().ljust(WIDTH[alg], b"\0")
