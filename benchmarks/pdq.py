@@ -36,8 +36,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from triage.census import inspect_census  # noqa: E402
-from triage.hashing import HEAD, Digest  # noqa: E402
+from triage.content.census import inspect_census  # noqa: E402
+from triage.content.hashing import HEAD, Digest  # noqa: E402
 from triage.perceptual.index import PdqIndex, PdqSet  # noqa: E402
 from triage.perceptual.sets import load_pdq_set  # noqa: E402
 from triage.records import FileRecord  # noqa: E402
@@ -159,7 +159,7 @@ def _quiet(fn, head: bytes):
 _NO_CENSUS = '''
 import os
 if os.environ.get("TRIAGE_BENCH_NO_CENSUS"):
-    import triage.inspect as _i
+    import triage.run.inspect as _i
     del _i.INSPECTORS[:]
 '''
 
@@ -168,7 +168,7 @@ def bench_census_scan(files: list[tuple[str, bytes]], workdir: Path, workers: in
                       repeat: int, image: Path | None = None) -> None:
     """Scans alternately with and without the census; ``image`` defaults to one built here
     from ``files`` (``--census-image`` measures the speed workloads instead)."""
-    from triage.scan import ScanConfig, run_scan
+    from triage.run.scan import ScanConfig, run_scan
 
     built = image is None
     tag = f"{len(files):,} mixed small files" if built else image.name

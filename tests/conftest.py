@@ -51,7 +51,7 @@ def needs_tool(name: str) -> None:
 # A worker exception is a defect, never a result (issue 13). Every scan a test runs - through
 # run_scan or a `python -m triage` subprocess, which inherits the environment - appends a line
 # to the file named by TRIAGE_INTERNAL_ERRORS_LOG when it met an internal error
-# (triage.scan._log_internal_errors). Each test's new lines fail that test unless it is marked
+# (triage.run.scan._log_internal_errors). Each test's new lines fail that test unless it is marked
 # ``internal_errors_expected`` (a deliberate fault injection); at the end of the session every
 # summary.json under the session's temporary folder is checked as well, for runs whose
 # environment did not carry the variable.

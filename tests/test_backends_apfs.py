@@ -12,15 +12,15 @@ import pytest
 
 from dissect.apfs import APFS
 
-from triage.backends import Found, VolumeRef, backend
-from triage.backends import apfs as apfs_mod
-from triage.backends.apfs import RESOURCE_FORK, ApfsVolumeInfo, probe_apfs
+from triage.filesystems.backends import Found, VolumeRef, backend
+from triage.filesystems.backends import apfs as apfs_mod
+from triage.filesystems.backends.apfs import RESOURCE_FORK, ApfsVolumeInfo, probe_apfs
 from triage.errors import ExitCode
-from triage.evidence import identify, open_image
+from triage.evidence.containers import identify, open_image
 from triage.records import ReadTarget
-from triage.scan import ScanConfig, run_scan
-from triage.volumes import Volume
-from triage.walk import VolumeContext, WalkOptions, WalkStats
+from triage.run.scan import ScanConfig, run_scan
+from triage.evidence.volumes import Volume
+from triage.filesystems.walk import VolumeContext, WalkOptions, WalkStats
 
 MIB = 1 << 20
 

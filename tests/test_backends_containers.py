@@ -14,8 +14,8 @@ import pytest
 from conftest import TESTIMAGES, needs_tool
 
 from triage.errors import ExitCode
-from triage.evidence import identify
-from triage.scan import ScanConfig, run_scan
+from triage.evidence.containers import identify
+from triage.run.scan import ScanConfig, run_scan
 
 MANIFEST = json.loads((TESTIMAGES / "manifest.json").read_text())
 GPT = next(im for im in MANIFEST["images"] if im["image"] == "gpt.img")

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from conftest import needs_tool
 
-from triage.backends import VolumeRef, backend
-from triage.backends.tsk import _direct_runs
-from triage.evidence import identify
+from triage.filesystems.backends import VolumeRef, backend
+from triage.filesystems.backends.tsk import _direct_runs
+from triage.evidence.containers import identify
 from triage.records import ReadTarget
 
 SIZES = {"a.bin": 300_000, "b.bin": 16 << 10, "c.bin": 5 << 20, "small.bin": 5000}
@@ -150,7 +150,7 @@ def test_e01_direct_reads(tmp_path: Path) -> None:
 def test_runs_reader_over_fragmented_runs(size: int) -> None:
     """Content laid out in shuffled runs of a fake medium reads back as the bytes it holds,
     and a medium that ends early is a short read, never a shorter hash."""
-    from triage.hashing import hash_reads, runs_reader
+    from triage.content.hashing import hash_reads, runs_reader
 
     rng = random.Random(size)
     content = rng.randbytes(size)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import needs_tool
 
-from triage.backends.encrypted import (
+from triage.filesystems.backends.encrypted import (
     BITLOCKER_GUID,
     corestorage_encrypted,
     detect,
@@ -27,7 +27,7 @@ from triage.backends.encrypted import (
 )
 from triage.cli import Environment, main
 from triage.errors import ExitCode
-from triage.scan import ScanConfig, run_scan
+from triage.run.scan import ScanConfig, run_scan
 
 MIB = 1 << 20
 SECTOR = 512
@@ -203,7 +203,7 @@ def test_bitlocker_to_go_is_encrypted_in_scan_and_info(tmp_path: Path) -> None:
     """The false clean of issue 16: TSK opens the discovery FAT, so scan used to list its files
     and end "complete, 0 hits, exit 0" for a stick whose data it never examined. Now scan and
     info say the same: encrypted (BitLocker To Go), not scanned, exit 4."""
-    from triage.info import evidence_info
+    from triage.filesystems.info import evidence_info
 
     image = bitlocker_to_go_image(tmp_path)
     [v] = evidence_info(str(image))["volumes"]

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from triage.backends import VolumeRef, backend
+from triage.filesystems.backends import VolumeRef, backend
 from triage.errors import ExitCode
-from triage.evidence import identify
+from triage.evidence.containers import identify
 from triage.records import ReadTarget, iso_time, record_path
-from triage.scan import ScanConfig, run_scan
+from triage.run.scan import ScanConfig, run_scan
 
 BIG = random.Random(7).randbytes(9 << 20)  # above tasks.BIG_FILE: hashed in its own task
 

@@ -22,10 +22,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from triage import ewf_native
-from triage.evidence import StreamImage
-from triage.hashing import CHUNK, as_bytes, hash_reads
-from triage.inspect import inspectors
+from triage.evidence import ewf_native
+from triage.evidence.containers import StreamImage
+from triage.content.hashing import CHUNK, hash_reads
+from triage.evidence.buffers import as_bytes
+from triage.run.inspect import inspectors
 from triage.perceptual.compute import PdqOptions, PdqWorker
 from triage.records import FileRecord, ReadTarget
 
@@ -181,7 +182,7 @@ def test_readme_example_with_pdq_on_e01(tmp_path: Path) -> None:
     """The issue's command: with --pdq on the E01 (system libewf direct reads) every file is
     read, and the records equal those of the same disk as a raw image."""
     assert ewf_native.available(), "the system libewf (Debian libewf2) is a CI dependency"
-    from triage.scan import ScanConfig, run_scan
+    from triage.run.scan import ScanConfig, run_scan
 
     sets = TESTIMAGES / "hashsets"
     common = dict(hashsets=[str(sets / "caid.csv"), str(sets / "projectvic.json")],

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from triage import ewf_native
-from triage.scan import ScanConfig, run_scan
+from triage.evidence import ewf_native
+from triage.run.scan import ScanConfig, run_scan
 
 from conftest import TESTIMAGES
 

@@ -30,7 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from triage.census import (
+from triage.content.census import (
     KINDS,
     SIGNATURE_KIND,
     USUAL_EXTENSIONS,
@@ -38,8 +38,8 @@ from triage.census import (
     identify,
     signature,
 )
-from triage.hashing import HEAD, Digest
-from triage.inspect import INSPECTORS, census, inspectors
+from triage.content.hashing import HEAD, Digest
+from triage.run.inspect import INSPECTORS, census, inspectors
 from triage.records import FileRecord
 
 # ---------------------------------------------------------------------------------------------
@@ -455,7 +455,7 @@ def _mke2fs(src: Path, image: Path, size: str = "8M") -> None:
 
 @pytest.mark.skipif(shutil.which("mke2fs") is None, reason="mke2fs not installed")
 def test_scan_counts_kinds_and_mismatches(samples, tmp_path):
-    from triage.scan import ScanConfig, run_scan
+    from triage.run.scan import ScanConfig, run_scan
 
     src = tmp_path / "src"
     (src / "hidden").mkdir(parents=True)

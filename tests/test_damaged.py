@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from triage.errors import ExitCode
-from triage.scan import ScanConfig, run_scan
+from triage.run.scan import ScanConfig, run_scan
 
 from conftest import TESTIMAGES, corpus_index
 
@@ -112,7 +112,7 @@ def test_bad_ewf_chunk_is_caught(tmp_path: Path) -> None:
     """Through the system libewf the corrupt chunk is tied to the one file it belongs to (the
     pyewf wheel does not expose libewf's checksum-error list); --verify-image catches it in
     any case by comparing the media with the acquisition hash."""
-    from triage import ewf_native
+    from triage.evidence import ewf_native
 
     data = bytearray((TESTIMAGES / "mbr.E01").read_bytes())
     for i in range(400_000, 400_064):

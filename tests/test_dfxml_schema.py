@@ -9,7 +9,7 @@ from pathlib import Path
 import xmlschema
 from conftest import TESTIMAGES
 
-from triage.scan import ScanConfig, run_scan
+from triage.run.scan import ScanConfig, run_scan
 
 SCHEMA = Path(__file__).parent / "data" / "dfxml_schema" / "dfxml.xsd"
 SETS = TESTIMAGES / "hashsets"

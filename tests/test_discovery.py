@@ -1,5 +1,5 @@
 """One volume discovery (issue 16): ``triage scan`` and ``triage info`` classify every volume the
-same way, because both ask ``triage.discovery.discover``. Checked over every test image, every
+same way, because both ask ``triage.filesystems.discovery.discover``. Checked over every test image, every
 corpus image and the built encrypted disks: per volume offset, the statuses (and file-system
 types) the scan records equal what info reports. Scan's word for a volume it reads is
 "scanned" (or "incomplete" when the file system is truncated), info's is "readable"."""
@@ -13,10 +13,10 @@ import pytest
 from conftest import TESTIMAGES, corpus_index
 from test_backends_encrypted import bitlocker_to_go_image, build_disk
 
-from triage.config import ProgressSink, ScanConfig
+from triage.run.config import ProgressSink, ScanConfig
 from triage.errors import EvidenceError
-from triage.info import evidence_info
-from triage.scheduler import Scan
+from triage.filesystems.info import evidence_info
+from triage.run.scheduler import Scan
 
 MANIFEST = json.loads((TESTIMAGES / "manifest.json").read_text())
 CORPUS = [e for e in corpus_index() if e["status"] != "reject"]
@@ -85,9 +85,9 @@ def test_discover_does_not_change_the_volume_it_is_given() -> None:
     """Probers and discovery return what they found; the table entry stays as listed."""
     from dataclasses import asdict
 
-    from triage.discovery import discover
-    from triage.evidence import identify, open_image
-    from triage.volumes import find_volumes
+    from triage.filesystems.discovery import discover
+    from triage.evidence.containers import identify, open_image
+    from triage.evidence.volumes import find_volumes
 
     spec = identify(str(TESTIMAGES / "mbr.img"))
     img = open_image(spec)

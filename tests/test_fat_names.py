@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from dissect.fat import fat
 
-from triage.fatnames import lfn_checksum, parse_orphans, short_name
+from triage.filesystems.fatnames import lfn_checksum, parse_orphans, short_name
 from triage.reports import render_all
 from triage.reports._escape import unescape
 from triage.reports.dfxml import TRIAGE_NS
-from triage.scan import ScanConfig, run_scan
+from triage.run.scan import ScanConfig, run_scan
 
 # path written with mcopy -> content
 WRITTEN = {

@@ -15,10 +15,10 @@ import typer
 from conftest import TESTIMAGES, corpus_index, needs_tool
 
 import triage.cli
-import triage.hashing
+import triage.content.hashing
 from triage.cli import Environment
-from triage.cli_info import info
-from triage.info import evidence_info, info_many
+from triage.cli.info import info
+from triage.filesystems.info import evidence_info, info_many
 
 MANIFEST = json.loads((TESTIMAGES / "manifest.json").read_text())
 VS_NAMES = {None: "none", "dos": "dos", "gpt": "gpt"}
@@ -30,7 +30,7 @@ def no_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse():
         raise AssertionError("triage info hashed something")
 
-    monkeypatch.setattr(triage.hashing, "HASHERS", {a: refuse for a in triage.hashing.HASHERS})
+    monkeypatch.setattr(triage.content.hashing, "HASHERS", {a: refuse for a in triage.content.hashing.HASHERS})
 
 
 @pytest.mark.parametrize("image", MANIFEST["images"], ids=lambda im: im["image"])
@@ -126,12 +126,12 @@ def _run(args: list[str]) -> tuple[int, str]:
     app.command("info")(info)
     app.command("other")(lambda: None)  # two commands: typer keeps "info" as a subcommand
     out = io.StringIO()
-    saved = triage.cli._env
-    triage.cli._env = Environment(stdout=out, stderr=io.StringIO(), interactive=False)
+    saved = triage.cli.env.current
+    triage.cli.env.current = Environment(stdout=out, stderr=io.StringIO(), interactive=False)
     try:
         rv = app(args=["info", *args], standalone_mode=False)
     finally:
-        triage.cli._env = saved
+        triage.cli.env.current = saved
     return rv, out.getvalue()
 
 
@@ -217,7 +217,7 @@ def _ewfinfo(path: Path) -> dict[str, str]:
 @pytest.mark.parametrize("native", [True, False])
 def test_e01_acquisition_header_shown(tmp_path: Path, monkeypatch, native: bool) -> None:
     """Truth: ewfinfo (libewf's own tool). Both readers: the system libewf and pyewf."""
-    from triage import ewf_native
+    from triage.evidence import ewf_native
 
     image = _ewf_with_header(tmp_path)
     truth = _ewfinfo(image)

@@ -19,14 +19,14 @@ import jsonschema
 import pytest
 
 from triage.errors import ExitCode
-from triage.hashing import hash_reads
-from triage.inspect import INSPECTORS
-from triage.pool import WorkerPool, describe_defect
+from triage.content.hashing import hash_reads
+from triage.run.inspect import INSPECTORS
+from triage.run.pool import WorkerPool, describe_defect
 from triage.records import FileRecord, ReadTarget
 from triage.reports.schema import summary_schema
-from triage.results import Tally
-from triage.scan import ScanConfig, run_scan
-from triage.tasks import _hash_into
+from triage.run.results import Tally
+from triage.run.scan import ScanConfig, run_scan
+from triage.run.tasks import _hash_into
 
 from conftest import TESTIMAGES
 
@@ -50,7 +50,7 @@ def test_injected_exception_is_counted_recorded_and_named(tmp_path: Path, monkey
     victim = recs[VICTIM]
     assert victim["md5"] is None
     assert victim["error"].startswith("not read: RuntimeError: injected fault")
-    assert "(at triage/faults.py:" in victim["error"]  # where to look
+    assert "(at triage/run/faults.py:" in victim["error"]  # where to look
     for f in EXT4["volumes"][0]["files"]:
         if f["path"] != VICTIM and f["content_expected"]:
             assert recs[f["path"]]["md5"] == f["md5"], f["path"]
@@ -110,7 +110,7 @@ def test_an_inspector_defect_keeps_the_hashes(monkeypatch) -> None:
     def broken(record, read):
         raise TypeError("unhashable type: 'bytearray'")
 
-    monkeypatch.setattr("triage.tasks.INSPECTORS", INSPECTORS + [broken])
+    monkeypatch.setattr("triage.run.tasks.INSPECTORS", INSPECTORS + [broken])
     data = b"\x89PNG\r\n\x1a\n" + bytes(100)
     record = FileRecord("e", 0, "ext4", "/a.png", "5", len(data), False, target=ReadTarget(5))
     tally = Tally()
@@ -150,7 +150,7 @@ def test_pool_tells_defects_from_evidence_errors() -> None:
     finally:
         pool.close()
     assert [(e.kind, e.internal) for e in events] == [("failed", True), ("failed", False)]
-    assert events[0].payload.startswith("TypeError: boom (at triage/pool.py:")
+    assert events[0].payload.startswith("TypeError: boom (at triage/run/pool.py:")
     assert events[1].payload == "OSError: TSK read error"
 
 
@@ -159,19 +159,19 @@ def test_describe_defect_names_our_innermost_frame() -> None:
         hash_reads(lambda p, n: 42, 10, ("md5",))  # a reader returning no buffer at all
     except TypeError as e:
         text = describe_defect(e)
-    assert text.startswith("TypeError: ") and "(at triage/hashing.py:" in text
+    assert text.startswith("TypeError: ") and "(at triage/content/hashing.py:" in text
 
 
 def test_the_journal_keeps_internal_errors_for_resume() -> None:
     """A resumed run's totals start from the journal: the count and first message survive."""
-    from triage.journal import _tally_in, _tally_out
+    from triage.run.journal import _tally_in, _tally_out
 
     t = Tally()
-    t.internal("/a", "TypeError: x (at triage/census.py:1)")
+    t.internal("/a", "TypeError: x (at triage/content/census.py:1)")
     t.internal("/b", "KeyError: y")
     back = _tally_in(json.loads(json.dumps(_tally_out(t))))
     assert back.internal_errors == 2
-    assert back.first_internal_error == "/a: TypeError: x (at triage/census.py:1)"
+    assert back.first_internal_error == "/a: TypeError: x (at triage/content/census.py:1)"
     total = Tally()
     total.add(Tally())
     total.add(back)

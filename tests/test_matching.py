@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 from triage.hashsets import import_hashsets, load_hashset
-from triage.matching import HashIndex
+from triage.matching.exact import HashIndex
 
 
 def _h(alg: str, n: int) -> str:

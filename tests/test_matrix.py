@@ -51,8 +51,8 @@ import pytest
 import xxhash
 from PIL import Image
 
-from triage import ewf_native
-from triage.scan import ScanConfig, run_scan
+from triage.evidence import ewf_native
+from triage.run.scan import ScanConfig, run_scan
 
 from conftest import TESTIMAGES, needs_tool
 

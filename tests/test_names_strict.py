@@ -26,7 +26,7 @@ from triage.reports import render_all
 from triage.reports._escape import raw_bytes
 from triage.reports.dfxml import DFXML_NS
 from triage.reports.schema import file_schema, summary_schema
-from triage.scan import ScanConfig, resume_config, run_scan
+from triage.run.scan import ScanConfig, resume_config, run_scan
 
 # raw path (without the leading /) -> content
 FILES = {

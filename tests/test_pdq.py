@@ -29,8 +29,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from triage.perceptual import compute as pdq
 from triage.errors import HashSetError
-from triage.hashing import hash_reads
-from triage.inspect import inspectors
+from triage.content.hashing import hash_reads
+from triage.run.inspect import inspectors
 from triage.perceptual.index import PdqIndex, _words, to_hex
 from triage.perceptual.sets import load_pdq_set
 from triage.records import FileRecord
@@ -440,7 +440,7 @@ def test_near_matches_in_the_worker(originals, tmp_path):
 
 @pytest.mark.skipif(shutil.which("mke2fs") is None, reason="mke2fs not installed")
 def test_scan_finds_near_duplicates(originals, tmp_path):
-    from triage.scan import ScanConfig, run_scan
+    from triage.run.scan import ScanConfig, run_scan
 
     src = tmp_path / "src"
     src.mkdir()

@@ -147,7 +147,7 @@ def test_html_lists_the_closest_first_and_says_how_many_more(tmp_path: Path) -> 
 
 @pytest.mark.skipif(shutil.which("mke2fs") is None, reason="mke2fs not installed")
 def test_scan_reports_near_duplicates(originals, tmp_path: Path) -> None:
-    from triage.scan import ScanConfig, run_scan
+    from triage.run.scan import ScanConfig, run_scan
 
     seeds = list(originals)
     set_hash = {s: reference(encode(originals[s], "PNG"))[0] for s in seeds}

@@ -267,7 +267,7 @@ def _near(out: Path) -> dict[str, list[tuple[str, int, str]]]:
 
 
 def test_scan_uses_the_tdb_pdq_in_place(picture_image, tmp_path: Path) -> None:
-    from triage.scan import ScanConfig, run_scan
+    from triage.run.scan import ScanConfig, run_scan
 
     image, source, truth = picture_image
     import_hashsets([source], tmp_path / "pv.tdb")
@@ -299,7 +299,7 @@ def test_scan_uses_the_tdb_pdq_in_place(picture_image, tmp_path: Path) -> None:
 
 
 def test_scan_refuses_what_would_silently_match_nothing(picture_image, tmp_path: Path) -> None:
-    from triage.scan import ScanConfig, run_scan
+    from triage.run.scan import ScanConfig, run_scan
 
     image, source, _ = picture_image
     (tmp_path / "a.md5").write_text(f"{'1' * 32}\n")
@@ -320,7 +320,7 @@ def test_raw_hashset_with_pdq_is_searched_with_pdq(picture_image, tmp_path: Path
     """``--hashset pv.json --pdq``: the raw VICS set's own PDQ column, no --pdq-set or compiled
     index needed; the same near matches and categories as the compiled index gives, and its
     exact MD5 still matches. Without --pdq nothing near is searched."""
-    from triage.scan import ScanConfig, run_scan
+    from triage.run.scan import ScanConfig, run_scan
 
     image, source, truth = picture_image
     want = {p: [("pv", d, c)] for p, (d, c) in truth.items()}

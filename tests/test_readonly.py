@@ -7,7 +7,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from triage.scan import ScanConfig, run_scan
+from triage.run.scan import ScanConfig, run_scan
 
 from conftest import TESTIMAGES
 

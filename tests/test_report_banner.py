@@ -19,7 +19,7 @@ import pytest
 from conftest import TESTIMAGES, needs_tool
 
 from triage.errors import ExitCode
-from triage.scan import ScanConfig, run_scan
+from triage.run.scan import ScanConfig, run_scan
 
 SETS = TESTIMAGES / "hashsets"
 

@@ -15,7 +15,7 @@ from test_reports_support import (
     summary_of,
 )
 
-from triage.categories import is_known_bad, severity_key
+from triage.matching.categories import is_known_bad, severity_key
 from triage.reports import render_all
 from triage.reports._escape import escape, raw_bytes, unescape
 from triage.reports.hits_csv import FORMULA_START, columns, safe_cell

@@ -18,7 +18,7 @@ from triage.reports import render_all
 from triage.reports._escape import raw_bytes
 from triage.reports.dfxml import DFXML_NS
 from triage.reports.hits_csv import FORMULA_START
-from triage.scan import ScanConfig, run_scan
+from triage.run.scan import ScanConfig, run_scan
 
 NAMES = [b"=cmd|' -C calc'!A0", b"+1+1", b"-2", b"@SUM(A1)", b"a\nb", b"tab\there", b'"q"',
          b"pipe|x", b"bad\xffname\x80", b"\xe2\x80\xaegpj.exe", b"<script>alert(1)<.script>.jpg",

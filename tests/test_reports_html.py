@@ -21,7 +21,7 @@ from test_reports_support import (
     summary_of,
 )
 
-from triage.categories import is_known_bad
+from triage.matching.categories import is_known_bad
 from triage.reports import render_all
 from triage.reports._escape import escape
 from triage.reports._html_collect import ERROR_CAP, HIT_CAP

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from triage.reports import FORMATS, render_all
-from triage.scan import ScanConfig, run_scan
+from triage.run.scan import ScanConfig, run_scan
 
 
 def encodings(marker: str) -> list[bytes]:

@@ -16,7 +16,7 @@ import pytest
 from test_reports_support import ALGS, fake_run, jsonl_line, record, scanned_run
 
 from triage import cli
-from triage.cli_report import report
+from triage.cli.report import report
 from triage.errors import ExitCode, UsageError
 from triage.reports import FORMATS, ReportError, parse_formats, render_all
 
@@ -27,7 +27,7 @@ OUTPUTS = {"hits.csv", "report.html", "files.dfxml"}
 @pytest.fixture()
 def env(monkeypatch) -> io.StringIO:
     out = io.StringIO()
-    monkeypatch.setattr(cli, "_env", cli.Environment(stdout=out, stderr=io.StringIO(),
+    monkeypatch.setattr(cli.env, "current", cli.Environment(stdout=out, stderr=io.StringIO(),
                                                      interactive=False))
     return out
 

@@ -12,7 +12,7 @@ from conftest import TESTIMAGES
 from test_reports_support import BASE_SUMMARY, SETS, record, records_of, scanned_run, summary_of
 
 from triage import cli
-from triage.cli_report import schema as schema_command
+from triage.cli.report import schema as schema_command
 from triage.errors import UsageError
 from triage.records import FILE_FIELDS, SCHEMA_VERSION
 from triage.reports.schema import (
@@ -21,7 +21,7 @@ from triage.reports.schema import (
     file_schema,
     summary_schema,
 )
-from triage.scan import ScanConfig, run_scan
+from triage.run.scan import ScanConfig, run_scan
 
 __all__ = ["scanned_run"]
 Validator = jsonschema.Draft202012Validator
@@ -111,7 +111,7 @@ def test_summary_schema_rejects_unknown_key_and_other_major() -> None:
 @pytest.mark.parametrize("which,builder", [("files", file_schema), ("summary", summary_schema)])
 def test_schema_command_prints_the_schema(monkeypatch, which, builder) -> None:
     out = io.StringIO()
-    monkeypatch.setattr(cli, "_env", cli.Environment(stdout=out, stderr=io.StringIO(),
+    monkeypatch.setattr(cli.env, "current", cli.Environment(stdout=out, stderr=io.StringIO(),
                                                      interactive=False))
     assert schema_command(which) == 0
     assert json.loads(out.getvalue()) == builder()

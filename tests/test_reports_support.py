@@ -19,8 +19,8 @@ from conftest import TESTIMAGES
 
 from triage.records import SCHEMA_VERSION, FileRecord
 from triage.reports import render_all
-from triage.results import encode_line
-from triage.scan import ScanConfig, run_scan
+from triage.run.results import encode_line
+from triage.run.scan import ScanConfig, run_scan
 
 SETS = TESTIMAGES / "hashsets"
 IMAGES = ["mbr.E01", "gpt.img", "ntfs.img", "fat.img", "ext4.img", "iso.iso"]

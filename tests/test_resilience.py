@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from triage.errors import ExitCode
-from triage.scan import ScanConfig, run_scan
+from triage.run.scan import ScanConfig, run_scan
 
 from conftest import TESTIMAGES
 

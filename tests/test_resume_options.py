@@ -16,8 +16,8 @@ from pathlib import Path
 from conftest import TESTIMAGES
 
 from triage.cli import Environment, main
-from triage.config import ScanConfig
-from triage.scan import resume_config, run_scan
+from triage.run.config import ScanConfig
+from triage.run.scan import resume_config, run_scan
 
 # Fields that describe this invocation, not the run: where it writes, whether it may replace a
 # folder, that it is a resume, and the command line it was typed as.

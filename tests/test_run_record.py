@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from triage.errors import ExitCode
-from triage.scan import ScanConfig, run_scan
+from triage.run.scan import ScanConfig, run_scan
 
 from conftest import needs_tool
 
@@ -186,12 +186,12 @@ def test_two_scans_racing_for_one_folder(tmp_path: Path) -> None:
 
 
 def test_lock_names_its_holder_and_dies_with_it(tmp_path: Path) -> None:
-    from triage.outdir import FolderLock
+    from triage.run.outdir import FolderLock
 
     out = tmp_path / "o"
     out.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path;"
-                               "from triage.outdir import FolderLock;"
+                               "from triage.run.outdir import FolderLock;"
                                "l = FolderLock(Path(sys.argv[1])); print('held', flush=True);"
                                "time.sleep(60)", str(out)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

@@ -136,8 +136,8 @@ def test_walk_progress_has_total_rate_eta_and_ctrl_c_says_how_to_resume(tmp_path
 
 
 def _open(path: Path):
-    from triage.evidence import identify, open_image
-    from triage.volumes import find_volumes, open_fs
+    from triage.evidence.containers import identify, open_image
+    from triage.evidence.volumes import find_volumes, open_fs
 
     img = open_image(identify(str(path)))
     _, volumes = find_volumes(img)
@@ -149,7 +149,7 @@ def test_allocated_bytes_match_the_file_systems_own_tools() -> None:
     ntfs-3g's ntfscluster (tools that share no code with the reader)."""
     from conftest import TESTIMAGES
 
-    from triage.allocated import allocated_bytes
+    from triage.filesystems.allocated import allocated_bytes
 
     needs_tool("dumpe2fs")
     needs_tool("fsstat")
@@ -185,7 +185,7 @@ def test_allocated_bytes_exfat_and_hfsplus_from_the_corpus(tmp_path: Path) -> No
     import shutil as _shutil
 
     from conftest import corpus_source
-    from triage.allocated import allocated_bytes
+    from triage.filesystems.allocated import allocated_bytes
 
     src = corpus_source()
     if src is None:

@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 from triage.perceptual.video import compute_vpdq, ranges
 from triage.perceptual.vsets import load_vpdq_set, parse_spec
 from triage.reports import render_all
-from triage.scan import ScanConfig, run_scan
+from triage.run.scan import ScanConfig, run_scan
 
 FPS = 10
 W, H = 160, 120

@@ -24,7 +24,7 @@ from dissect.extfs import ExtFS
 from dissect.ntfs import NTFS
 
 from triage.errors import ExitCode
-from triage.scan import ScanConfig, run_scan
+from triage.run.scan import ScanConfig, run_scan
 
 needs_ntfs = pytest.mark.skipif(not ntfs3g.available() or shutil.which("fls") is None,
                                 reason="mkntfs/libntfs-3g or sleuthkit not installed")
@@ -429,7 +429,7 @@ def test_per_file_time_budget_stops_a_read_whose_bytes_keep_coming(tmp_path: Pat
 
 def test_derived_file_budget() -> None:
     """Default (--file-timeout 0): --read-timeout plus one second per MiB of the size."""
-    from triage import hashing
+    from triage.content import hashing
 
     saved = hashing._budget
     try:
@@ -458,9 +458,9 @@ def test_journal_rebuilds_ancestors_instead_of_storing_them(tmp_path: Path) -> N
     """With 4,096 levels allowed, writing every directory's ancestors made the resume journal
     grow with the square of the depth (111 MB for one 4,096-deep chain); replay rebuilds them
     from the parent, so --resume still cuts loops."""
-    from triage.journal import JOURNAL, Journal, replay
-    from triage.results import Tally
-    from triage.walk import DirRef
+    from triage.run.journal import JOURNAL, Journal, replay
+    from triage.run.results import Tally
+    from triage.filesystems.walk import DirRef
 
     (tmp_path / "files.jsonl").write_bytes(b"")
     root = DirRef(5, "", frozenset([5]))

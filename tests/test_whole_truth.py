@@ -212,7 +212,7 @@ def test_hits_csv_sorted_by_severity_then_path(tmp_path: Path, monkeypatch) -> N
     """Also across spilled sort runs (RUN_ROWS made tiny)."""
     import csv
 
-    from triage.categories import severity_key
+    from triage.matching.categories import severity_key
     from triage.reports import hits_csv
 
     out = tmp_path / "o"

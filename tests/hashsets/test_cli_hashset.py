@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import triage.cli as cli
-from triage.cli_hashset import hashset_app
+from triage.cli.hashset import hashset_app
 
 from ._factory import VICS_2_MEDIA, md5, sha1, vics, write_text
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triage.categories import most_severe
+from triage.matching.categories import most_severe
 from triage.errors import HashSetError
 from triage.hashsets import FORMATS, load_hashset
 from triage.hashsets.model import ALGORITHM_HEX_LENGTHS, EMPTY_DIGESTS

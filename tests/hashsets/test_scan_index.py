@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from triage.hashsets import import_hashsets
-from triage.scan import ScanConfig, run_scan
+from triage.run.scan import ScanConfig, run_scan
 
 TESTIMAGES = Path(__file__).resolve().parents[2] / "testimages"
 SETS = TESTIMAGES / "hashsets"

@@ -245,7 +245,7 @@ CategoryOf = Callable[[bytes, bytes], "str | None"]
 
 def categories_from(hashset_path: Path) -> CategoryOf:
     """A file's category from a hash set, by its MD5 then SHA-1 (the most severe if several)."""
-    from triage.categories import most_severe
+    from triage.matching.categories import most_severe
     from triage.errors import TriageError
     from triage.hashsets import load_hashset
 

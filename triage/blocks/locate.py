@@ -2,7 +2,7 @@
 unallocated space, or outside any volume.
 
 TSK knows each file's data runs. Only hit offsets are looked up: one walk per file system that
-holds a hit, through the scan's own directory walk (``triage.walk.list_directory``: the same
+holds a hit, through the scan's own directory walk (``triage.filesystems.walk.list_directory``: the same
 paths and inode strings as ``files.jsonl``, deleted entries and ``$OrphanFiles`` included),
 checking each file's non-resident runs against the sorted hit offsets (``numpy.searchsorted``).
 Memory is bounded by the hits and the directory queue, never by the file system's size.
@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from triage.discovery import discover
-from triage.evidence import EvidenceSpec
-from triage.volumes import Volume, find_volumes, fs_type_name
-from triage.walk import VolumeContext, WalkOptions, WalkStats, list_directory, root_dir
+from triage.filesystems.discovery import discover
+from triage.evidence.containers import EvidenceSpec
+from triage.evidence.volumes import Volume, find_volumes, fs_type_name
+from triage.filesystems.walk import VolumeContext, WalkOptions, WalkStats, list_directory, root_dir
 
 _SPARSE_OR_FILLER = 0x03
 _NONRES = 0x02  # TSK_FS_ATTR_NONRES

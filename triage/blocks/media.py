@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from triage.errors import EvidenceError
-from triage.evidence import EvidenceSpec, SegmentedFile, identify, open_image
+from triage.evidence.containers import EvidenceSpec, SegmentedFile, identify, open_image
 
-# Test seam (as triage.faults): ``TRIAGE_MEDIA_BAD=START-END[,START-END]`` makes reads that
+# Test seam (as triage.run.faults): ``TRIAGE_MEDIA_BAD=START-END[,START-END]`` makes reads that
 # touch those byte ranges fail with EIO, as a failing sector would. Unset in every real run.
 BAD_ENV = "TRIAGE_MEDIA_BAD"
 

@@ -46,7 +46,7 @@ import msgspec
 import numpy as np
 from msgspec import Meta, Struct
 
-import triage
+from triage.version import __version__
 from triage.blocks.digest import DIGEST_BYTES
 from triage.errors import ExitCode, TriageError
 from triage.hashsets.table import DigestTable, bucket_bits, offsets_from_counts, top_bits
@@ -527,7 +527,7 @@ class TbsWriter:
             "bucket_bits": self.bits, "bucket_dtype": bucket_dtype.str, "sections": sections,
             "categories": list(self.categories), "category_blocks": category_blocks,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "tool": {"name": "triage", "version": triage.__version__},
+            "tool": {"name": "triage", "version": __version__},
         }
         header.update(meta)
         offset = out.align()

@@ -25,8 +25,8 @@ from typing import Any
 
 import ijson
 
-import triage
-from triage.categories import KINDS, KNOWN_BAD
+from triage.version import __version__
+from triage.matching.categories import KINDS, KNOWN_BAD
 from triage.errors import HashSetError
 from triage.hashsets import tdb
 from triage.hashsets._base import HEAD_SIZE, Parser
@@ -274,7 +274,7 @@ def _meta(name: str, kind: str, profile: Profile | None, sources: list[dict[str,
         "kind": kind,
         "profile": profile.to_json() if profile else None,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "tool": {"name": "triage", "version": triage.__version__},
+        "tool": {"name": "triage", "version": __version__},
         "sources": sources,
         "records": sum(s["records"] for s in sources),
     }

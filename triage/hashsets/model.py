@@ -122,7 +122,7 @@ class HashSet:
     @property
     def table(self) -> dict[str, dict[bytes, str | None]]:
         """Digest -> most severe category, as plain dicts (small sets and tests only)."""
-        from triage.categories import most_severe
+        from triage.matching.categories import most_severe
 
         result: dict[str, dict[bytes, str | None]] = {}
         for algorithm in self.algorithms:

@@ -18,7 +18,7 @@ from typing import IO, Any, BinaryIO
 
 import ijson
 
-from triage.categories import KNOWN_GOOD
+from triage.matching.categories import KNOWN_GOOD
 from triage.errors import HashSetError
 from triage.hashsets._base import head_text
 from triage.hashsets._builder import HashSetBuilder, parse_size, shorten

@@ -31,7 +31,7 @@ from typing import Any
 
 from triage.errors import ExitCode, UsageError
 from triage.records import utc_now
-from triage.report import OutputError
+from triage.run.report import OutputError
 from triage.reports._escape import escape
 
 MANIFEST = "case.toml"

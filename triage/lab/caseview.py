@@ -24,13 +24,13 @@ from typing import Any
 import msgspec
 import numpy as np
 
-import triage
-from triage.categories import is_known_bad, most_severe, severity_key
+from triage.version import __version__
+from triage.matching.categories import is_known_bad, most_severe, severity_key
 from triage.errors import UsageError
 from triage.lab import case as cases
 from triage.lab.client import exhibit_status
 from triage.records import utc_now
-from triage.report import write_json_atomic
+from triage.run.report import write_json_atomic
 from triage.reports._escape import escape
 from triage.reports._html_style import CSS
 from triage.reports._run import atomic_text
@@ -204,7 +204,7 @@ def build(case_dir: Path) -> dict[str, Any]:
     }
     return {
         "schema": SCHEMA, "generated": utc_now(),
-        "tool": {"name": "triage", "version": triage.__version__},
+        "tool": {"name": "triage", "version": __version__},
         "case": the_case.case, "examiner": the_case.examiner, "id": the_case.id,
         "folder": str(the_case.path), "rematch_of": the_case.rematch_of or None,
         "hashsets": [{k: s.get(k) for k in ("name", "kind", "path", "sha256")}

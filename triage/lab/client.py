@@ -20,9 +20,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from triage.config import ORDERS
+from triage.run.config import ORDERS
 from triage.errors import UsageError
-from triage.evidence import check_kind, display_name
+from triage.evidence.containers import check_kind, display_name
 from triage.lab import case as cases
 from triage.lab import settings
 from triage.lab.worker import RUNNING, read_summary
@@ -110,7 +110,7 @@ def _safe_file(name: str, taken: set[str]) -> str:
 def compile_sets(folder: Path, hashsets: list[str], known_good: list[str],
                  lenient: bool) -> list[dict[str, Any]]:
     """Raw sources compiled once into ``folder/hashsets``; a ``.tdb`` is used where it lies."""
-    from triage.categories import KNOWN_BAD, KNOWN_GOOD
+    from triage.matching.categories import KNOWN_BAD, KNOWN_GOOD
     from triage.hashsets import import_hashsets
 
     given = [(p, KNOWN_BAD) for p in hashsets] + [(p, KNOWN_GOOD) for p in known_good]
@@ -145,7 +145,7 @@ def submit(case_dir: str | os.PathLike[str], evidence: list[str], hashsets: list
     """Queue one scan per evidence item into ``case_dir/<exhibit>/``. A later submit into the
     same case adds exhibits (same hash sets and options); anything else is refused, with
     nothing written and nothing queued."""
-    from triage.scan import parse_algorithms
+    from triage.run.scan import parse_algorithms
 
     options = options or ScanOptions()
     folder = Path(case_dir).absolute()

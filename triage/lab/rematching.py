@@ -5,7 +5,7 @@ material needs no evidence: ``rematch_run`` reads files.jsonl in chunks (one msg
 65,536 lines, only the fields matching needs), turns each algorithm's hex digests into one
 numpy array (one ``unhexlify`` per chunk), looks the whole array up in each set's sorted table
 (``DigestTable.find_many``, the engine of ``HashSet.lookup_many``) and builds the matches of
-the few records that hit with triage's own matching rules (``triage.matching``). A line whose
+the few records that hit with triage's own matching rules (``triage.matching.exact``). A line whose
 verdict does not change (no match before, none now) is copied byte for byte; others are
 re-encoded with the scan's own line encoder.
 
@@ -33,18 +33,18 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from triage.categories import UNKNOWN, is_known_bad
-from triage.census import census_key, census_summary
-from triage.config import ScanConfig
+from triage.matching.categories import UNKNOWN, is_known_bad
+from triage.content.census import census_key, census_summary
+from triage.run.config import ScanConfig
 from triage.errors import ExitCode, UsageError
-from triage.matching import HashIndex, _match
-from triage.outdir import claim, finish
+from triage.matching.exact import HashIndex, _match
+from triage.run.outdir import claim, finish
 from triage.records import utc_now
-from triage.report import write_json_atomic
+from triage.run.report import write_json_atomic
 from triage.reports import parse_formats
 from triage.reports._run import load_summary
 from triage.reports.words import EXAMINED
-from triage.results import encode_line
+from triage.run.results import encode_line
 
 WIDTH = {"md5": 16, "sha1": 20, "sha256": 32}
 DEFAULT_FORMATS = "csv,html"
@@ -157,7 +157,7 @@ def _hits(index: HashIndex, recs: list[_Rec]) -> dict[int, list[dict[str, Any]]]
 
 
 def _load_sets(hashsets: list[str], known_good: list[str]) -> list[Any]:
-    from triage.scan import load_sets
+    from triage.run.scan import load_sets
 
     for p in [*hashsets, *known_good]:
         if not os.path.isfile(p):
@@ -405,7 +405,7 @@ def _match_file(files: Path, dest: Path, sets: list[Any], delta: bool = False
         finally:
             os.close(fd)
     except OSError as e:
-        from triage.report import OutputError
+        from triage.run.report import OutputError
 
         raise OutputError(f"{dest}: cannot write ({e})") from None
     finally:
@@ -464,7 +464,7 @@ def rematch_run(run_dir: str | os.PathLike[str], hashsets: list[str], known_good
                                 if int(old.get("exit_code", 0)) == 1 else 0)
         hits = sum(n for c, n in categories.items() if is_known_bad(c))
         from triage.hashsets.tdb import failed_checks
-        from triage.scan import _set_summary
+        from triage.run.scan import _set_summary
 
         bad = failed_checks(sets, wait=True)
         if bad:

@@ -2,7 +2,7 @@
 
 Never two writers on one exhibit: a worker first takes the exhibit's lease in Redis (``SET NX``
 with an expiry, renewed every quarter of ``TRIAGE_LAB_LEASE`` while the scan runs), and the scan
-itself then holds the output folder's ``flock`` (``triage.outdir.FolderLock``). A copy of the
+itself then holds the output folder's ``flock`` (``triage.run.outdir.FolderLock``). A copy of the
 task that finds either taken waits (a retry after half a lease) instead of writing. A dead
 worker renews nothing: its lease expires and the kernel (or the NFS server's lease) drops its
 flock, so a stale lock never blocks for ever.
@@ -33,9 +33,9 @@ from triage.errors import ExitCode, TriageError, UsageError
 from triage.lab import case as cases
 from triage.lab import settings
 from triage.records import utc_now
-from triage.report import OutputError
+from triage.run.report import OutputError
 from triage.reports._escape import escape
-from triage.scan import ProgressSink, ScanConfig, resume_config, run_scan
+from triage.run.scan import ProgressSink, ScanConfig, resume_config, run_scan
 
 SCAN_WORKERS_ENV = "TRIAGE_LAB_SCAN_WORKERS"
 RUNNING = "RUNNING"  # custom Celery state: meta holds host, pid, progress

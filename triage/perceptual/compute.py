@@ -34,8 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from triage.census import PICTURE, signature
-from triage.hashing import Read
+from triage.content.census import PICTURE, signature
+from triage.content.hashing import Read
 from triage.hashsets.pdqsection import open_pdq
 from triage.hashsets.vpdqsection import open_vpdq
 from triage.perceptual.index import (

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from triage.categories import KNOWN_BAD
+from triage.matching.categories import KNOWN_BAD
 from triage.errors import UsageError
 from triage.hashsets import tdb
 from triage.hashsets.pdqsection import TdbPdq, carries_pdq, describe_tdb

@@ -44,8 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from triage.census import SIGNATURE_KIND, VIDEO
-from triage.hashing import KEEP_LIMIT
+from triage.content.census import SIGNATURE_KIND, VIDEO
+from triage.content.hashing import KEEP_LIMIT
 from triage.perceptual.index import DEFAULT_THRESHOLD, MIN_QUALITY, to_hex
 from triage.perceptual.vsets import VpdqIndex, usable
 from triage.records import LIMIT, FileRecord
@@ -78,7 +78,7 @@ class VpdqOptions:
 
 def is_video(head: bytes) -> bool:
     """The read's ``keep`` policy for videos."""
-    from triage.census import signature
+    from triage.content.census import signature
 
     return signature(head) in VIDEO_SIGNATURES
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from triage.categories import is_known_bad
+from triage.matching.categories import is_known_bad
 from triage.reports._near import closest, near_matches, video_matches
 from triage.reports._run import iter_notable
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from triage.categories import is_known_bad, severity_key
+from triage.matching.categories import is_known_bad, severity_key
 from triage.reports._escape import escape
 from triage.reports._near import (
     NEAR_LABEL,

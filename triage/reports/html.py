@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import html
 import shlex
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from triage.categories import KNOWN_GOOD, is_known_bad
+from triage.matching.categories import KNOWN_GOOD, is_known_bad
 from triage.reports._escape import escape
 from triage.reports._html_collect import Collected, collect
+from triage.reports._html_parts import CSP, e, kv, nb, num, table
 from triage.reports._html_style import CSS
 from triage.reports._near import closest, describe_video, exact_matches, near_matches, video_matches
 from triage.reports._run import algorithms, atomic_text
@@ -34,26 +35,6 @@ EXIT_MEANING = {
     5: "the output folder could not be written: reports may be partial",
     130: "interrupted: results are partial",
 }
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; form-action 'none'"
-
-
-def e(value: Any) -> str:
-    """Text for the page: name escaping, then HTML escaping; None shows as an em dash."""
-    if value is None or value == "":
-        return "&mdash;"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return html.escape(escape(str(value)), quote=True)
-
-
-def num(value: Any) -> str:
-    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else e(value)
-
-
-def nb(value: Any) -> str:
-    """A number inside wrapping text, never broken across lines (an offset cut in two reads
-    as two numbers)."""
-    return f"<span class=nb>{num(value)}</span>"
 
 
 def size(value: Any) -> str:
@@ -65,18 +46,6 @@ def size(value: Any) -> str:
             break
         n, unit = n / 1024, u
     return f"{value:,} bytes" if unit == "bytes" else f"{n:.1f} {unit} ({value:,} bytes)"
-
-
-def kv(rows: Iterable[tuple[str, str]]) -> str:
-    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
-    return f'<table class="kv">{body}</table>'
-
-
-def table(head: list[str], rows: Iterable[str], numeric: Iterable[int] = ()) -> str:
-    nums = set(numeric)
-    ths = "".join(f'<th{" class=n" if i in nums else ""}>{html.escape(h)}</th>'
-                  for i, h in enumerate(head))
-    return f"<table><thead><tr>{ths}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def more(shown: int, total: int, where: str) -> str:

@@ -1,6 +1,6 @@
 """The block-hash parts of report.html: the sampling section of ``triage sample`` and the block
 matches of ``scan --blockset``. Kept apart from html.py (one call there) so each stays small.
-Every value goes through ``html.e`` (name escaping, then HTML escaping); no content is shown."""
+Every value goes through ``_html_parts.e`` (name escaping, then HTML escaping); no content is shown."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from triage.reports._html_parts import CSP, e, kv, nb, num, table
 from triage.reports._html_style import CSS
 from triage.reports._run import atomic_text
 
@@ -16,8 +17,6 @@ SHOWN = 200
 
 
 def _owner(o: dict[str, Any]) -> str:
-    from triage.reports.html import e
-
     where = o.get("where")
     if where == "file":
         dele = " (deleted)" if o.get("deleted") else ""
@@ -26,8 +25,6 @@ def _owner(o: dict[str, Any]) -> str:
 
 
 def _refs(h: dict[str, Any]) -> str:
-    from triage.reports.html import e
-
     return "<br>".join(f"{e(r.get('name'))} <small>md5 {e(r.get('md5'))} block at "
                        f"{e(r.get('block_offset'))}</small> [{e(r.get('category'))}]"
                        for r in h.get("reference_files") or [])
@@ -35,8 +32,6 @@ def _refs(h: dict[str, Any]) -> str:
 
 def sampling(s: dict[str, Any]) -> Iterator[str]:
     """One table per evidence: the plan, the confidence statement, the hits."""
-    from triage.reports.html import kv, nb, num, table, e
-
     samp = s.get("sampling")
     if not samp:
         return
@@ -66,8 +61,6 @@ def sampling(s: dict[str, Any]) -> Iterator[str]:
 
 def block_matches(s: dict[str, Any]) -> Iterator[str]:
     """``scan --blockset``: files with matching blocks, and blocks no file holds."""
-    from triage.reports.html import e, nb, num, table
-
     bm = s.get("block_scan")
     if not bm:
         return
@@ -96,8 +89,6 @@ def block_matches(s: dict[str, Any]) -> Iterator[str]:
 
 def write_sample_report(out: Path, summary: dict[str, Any]) -> Path:
     """report.html of ``triage sample`` (no file walk: the sampling section and the set)."""
-    from triage.reports.html import CSP, e
-
     path = out / "report.html"
     with atomic_text(path) as fh:
         fh.write("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from triage.categories import KNOWN_GOOD, NOTABLE, UNKNOWN, is_known_bad, severity_key
+from triage.matching.categories import KNOWN_GOOD, NOTABLE, UNKNOWN, is_known_bad, severity_key
 
 LABELS: dict[str, str] = {
     "A": "UK Category A",
