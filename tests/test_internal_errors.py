@@ -159,7 +159,7 @@ def test_describe_defect_names_our_innermost_frame() -> None:
         hash_reads(lambda p, n: 42, 10, ("md5",))  # a reader returning no buffer at all
     except TypeError as e:
         text = describe_defect(e)
-    assert text.startswith("TypeError: ") and "(at triage/content/hashing.py:" in text
+    assert text.startswith("TypeError: ") and "(at triage/evidence/buffers.py:" in text
 
 
 def test_the_journal_keeps_internal_errors_for_resume() -> None:
