@@ -51,7 +51,7 @@ def test_sdist_and_wheel_build_and_the_wheel_installs_in_a_fresh_venv(tmp_path: 
         entry = whl.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert f"Name: {DIST}\n" in meta
     assert "triage = triage.cli:main" in entry
-    assert "triage/cli.py" in names and "triage/reports/html.py" in names
+    assert "triage/cli/main.py" in names and "triage/reports/html.py" in names
 
     # a fresh venv (system site packages give it the heavy binary dependencies, so the test
     # stays offline and fast; --no-deps) - what pipx does, with pip
