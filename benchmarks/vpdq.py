@@ -180,7 +180,7 @@ def tdb_search(args, rows: list[tuple[str, str]]) -> None:
     """The compiled frame index (``.tdb`` vPDQ section): build + write, open (a header read and
     an mmap), then ``--query-videos`` x ``--query-frames`` scanned frames searched in it (1%
     planted near matches, all found), extrapolated linearly to 10k videos."""
-    from triage.categories import KNOWN_BAD
+    from triage.matching.categories import KNOWN_BAD
     from triage.hashsets import tdb
     from triage.hashsets.loader import _meta
     from triage.hashsets.store import EntryStore

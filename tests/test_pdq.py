@@ -482,7 +482,7 @@ def test_a_limit_that_stops_pdq_is_said_and_makes_the_run_not_fully_examined(tmp
     """A picture over the decompression-bomb pixel limit is hashed and matched exactly, but its
     PDQ is dropped by a limit: with --pdq the run says so (totals.perceptual_limited, the
     report's top box) and exits 4; without --pdq nothing was asked, exit 0; records agree."""
-    from triage.scan import ScanConfig, run_scan
+    from triage.run import ScanConfig, run_scan
 
     src = tmp_path / "src"
     src.mkdir()

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from triage.categories import KNOWN_BAD
+from triage.matching.categories import KNOWN_BAD
 from triage.errors import HashSetError
 from triage.hashsets import tdb
 from triage.hashsets.store import EntryStore
