@@ -15,7 +15,6 @@ import os
 import platform
 import shutil
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
