@@ -42,6 +42,21 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
+def triage(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The command line as a user runs it (a new process)."""
+    return subprocess.run([sys.executable, "-m", "triage", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    """A user error's single stderr line (never a traceback)."""
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("triage: error:")
+    return lines[0]
+
+
 def needs_tool(name: str) -> None:
     if shutil.which(name) is None:
         pytest.skip(f"{name} not installed")

@@ -15,13 +15,13 @@ import os
 import random
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xxhash
+from conftest import one_line_error, triage
 from PIL import Image
 
 from triage.blocks.build import LOW_ENTROPY_VALUES, build_blockset, subtract_blocksets
@@ -30,18 +30,6 @@ from triage.blocks.tbs import BlockSet, BlockSetError
 
 B = 4096
 
-
-def triage(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "triage", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
-
-
-def one_line_error(proc: subprocess.CompletedProcess) -> str:
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("triage: error:")
-    return lines[0]
 
 
 def picture(seed: int, size: tuple[int, int] = (160, 120)) -> bytes:

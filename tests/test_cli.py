@@ -7,28 +7,13 @@ exactly what a shell sees, tracebacks included.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import TESTIMAGES
+from conftest import TESTIMAGES, one_line_error, triage
 
 SETS = TESTIMAGES / "hashsets"
 
-
-def triage(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "triage", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
-
-
-def one_line_error(proc: subprocess.CompletedProcess) -> str:
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("triage: error:")
-    return lines[0]
 
 
 def test_scan_with_hits_exits_1_and_writes_reports(tmp_path: Path) -> None:
