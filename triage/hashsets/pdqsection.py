@@ -181,22 +181,29 @@ def describe_tdb(path: str | os.PathLike[str], header: dict[str, Any] | None = N
                   sum(int(s.get("pdq_dropped", 0)) for s in sources))
 
 
+def mapped_arrays(file: Path, spec: dict[str, Any], dtypes: dict[str, str],
+                  limit: int) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
+    """A multi-index section's arrays mapped in place, and its bucket bits: shared by the PDQ
+    and vPDQ sections. ValueError when it is not a section this version can search."""
+    if spec.get("index_version") != INDEX_VERSION:
+        raise ValueError(f"index version {spec.get('index_version')}")
+    bits = tuple(int(b) for b in spec["bucket_bits"])
+    if len(bits) != CHUNKS or any(not 0 < b <= w for b, w in zip(bits, WIDTHS)):
+        raise ValueError("bucket bits")
+    mapped = tdb.map_readonly(file)
+    return ({name: tdb._section(mapped, spec[name], np.dtype(dtype), limit)
+             for name, dtype in dtypes.items()}, bits)
+
+
 def open_pdq(path: str | os.PathLike[str]) -> PdqIndex:
     """Map an index's PDQ section as a ``PdqIndex`` (read-only; pages read on demand)."""
     file = Path(path)
     header, limit, _ = tdb.read_header(file)
     describe_tdb(file, header)
     spec = header["pdq"]
-    mapped = tdb.map_readonly(file)
     try:
-        if spec.get("index_version") != INDEX_VERSION:
-            raise ValueError(f"PDQ index version {spec.get('index_version')}")
         n = int(spec["rows"])
-        bits = tuple(int(b) for b in spec["bucket_bits"])
-        if len(bits) != CHUNKS or any(not 0 < b <= w for b, w in zip(bits, WIDTHS)):
-            raise ValueError("bucket bits")
-        arrays = {name: tdb._section(mapped, spec[name], np.dtype(dtype), limit)
-                  for name, dtype in _ARRAYS.items()}
+        arrays, bits = mapped_arrays(file, spec, _ARRAYS, limit)
         sizes = {"words": 4 * n, "meta": n, "ids": CHUNKS * n,
                  "offsets": sum((1 << b) + 1 for b in bits)}
         if any(len(arrays[k]) != v for k, v in sizes.items()):

@@ -25,10 +25,11 @@ import numpy as np
 from triage.matching.categories import KNOWN_BAD
 from triage.errors import HashSetError
 from triage.hashsets import tdb
+from triage.hashsets.pdqsection import mapped_arrays
 from triage.hashsets.store import EntryStore
 from triage.hashsets.tdbheader import VPDQ_ARRAYS as ARRAYS
 from triage.hashsets.tdbheader import vpdq_sizes as sizes
-from triage.perceptual.index import CHUNKS, INDEX_VERSION, WIDTHS, PdqIndex
+from triage.perceptual.index import INDEX_VERSION, PdqIndex
 from triage.perceptual.vsets import VpdqIndex, VpdqSet
 
 # -- import ---------------------------------------------------------------------------------
@@ -151,16 +152,9 @@ def open_vpdq(path: str | os.PathLike[str]) -> VpdqIndex:
     header, limit, _ = tdb.read_header(file)
     describe_vpdq(file, header)
     spec = header["vpdq"]
-    mapped = tdb.map_readonly(file)
     try:
-        if spec.get("index_version") != INDEX_VERSION:
-            raise ValueError(f"index version {spec.get('index_version')}")
         n, videos = int(spec["rows"]), int(spec["videos"])
-        bits = tuple(int(b) for b in spec["bucket_bits"])
-        if len(bits) != CHUNKS or any(not 0 < b <= w for b, w in zip(bits, WIDTHS)):
-            raise ValueError("bucket bits")
-        a = {name: tdb._section(mapped, spec[name], np.dtype(dtype), limit)
-             for name, dtype in ARRAYS.items()}
+        a, bits = mapped_arrays(file, spec, ARRAYS, limit)
         want = sizes(n, videos, bits, len(a["names"]))
         if any(len(a[k]) != v for k, v in want.items()):
             raise ValueError("sections disagree in length")
