@@ -38,7 +38,7 @@ from triage.content.census import census_key, census_summary
 from triage.run.config import ScanConfig
 from triage.errors import ExitCode, UsageError
 from triage.matching.exact import HashIndex, _match
-from triage.run.outdir import claim, finish
+from triage.run.outdir import claim, finish, sync_files
 from triage.records import utc_now
 from triage.run.report import write_json_atomic
 from triage.reports import parse_formats
@@ -399,11 +399,7 @@ def _match_file(files: Path, dest: Path, sets: list[Any], delta: bool = False
                             if n <= 0:
                                 raise OSError(f"{part}: copy stopped with {left} bytes left")
                             left -= n
-        fd = os.open(dest, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        sync_files([dest])  # the file and its folder, as a scan's outputs (OutputError)
     except OSError as e:
         from triage.run.report import OutputError
 
