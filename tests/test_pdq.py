@@ -31,7 +31,7 @@ from triage.perceptual import compute as pdq
 from triage.errors import HashSetError
 from triage.content.hashing import hash_reads
 from triage.run.inspect import inspectors
-from triage.perceptual.index import PdqIndex, _words, to_hex
+from triage.perceptual.index import PdqIndex, to_words, to_hex
 from triage.perceptual.sets import load_pdq_set
 from triage.records import FileRecord
 
@@ -375,7 +375,7 @@ def test_search_equals_brute_force(n, tmp_path):
     hashes = rng.integers(0, 256, (n, 32), dtype=np.uint8)
     s = load_pdq_set(_write_list(tmp_path / "s.txt", hashes))
     index = PdqIndex.open(PdqIndex.build([s]).save(tmp_path / "idx"))
-    words = _words(hashes)
+    words = to_words(hashes)
     queries = [_flip(bytes(hashes[rng.integers(n)]), int(d), rng)
                for d in rng.integers(0, 48, 150)]
     queries += [rng.integers(0, 256, 32, dtype=np.uint8).tobytes() for _ in range(20)]
@@ -384,7 +384,7 @@ def test_search_equals_brute_force(n, tmp_path):
             continue  # radius 4-5 a piece: correct but slow to probe
         for q in queries if t <= 33 else queries[::5]:
             rows, dist = index.search(q.hex(), t)
-            truth = np.bitwise_count(words ^ _words(np.frombuffer(q, np.uint8))).sum(axis=1)
+            truth = np.bitwise_count(words ^ to_words(np.frombuffer(q, np.uint8))).sum(axis=1)
             want = np.flatnonzero(truth <= t)
             assert rows.tolist() == want.tolist(), (n, t)
             assert dist.tolist() == truth[want].tolist()

@@ -39,7 +39,7 @@ from triage.hashsets.store import EntryStore
 from triage.hashsets.vpdqsection import VpdqRows
 from triage.perceptual.index import PdqSet
 from triage.perceptual.sets import PdqCollector
-from triage.perceptual.vsets import load_vpdq_set, looks_vpdq, parse_spec
+from triage.perceptual.vsets import iter_vpdq_set, looks_vpdq, parse_spec
 
 # Raw sources whose rows exceed this stay in a temporary mapped index, not in process memory
 # (scan workers then share the page cache instead of each holding a pickled copy).
@@ -180,9 +180,10 @@ def import_hashsets(
     if target.is_dir():
         raise HashSetError(f"{target} is a directory")
     chosen = load_profile(profile) if profile else None
-    store = EntryStore(tmpdir=target.parent if target.parent.is_dir() else None)
-    pdq = PdqRows(store)
-    vpdq = VpdqRows(store)
+    tmpdir = target.parent if target.parent.is_dir() else None
+    store = EntryStore(tmpdir=tmpdir)
+    pdq = PdqRows(store, tmpdir)
+    vpdq = VpdqRows(store, tmpdir)
     try:
         infos, kinds = [], set()
         for source in sources:
@@ -212,6 +213,7 @@ def import_hashsets(
         return tdb.write_index(target, finished, meta, pdq, vpdq)
     finally:
         store.close()
+        vpdq.close()
 
 
 def _pdq_pass(file: Path, pdq: PdqRows, lenient: bool) -> dict[str, Any]:
@@ -244,11 +246,12 @@ def _pdq_source(file: Path, pdq: PdqRows, lenient: bool) -> dict[str, Any]:
 
 def _vpdq_source(path: str, category: str | None, vpdq: VpdqRows, lenient: bool
                  ) -> dict[str, Any]:
-    """A vPDQ file or folder: its ``sources`` entry (no exact records)."""
-    loaded = load_vpdq_set(path, lenient=lenient)
+    """A vPDQ file or folder: its ``sources`` entry (no exact records); its videos are read
+    one at a time straight into the section's temporary files."""
+    loaded, videos = iter_vpdq_set(path, lenient=lenient)
     if category:
         loaded.category = category
-    found = vpdq.add_set(loaded)
+    found = vpdq.add_set(loaded, videos)
     where = Path(path)
     files = [where] if where.is_file() else [f for f in where.iterdir() if f.is_file()
                                               and not f.name.startswith(".")]

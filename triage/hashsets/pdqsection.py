@@ -18,17 +18,28 @@ from __future__ import annotations
 
 import codecs
 import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
-from triage.matching.categories import KNOWN_BAD
 from triage.errors import HashSetError
 from triage.hashsets import tdb
 from triage.hashsets.store import EntryStore
-from triage.perceptual.index import CHUNKS, INDEX_VERSION, WIDTHS, PdqIndex, PdqSet
+from triage.matching.categories import KNOWN_BAD
+from triage.perceptual.index import (
+    CHUNKS,
+    INDEX_VERSION,
+    WIDTHS,
+    PdqIndex,
+    PdqSet,
+    index_bits,
+    sort_pieces,
+    to_words,
+)
 from triage.perceptual.sets import load_pdq_set, sniff
 
 PDQ_FORMAT = "pdq"  # ``hashset import --format pdq``: the source holds PDQ hashes only
@@ -76,8 +87,9 @@ def _mentions(file: Path, needle: bytes) -> bool:
 class PdqRows:
     """The PDQ hashes of every source of one index, with category ids of its ``EntryStore``."""
 
-    def __init__(self, store: EntryStore) -> None:
-        self.store = store
+    def __init__(self, store: EntryStore, tmpdir: str | os.PathLike[str] | None = None
+                 ) -> None:
+        self.store, self.tmpdir = store, tmpdir  # tmpdir: the multi-index build's spill files
         self.hashes: list[np.ndarray] = []
         self.codes: list[np.ndarray] = []
 
@@ -111,19 +123,114 @@ class PdqRows:
     def write(self, out: Any, categories: list[str | None]) -> dict[str, Any]:
         """Append the section to a ``tdb._Out``; returns the header's ``pdq`` entry."""
         hashes, codes = self.result()
-        index = PdqIndex.build([PdqSet("", "", "tdb", "", hashes, codes)])
-        spec: dict[str, Any] = {"index_version": INDEX_VERSION, "rows": len(hashes),
-                                "unique": _distinct_rows(hashes),
-                                "bucket_bits": list(index.bucket_bits)}
-        for name, dtype in _ARRAYS.items():
-            array = np.ascontiguousarray(getattr(index, name), dtype=dtype)
-            offset = out.align()
-            out.write(memoryview(array).cast("B"))
-            spec[name] = {"offset": offset, "length": array.nbytes, "dtype": dtype}
+        words = to_words(hashes)
+        n = len(words)
+        spec: dict[str, Any] = {"index_version": INDEX_VERSION, "rows": n,
+                                "unique": _distinct_rows(hashes)}
+        del hashes
+        spec["words"] = write_array(out, words, "<u8")
+        spec["meta"] = write_array(out, codes, "<u4")
+
+        def chunks() -> Iterator[np.ndarray]:
+            return (words[i:i + _ROWS] for i in range(0, n, _ROWS))
+
+        spec.update(write_multi_index(out, chunks, n, self.tmpdir))
         counts = np.bincount(codes, minlength=len(categories)) if len(codes) else []
         spec["counts"] = {"null" if categories[i] is None else str(categories[i]): int(n)
                           for i, n in enumerate(counts) if n}
         return spec
+
+
+_ROWS = 1 << 21  # rows of words a multi-index pass reads at a time (64 MiB)
+
+
+def write_array(out: Any, array: np.ndarray, dtype: str) -> dict[str, Any]:
+    """Append one array (aligned) to a ``tdb._Out``; returns its header span."""
+    data = np.ascontiguousarray(array, dtype=dtype)
+    offset = out.align()
+    if data.nbytes:  # an empty section (e.g. every frame under quality 50) writes nothing
+        out.write(memoryview(data).cast("B"))
+    return {"offset": offset, "length": data.nbytes, "dtype": dtype}
+
+
+def write_multi_index(out: Any, chunks: Any, n: int, tmpdir: str | os.PathLike[str] | None
+                      ) -> dict[str, Any]:
+    """Append the multi-index's ``ids`` then ``offsets`` over ``n`` rows of words (``chunks()``:
+    the (m, 4) uint64 words in row order, once a pass) to a ``tdb._Out``: ``ids`` go straight
+    to the file and ``offsets`` through a temporary file, so memory stays bounded
+    (``perceptual.index.sort_pieces``). Returns the header's ``bucket_bits``, ``ids``,
+    ``offsets``. The PDQ and vPDQ sections both use it: one build, one layout."""
+    bits = index_bits(n)
+    ids = {"offset": out.align(), "length": CHUNKS * n * 4, "dtype": "<u4"}
+
+    def emit_ids(part: np.ndarray) -> None:
+        if part.size:
+            out.write(memoryview(np.ascontiguousarray(part, "<u4")).cast("B"))
+
+    with Spill("<u4", tmpdir) as offsets:
+        sort_pieces(chunks, n, bits, emit_ids, offsets.append)
+        if out.pos - ids["offset"] != ids["length"]:
+            raise AssertionError("multi-index ids of the wrong length")
+        where = out.align()
+        offsets.copy_to(out)
+    return {"bucket_bits": list(bits), "ids": ids,
+            "offsets": {"offset": where, "length": offsets.items * 4, "dtype": "<u4"}}
+
+
+class Spill:
+    """An array appended in pieces to a temporary file (beside the index being written, or
+    ``tmpdir``), then copied into the index or read back in chunks: what lets an import hold
+    100M frames without holding them in memory."""
+
+    def __init__(self, dtype: str, tmpdir: str | os.PathLike[str] | None, width: int = 1
+                 ) -> None:
+        self.dtype, self.width, self.items = np.dtype(dtype), width, 0
+        self.file = tempfile.TemporaryFile(dir=tmpdir)  # noqa: SIM115 - lives with the Spill
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.file.close()
+
+    def append(self, array: np.ndarray) -> None:
+        data = np.ascontiguousarray(array, dtype=self.dtype)
+        if data.nbytes:
+            self.file.write(memoryview(data).cast("B"))
+        self.items += data.size
+
+    def copy_to(self, out: Any) -> None:
+        """Append the whole array to a ``tdb._Out`` (in 4 MiB blocks)."""
+        self.file.flush()
+        self.file.seek(0)
+        while block := self.file.read(4 << 20):
+            out.write(block)
+        self.file.seek(0, os.SEEK_END)
+
+    def chunks(self, rows: int | None = None) -> Iterator[np.ndarray]:
+        """The array read back, ``rows`` rows (of ``width`` items; default ``_ROWS``) at a
+        time, into one reused buffer (a chunk is only valid until the next)."""
+        rows = rows or _ROWS
+        self.file.flush()
+        self.file.seek(0)
+        row_bytes = self.dtype.itemsize * self.width
+        total = self.items // self.width
+        buffer = np.empty((min(rows, max(total, 1)), self.width), self.dtype)
+        done = 0
+        try:
+            while done < total:
+                m = min(len(buffer), total - done)
+                view = memoryview(buffer[:m]).cast("B")
+                got = self.file.readinto(view)
+                if got != m * row_bytes:
+                    raise HashSetError("temporary file of the index build came back short")
+                yield buffer[:m]
+                done += m
+        finally:
+            self.file.seek(0, os.SEEK_END)
 
 
 def _distinct_rows(hashes: np.ndarray) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -25,58 +26,89 @@ import numpy as np
 from triage.matching.categories import KNOWN_BAD
 from triage.errors import HashSetError
 from triage.hashsets import tdb
-from triage.hashsets.pdqsection import mapped_arrays
+from triage.hashsets.pdqsection import Spill, mapped_arrays, write_multi_index
 from triage.hashsets.store import EntryStore
 from triage.hashsets.tdbheader import VPDQ_ARRAYS as ARRAYS
 from triage.hashsets.tdbheader import vpdq_sizes as sizes
-from triage.perceptual.index import INDEX_VERSION, PdqIndex
-from triage.perceptual.vsets import VpdqIndex, VpdqSet
+from triage.perceptual.index import INDEX_VERSION, PdqIndex, to_words
+from triage.perceptual.vsets import VpdqIndex, VpdqSet, VpdqVideo
 
 # -- import ---------------------------------------------------------------------------------
 
 
 class VpdqRows:
-    """The vPDQ sets of one import (``FILE_OR_DIR[:CATEGORY]``), category ids of its store."""
+    """The vPDQ sets of one import (``FILE_OR_DIR[:CATEGORY]``), category ids of its store.
 
-    def __init__(self, store: EntryStore) -> None:
-        self.store = store
-        self.sets: list[VpdqSet] = []
+    Bounded memory: frames go to temporary files (``tmpdir``: beside the index being written)
+    as each video is read, and the multi-index is built from them by a counting sort
+    (``pdqsection.write_multi_index``), so 100M frames need ~1 GB, not ~200 bytes a frame.
+    The section is the one ``VpdqIndex.build`` would lay out for the same sets (rows in the
+    order of sets then videos)."""
 
-    def add_set(self, loaded: VpdqSet) -> dict[str, Any]:
-        """Add a parsed vPDQ set; returns what its ``sources`` entry records."""
-        self.store.category_id(loaded.category)  # in the category list, in order of sources
-        self.sets.append(loaded)
-        return {"vpdq_videos": len(loaded.videos),
-                "vpdq_frames": int(sum(len(v.hashes) for v in loaded.videos)),
-                "vpdq_lines": int(sum(v.lines for v in loaded.videos))}
+    def __init__(self, store: EntryStore, tmpdir: str | os.PathLike[str] | None = None
+                 ) -> None:
+        self.store, self.tmpdir = store, tmpdir
+        self.rows = self.videos = 0
+        self._names = 0
+        self._counts: dict[int, int] = {}
+        self._spills: dict[str, Spill] = {}
+
+    def _spill(self, name: str) -> Spill:
+        if name not in self._spills:
+            self._spills[name] = Spill(ARRAYS[name], self.tmpdir, 4 if name == "words" else 1)
+            if name == "name_offsets":
+                self._spills[name].append(np.zeros(1, "<u8"))
+        return self._spills[name]
+
+    def add_set(self, loaded: VpdqSet, videos: Iterable[VpdqVideo] | None = None
+                ) -> dict[str, Any]:
+        """Add a vPDQ set: its videos (``loaded.videos``, or ``videos`` as they are read);
+        returns what its ``sources`` entry records."""
+        cat = self.store.category_id(loaded.category)  # in the category list, in order of sources
+        found = {"vpdq_videos": 0, "vpdq_frames": 0, "vpdq_lines": 0}
+        for video in loaded.videos if videos is None else videos:
+            n = len(video.hashes)
+            self._spill("words").append(to_words(video.hashes))
+            self._spill("video").append(np.full(n, self.videos, "<u4"))
+            self._spill("times").append(video.times)
+            name = np.frombuffer(video.name.encode("utf-8", "surrogateescape"), np.uint8)
+            self._spill("names").append(name)
+            self._names += len(name)
+            self._spill("name_offsets").append(np.array([self._names], "<u8"))
+            self._spill("categories").append(np.array([cat], "<u2"))
+            self._spill("frames").append(np.array([n], "<u4"))
+            self._counts[cat] = self._counts.get(cat, 0) + 1
+            self.videos += 1
+            self.rows += n
+            found["vpdq_videos"] += 1
+            found["vpdq_frames"] += n
+            found["vpdq_lines"] += video.lines
+        return found
 
     def __len__(self) -> int:
-        return sum(len(s.videos) for s in self.sets)
+        return self.videos
+
+    def close(self) -> None:
+        """Remove the temporary files."""
+        for spill in self._spills.values():
+            spill.close()
+        self._spills.clear()
 
     def write(self, out: Any, categories: list[str | None]) -> dict[str, Any]:
         """Append the section to a ``tdb._Out``; returns the header's ``vpdq`` entry."""
-        built = VpdqIndex.build(self.sets)
-        ids = {c: i for i, c in enumerate(categories)}
-        cats = np.array([ids[v["category"]] for v in built.videos], "<u2")
-        names = [v["name"].encode("utf-8", "surrogateescape") for v in built.videos]
-        offs = np.zeros(len(names) + 1, "<u8")
-        np.cumsum([len(n) for n in names], out=offs[1:])
-        arrays = {"words": built.pdq.words, "ids": built.pdq.ids, "offsets": built.pdq.offsets,
-                  "video": built.video, "times": built.times, "categories": cats,
-                  "frames": np.array([v["frames"] for v in built.videos], "<u4"),
-                  "name_offsets": offs, "names": np.frombuffer(b"".join(names), np.uint8)}
-        spec: dict[str, Any] = {"index_version": INDEX_VERSION, "rows": len(built),
-                                "videos": len(built.videos),
-                                "bucket_bits": list(built.pdq.bucket_bits)}
-        for name, dtype in ARRAYS.items():
-            array = np.ascontiguousarray(arrays[name], dtype=dtype)
-            offset = out.align()
-            if array.nbytes:  # a set whose frames are all under quality 50 has none
-                out.write(memoryview(array).cast("B"))
-            spec[name] = {"offset": offset, "length": array.nbytes, "dtype": dtype}
-        counts = np.bincount(cats, minlength=len(categories)) if len(cats) else []
-        spec["counts"] = {"null" if categories[i] is None else str(categories[i]): int(n)
-                          for i, n in enumerate(counts) if n}
+        n = self.rows
+        spec: dict[str, Any] = {"index_version": INDEX_VERSION, "rows": n,
+                                "videos": self.videos}
+        words = self._spill("words")
+        spec["words"] = {"offset": out.align(), "length": 32 * n, "dtype": ARRAYS["words"]}
+        words.copy_to(out)
+        spec.update(write_multi_index(out, words.chunks, n, self.tmpdir))
+        for name in list(ARRAYS)[3:]:
+            spec[name] = {"offset": out.align(), "length": 0, "dtype": ARRAYS[name]}
+            self._spill(name).copy_to(out)
+            spec[name]["length"] = out.pos - spec[name]["offset"]
+        spec["counts"] = {"null" if categories[i] is None else str(categories[i]): n
+                          for i, n in sorted(self._counts.items()) if n}
         return spec
 
 

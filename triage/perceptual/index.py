@@ -12,7 +12,9 @@ touches about 3k buckets and 3k candidates instead of 10M hashes.
 
 The index is a folder of ``.npy`` arrays the main process writes once and every worker maps
 read-only (``mmap``), so the operating system shares one copy between all workers; a compiled
-``.tdb`` carries the same arrays (``hashsets.pdqsection``). Imports nothing of triage but errors.
+``.tdb`` carries the same arrays (``hashsets.pdqsection``). Both are built by one counting sort
+by bucket key (``sort_pieces``) whose memory does not grow with the rows (a compiled index's
+words are read back from a temporary file). Imports nothing of triage but errors.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import itertools
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,7 +81,7 @@ def to_hex(bits: np.ndarray) -> str:
     return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()
 
 
-def _words(hashes: np.ndarray) -> np.ndarray:
+def to_words(hashes: np.ndarray) -> np.ndarray:
     """(n, 32) uint8 -> (n, 4) uint64: word i holds bytes 8i..8i+7, big-endian."""
     return np.ascontiguousarray(hashes).view(">u8").astype(np.uint64).reshape(-1, 4)
 
@@ -145,6 +147,109 @@ def _masks(width: int, radius: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
+# Building: a counting sort by bucket key, piece by piece, in bounded memory
+
+SORT_BUDGET = 256 << 20  # bytes of row ids one scatter pass holds (64M rows); read at call time
+_CHUNK = 1 << 21  # rows of an in-memory words array handed over at a time
+
+
+def index_bits(n: int) -> tuple[int, ...]:
+    """Bucket bits of each piece's direct-address table: about ``n`` buckets a piece (never
+    more than the piece has values); refuses more rows than 32-bit ids can number."""
+    if CHUNKS * n >= 1 << 32:
+        raise HashSetError(f"{n:,} PDQ hashes: too many for one index")
+    bits = max(4, math.ceil(math.log2(max(n, 2))))
+    return tuple(min(w, bits) for w in WIDTHS)
+
+
+def sort_pieces(chunks: Callable[[], Iterable[np.ndarray]], n: int,
+                bucket_bits: tuple[int, ...], emit_ids: Callable[[np.ndarray], None],
+                emit_offsets: Callable[[np.ndarray], None]) -> None:
+    """The multi-index's ``ids`` (rows, piece by piece, sorted by bucket key then row) and its
+    ``offsets`` (per piece the bucket starts into ``ids`` and one end), handed to ``emit_ids``
+    and ``emit_offsets`` in file order.
+
+    Why: sorting every piece's (key, row) pairs in memory costs ~200 bytes a frame at peak
+    (100M frames: ~21 GB). Bucket keys are small integers, so a counting sort does it in
+    bounded memory: per piece one pass over ``chunks()`` (the (m, 4) uint64 words, in row
+    order; called once a pass, e.g. read back from a temporary file) counts the keys, then one
+    pass per key range whose rows fit ``SORT_BUDGET`` scatters each chunk's rows to their
+    slots (stable: the rows of a bucket stay in row order, so the result is the plain sort's).
+    A bucket larger than the budget (many equal pieces: hostile input) is streamed as it comes,
+    its rows already in order. Memory: the budget, two tables of 2**bits (<= 2**24) int64 and
+    a chunk's work arrays: ~0.7 GB at 100M rows, whatever the row count."""
+    cap = max(1, SORT_BUDGET // 4)
+    for c, b in enumerate(bucket_bits):
+        shift = np.uint32(WIDTHS[c] - b)
+        starts = np.zeros((1 << b) + 1, np.int64)
+        for words in chunks():
+            if len(words):
+                starts[1:] += np.bincount(_chunk_values(words, c) >> shift, minlength=1 << b)
+        np.cumsum(starts, out=starts)
+        table = starts.astype(np.uint32)
+        table += np.uint32(c * n)
+        emit_offsets(table)
+        del table
+        lo = 0
+        while lo < 1 << b:
+            hi = max(lo + 1, int(np.searchsorted(starts, starts[lo] + cap, "right")) - 1)
+            hi = min(hi, 1 << b)
+            if int(starts[hi] - starts[lo]):
+                _scatter(chunks, c, shift, lo, hi, starts, cap, emit_ids)
+            lo = hi
+
+
+def _scatter(chunks: Callable[[], Iterable[np.ndarray]], c: int, shift: np.uint32, lo: int,
+             hi: int, starts: np.ndarray, cap: int,
+             emit_ids: Callable[[np.ndarray], None]) -> None:
+    """The ids of piece ``c`` whose bucket key is in ``lo..hi-1`` (``sort_pieces``).
+    ``starts[lo:hi]`` serve as the buckets' cursors (the offsets were already handed over)."""
+    first, total = int(starts[lo]), int(starts[hi] - starts[lo])
+    whole = lo == 0 and hi == len(starts) - 1
+    row0 = 0
+    if total > cap:  # one bucket over the budget: its rows come in order, emit them as met
+        for words in chunks():
+            key = _chunk_values(words, c) >> shift
+            emit_ids((np.flatnonzero(key == lo) + row0).astype(np.uint32))
+            row0 += len(words)
+        return
+    region = np.empty(total, np.uint32)
+    cursor = starts[lo:hi]  # a view: the next free slot of each bucket, counted from first
+    for words in chunks():
+        key = _chunk_values(words, c) >> shift
+        rows = np.arange(row0, row0 + len(words), dtype=np.uint64)
+        row0 += len(words)
+        if not whole:
+            keep = (key >= lo) & (key < hi)
+            key, rows = key[keep], rows[keep]
+        if not len(key):
+            continue
+        # (key, row) packed in one uint64 and sorted: several times faster than an argsort
+        packed = ((key - np.uint32(lo)).astype(np.uint64) << np.uint64(32)) | rows
+        del key, rows
+        packed.sort()
+        keys = (packed >> np.uint64(32)).astype(np.intp)
+        run = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+        run_starts = np.concatenate(([0], run))
+        lengths = np.diff(np.concatenate((run_starts, [len(keys)])))
+        rank = np.arange(len(keys)) - np.repeat(run_starts, lengths)
+        region[cursor[keys] + rank - first] = packed.astype(np.uint32)  # low 32 bits: the row
+        cursor[keys[run_starts]] += lengths
+    emit_ids(region)
+
+
+class _Filler:
+    """An array filled in order by ``sort_pieces``' callbacks (the in-memory build)."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array, self.at = array, 0
+
+    def put(self, part: np.ndarray) -> None:
+        self.array[self.at:self.at + len(part)] = part
+        self.at += len(part)
+
+
+# ---------------------------------------------------------------------------------------------
 # Index
 
 
@@ -181,29 +286,14 @@ class PdqIndex:
         meta = np.concatenate([(np.uint32(i) << np.uint32(16)) | s.codes.astype(np.uint32)
                                for i, s in enumerate(sets)]) if sets else np.zeros(0, np.uint32)
         n = len(hashes)
-        if CHUNKS * n >= 1 << 32:
-            raise HashSetError(f"{n:,} PDQ hashes: too many for one index")
-        words = _words(hashes)
-        # direct-address bucket tables of about n buckets a piece (never more than the piece)
-        bits = max(4, math.ceil(math.log2(max(n, 2))))
-        bucket_bits = tuple(min(w, bits) for w in WIDTHS)
-        ids = np.empty(CHUNKS * n, np.uint32)
-        offsets = np.empty(sum((1 << b) + 1 for b in bucket_bits), np.uint32)
-        at = 0
-        for c, b in enumerate(bucket_bits):
-            key = _chunk_values(words, c) >> np.uint32(WIDTHS[c] - b)
-            counts = np.bincount(key, minlength=1 << b)
-            # sort (key, row) packed in one uint64: several times faster than an argsort
-            packed = (key.astype(np.uint64) << np.uint64(32)) | np.arange(n, dtype=np.uint64)
-            del key
-            packed.sort()
-            ids[c * n:(c + 1) * n] = packed.astype(np.uint32)  # the low 32 bits: the row
-            del packed
-            offsets[at] = c * n
-            offsets[at + 1:at + 1 + (1 << b)] = np.cumsum(counts) + c * n
-            at += (1 << b) + 1
+        words = to_words(hashes)
+        bucket_bits = index_bits(n)
+        ids = _Filler(np.empty(CHUNKS * n, np.uint32))
+        offsets = _Filler(np.empty(sum((1 << b) + 1 for b in bucket_bits), np.uint32))
+        sort_pieces(lambda: (words[i:i + _CHUNK] for i in range(0, n, _CHUNK)), n,
+                    bucket_bits, ids.put, offsets.put)
         info = [{"name": s.name, "labels": s.labels} for s in sets]
-        return cls(words, meta, ids, offsets, bucket_bits, info)
+        return cls(words, meta, ids.array, offsets.array, bucket_bits, info)
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         d = Path(directory)
@@ -268,7 +358,7 @@ class PdqIndex:
         ends = np.cumsum(lens)
         pos = np.arange(ends[-1], dtype=np.int64) + np.repeat(starts - (ends - lens), lens)
         rows = self.ids[pos]  # a row found through two pieces comes twice: deduplicated below
-        qw = _words(np.frombuffer(raw, np.uint8).reshape(1, 32))[0]
+        qw = to_words(np.frombuffer(raw, np.uint8).reshape(1, 32))[0]
         # np.take: several times faster than fancy indexing for rows of a 2-D array
         dist = _distance(np.take(self.words, rows, axis=0), qw)
         keep = np.flatnonzero(dist <= threshold)

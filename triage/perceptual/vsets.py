@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,15 @@ def usable(frames: list[tuple[int, int, str, float]]) -> list[tuple[int, int, st
 
 def load_vpdq_set(spec: str, lenient: bool = False) -> VpdqSet:
     """Read ``--vpdq-set PATH[:CATEGORY]``: one hash file, or a folder of them."""
+    out, videos = iter_vpdq_set(spec, lenient)
+    out.videos = list(videos)
+    return out
+
+
+def iter_vpdq_set(spec: str, lenient: bool = False) -> tuple[VpdqSet, Iterator[VpdqVideo]]:
+    """``load_vpdq_set`` one video at a time (what ``hashset import`` streams to disk): the set
+    without its videos, and an iterator over them; the set's ``sha256`` and ``skipped`` are
+    complete once the iterator is exhausted. A missing path is refused here, at once."""
     path, category = parse_spec(spec)
     p = Path(path)
     if p.is_dir():
@@ -141,8 +151,12 @@ def load_vpdq_set(spec: str, lenient: bool = False) -> VpdqSet:
         raise UsageError(f"--vpdq-set {path}: not a regular file or folder")
     else:
         raise UsageError(f"--vpdq-set {path}: no such file or folder")
-    digest = hashlib.sha256()
     out = VpdqSet(p.name or path, str(path), category or NOTABLE, "")
+    return out, _read_videos(out, files, lenient)
+
+
+def _read_videos(out: VpdqSet, files: list[Path], lenient: bool) -> Iterator[VpdqVideo]:
+    digest = hashlib.sha256()
     for f in files:
         try:
             if f.stat().st_size > MAX_SET_FILE:
@@ -161,9 +175,8 @@ def load_vpdq_set(spec: str, lenient: bool = False) -> VpdqSet:
         hashes = (np.frombuffer(bytes.fromhex("".join(h for _, _, h, _ in good)), np.uint8)
                   .reshape(-1, 32))
         times = np.array([t for *_, t in good], np.float32)
-        out.videos.append(VpdqVideo(f.stem, hashes, times, len(frames)))
+        yield VpdqVideo(f.stem, hashes, times, len(frames))
     out.sha256 = digest.hexdigest()
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
