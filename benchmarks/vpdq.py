@@ -19,15 +19,17 @@ and what ``--vpdq`` costs a scan of an image that holds no video.
    The target is 100M frames (100k x 1,000); at the default 2M the index fits this shared
    machine. Note on extrapolation: past 2^24 rows the pieces' buckets no longer split, so the
    candidates per probe grow with the index size (see the printed estimate).
-2b. ``--tdb``: the same frames compiled into a ``.tdb`` vPDQ section (``hashsets.vpdqsection``:
-   what ``hashset import`` writes), its size, the time to open it (a worker's start-up), and
+2b. ``--tdb``: random frames (fixed seeds) compiled into a ``.tdb`` vPDQ section
+   (``hashsets.vpdqsection``: what ``hashset import`` writes), its size, the time to open it (a worker's start-up), and
    ``--query-videos`` x ``--query-frames`` scanned videos matched against it (``match_video``),
-   extrapolated linearly to 10k videos. Measured here (2 shared cores, 23 GB): 20M frames
-   (20k x 1,000) built + written in 27 s, 2.00 GiB (107 B a frame), peak RSS 4.4 GB; open
-   0.4 ms; 1,000 videos x 60 frames in 21.9 s (364 us a frame): 10k x 60 ~3.6 min of one core.
-   40M: 78 s, 3.57 GiB, peak RSS 8.2 GB, open 9 ms, 974 us a frame (10k x 60 ~9.7 min). 100M
-   not built here: the import builds the index in memory (~210 B a frame at peak: ~21 GB);
-   from 40M, 100M is ~9.1 GiB on disk and 2.4-3.6 ms a frame (10k x 60: ~24-36 min one core).
+   extrapolated linearly to 10k videos. The frames are made one video at a time (each from
+   its own seed) and streamed into the section in a child process, whose peak RSS is the
+   import's. Measured here (2 shared cores, 23 GB, ``nice -n 10 ... --skip-decode --skip-search
+   --skip-scan --tdb --set-videos 100000 --query-videos 300 --query-frames 60``): 100M frames
+   (100k x 1,000) built + written in 196 s, 8.26 GiB (89 B a frame), peak RSS 0.69 GiB; open
+   0.6 ms; 300 videos x 60 frames in 37.4 s (2,080 us a frame): 10k x 60 ~20.8 min of one
+   core. 20M: 30.5 s, 2.00 GiB, 0.54 GiB, 565 us a frame (the in-memory build before: 27 s
+   at 4.4 GB peak RSS; 100M needed ~21 GB and was not built).
 3. ``--vpdq`` on an ext4 image of ``--files`` small files (text, JPEG and PNG pictures, no
    video): scans alternately plain, ``--pdq`` and ``--vpdq``, median of ``--repeat``.
 
