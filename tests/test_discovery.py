@@ -13,7 +13,8 @@ import pytest
 from conftest import TESTIMAGES, corpus_index
 from test_backends_encrypted import bitlocker_to_go_image, build_disk
 
-from triage.run.config import ProgressSink, ScanConfig
+from triage.config import ScanConfig
+from triage.run.progress import ProgressSink
 from triage.errors import EvidenceError
 from triage.filesystems.info import evidence_info
 from triage.run.scheduler import Scan

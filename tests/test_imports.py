@@ -36,7 +36,7 @@ LAZY: dict[tuple[str, str], str] = {
 # file-system backends read them -> matched (exact, hash sets, PDQ) -> reports rendered from the
 # run folder -> block sets -> a run drives them all -> lab and the CLI on top.
 STAGES: list[tuple[str, ...]] = [
-    ("triage.version", "triage.errors", "triage.records"),  # the shared vocabulary
+    ("triage.version", "triage.errors", "triage.records", "triage.config"),  # the shared vocabulary
     ("triage.evidence",),  # containers -> one read-only byte stream, volumes, identity
     ("triage.content",),  # what is computed from bytes: hashing (Read), census
     ("triage.filesystems",),  # discovery, walk, backends (they hash while they read)
@@ -46,7 +46,8 @@ STAGES: list[tuple[str, ...]] = [
     # blocks/confirm.py confirms block hits by running a scan (--then-scan): run stage.
     ("triage.run", "triage.blocks.confirm"),
     ("triage.lab",),  # Celery app, cases, workers: drive runs
-    ("triage.cli", "triage.__main__", "triage"),  # the command line; the package's lazy API
+    # lab/cli.py is the lab's command line (typer, options derived like triage scan's): CLI stage
+    ("triage.cli", "triage.lab.cli", "triage.__main__", "triage"),  # the command line; lazy API
 ]
 
 

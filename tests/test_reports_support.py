@@ -20,6 +20,7 @@ from conftest import TESTIMAGES
 from triage.records import SCHEMA_VERSION, FileRecord
 from triage.reports import render_all
 from triage.run.results import encode_line
+from triage.config import recorded
 from triage.run.scan import ScanConfig, run_scan
 
 SETS = TESTIMAGES / "hashsets"
@@ -75,11 +76,12 @@ BASE_SUMMARY: dict[str, Any] = {
     "schema_version": SCHEMA_VERSION, "complete": True,
     "tool": {"name": "triage", "version": "0.1.0", "pytsk3": "1", "tsk": "4", "libewf": "1",
              "python": "3.11"},
-    "case": {"case": "C", "examiner": "E", "exhibit": "X"}, "host": "h",
+    # options and case as a scan records them (triage.config, the run's one description)
+    **recorded(ScanConfig(evidence=["fake.img"], algorithms=ALGS, workers=1, max_orphans=10,
+                          case="C", examiner="E", exhibit="X")),
+    "host": "h",
     "command": ["triage", "scan", "fake.img"], "started": "2024-01-01T00:00:00.000000Z",
     "finished": "2024-01-01T00:00:01.000000Z",
-    "options": {"algorithms": list(ALGS), "workers": 1, "include_orphans": True,
-                "max_orphans": 10, "lenient": False},
     "hashsets": [{"name": "caid", "path": "caid.csv", "kind": "known-bad", "format": "csv",
                   "sha256": "0" * 64, "entries": 1, "algorithms": ["md5"], "skipped_lines": 0,
                   "dropped_empty": 0, "conflicts": 0}],

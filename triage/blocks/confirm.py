@@ -85,7 +85,7 @@ def confirm_owners(evidence: list[str], media_entries: list[dict[str, Any]]) -> 
 def confirm_and_scan(evidence: list[str], blockset: str, media_entries: list[dict[str, Any]],
                      out: Path) -> dict[str, Any]:
     """Owners first, then the full scan with --blockset into OUT/scan."""
-    from triage.run.config import ScanConfig
+    from triage.config import ScanConfig
     from triage.run.scan import run_scan
 
     confirmed = confirm_owners(evidence, media_entries)

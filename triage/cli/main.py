@@ -49,7 +49,10 @@ from triage.reports._escape import escape, json_safe
 from triage.reports.labels import Labels
 from triage.reports.words import (EXAMINED, NO_KNOWN_BAD, census_category, census_kind,
                                   known_bad_sets, stopped_early, volume_reason)
-from triage.run.scan import ProgressSink, ScanConfig, default_out_dir, resume_config, run_scan
+from triage.config import ScanConfig, fields
+from triage.cli.options import option_fields, values_from, with_options
+from triage.run.progress import ProgressSink
+from triage.run.scan import default_out_dir, resume_config, run_scan
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 finished, no known-bad match; 1 finished with known-bad matches; "
@@ -179,69 +182,31 @@ def _root(version: Annotated[bool, typer.Option("--version", is_eager=True,
     """Forensic triage of disk images against hash sets."""
 
 
+SCAN_OPTIONS = option_fields()
+
+
 @app.command(epilog=EXIT_CODES_HELP)
+@with_options(SCAN_OPTIONS, before=2)
 def scan(
     ctx: typer.Context,
     evidence: Annotated[list[str] | None, typer.Argument(
         metavar="EVIDENCE...", show_default=False,
-        help="Disk images (raw/dd, split raw first segment, E01, VHD/VHDX, VMDK, QCOW2), "
-             "block devices, or folders (logical evidence).")] = None,
-    hashset: Annotated[list[str], typer.Option("--hashset", metavar="PATH", help="Known-bad hash set (repeat).")] = [],  # noqa: B006
-    known_good: Annotated[list[str], typer.Option("--known-good", metavar="PATH", help="Known-good hash set (repeat).")] = [],  # noqa: B006
-    out: Annotated[Path | None, typer.Option("--out", metavar="DIR", help="Output folder (default: triage-<evidence>-<UTC time>).")] = None,
-    algorithms: Annotated[str, typer.Option("--algorithms", metavar="LIST", help="Comma list of md5,sha1,sha256,xxh128.")] = "md5,sha1,sha256",
-    workers: Annotated[int, typer.Option("--workers", help="Hashing processes (default: CPU count).")] = os.cpu_count() or 1,
-    force: Annotated[bool, typer.Option("--force", help="Reuse a non-empty --out folder.")] = False,
+        help=next(f.help for f in fields() if f.name == "evidence"))] = None,
     resume: Annotated[Path | None, typer.Option("--resume", metavar="DIR", help="Continue the interrupted run in this folder (evidence, hash sets and options read from its summary.json; only --workers, --quiet and --json may be added).")] = None,
-    fs_timeout: Annotated[float, typer.Option("--fs-timeout", help="Seconds without progress listing a directory before its worker is killed.")] = 300.0,
-    read_timeout: Annotated[float, typer.Option("--read-timeout", help="Seconds without progress reading one file before its worker is killed.")] = 120.0,
-    file_timeout: Annotated[float, typer.Option("--file-timeout", help="Seconds one file may take in all before it is recorded as not read (default 0: --read-timeout plus 1 s per MiB of its size).")] = 0.0,
-    lenient: Annotated[bool, typer.Option("--lenient", help="Skip and count malformed hash-set lines instead of failing.")] = False,
-    no_orphans: Annotated[bool, typer.Option("--no-orphans", help="Skip TSK's $OrphanFiles.")] = False,
-    max_orphans: Annotated[int, typer.Option("--max-orphans", help="Stop listing orphan files of a volume after N.")] = 1_000_000,
-    order: Annotated[str, typer.Option("--order", metavar="ORDER", help="Hashing order: walk (directory by directory, fastest on SSD), smallest, physical (disk order, for spinning disks), pictures-first. Orders other than walk list everything first.")] = "walk",
-    stop_on_first_hit: Annotated[bool, typer.Option("--stop-on-first-hit", help="Stop at the first known-bad match (exit 1; the report says it stopped early).")] = False,
-    size_filter: Annotated[bool, typer.Option("--size-filter", help="Do not hash files whose size no known-bad set declares (every set must declare sizes); they are listed as 'skipped: size-not-in-set'.")] = False,
-    pdq: Annotated[bool, typer.Option("--pdq", help="PDQ perceptual hash of every picture (decoded in memory, never written); also searches the PDQ hashes of every known-bad --hashset .tdb.")] = False,
-    pdq_set: Annotated[list[str], typer.Option("--pdq-set", metavar="PATH", help="PDQ hash set: 64-hex list, CSV with a pdq column, VICS JSON, or a .tdb carrying PDQ (repeat; implies --pdq).")] = [],  # noqa: B006
-    pdq_threshold: Annotated[int, typer.Option("--pdq-threshold", help="Near-duplicate: PDQ Hamming distance at most this (0..64).")] = 31,
-    vpdq: Annotated[bool, typer.Option("--vpdq", help="vPDQ of every video: PDQ of one frame every --vpdq-interval seconds, decoded in memory (never written); frames go to vpdq.jsonl and are also searched in the PDQ picture sets. Implies --pdq.")] = False,
-    vpdq_interval: Annotated[float, typer.Option("--vpdq-interval", metavar="SECONDS", help="Seconds between hashed video frames (vPDQ's default 1).")] = 1.0,
-    vpdq_set: Annotated[list[str], typer.Option("--vpdq-set", metavar="PATH[:CATEGORY]", help="vPDQ hashes as ThreatExchange's vpdq writes them (frame,quality,hash,timestamp lines): one file per video, or a folder of them; optional category after a colon (repeat; implies --vpdq).")] = [],  # noqa: B006
-    vpdq_query_pct: Annotated[float, typer.Option("--vpdq-query-pct", help="Video near match: at least this % of the video's frames match the set video (python-threatexchange: 80).")] = 80.0,
-    vpdq_target_pct: Annotated[float, typer.Option("--vpdq-target-pct", help="... and at least this % of the set video's frames are matched (python-threatexchange: 0, so clips match).")] = 0.0,
-    blockset: Annotated[str | None, typer.Option("--blockset", help="Also hash every block of every medium (allocated or not) against this block set (.tbs).")] = None,
-    verify_image: Annotated[bool, typer.Option("--verify-image", help="Also hash the whole media (MD5/SHA-1) and compare with the acquisition hash stored in an E01.")] = False,
-    case: Annotated[str | None, typer.Option("--case", help="Case reference (free text).")] = None,
-    examiner: Annotated[str | None, typer.Option("--examiner", help="Examiner name (free text).")] = None,
-    exhibit: Annotated[str | None, typer.Option("--exhibit", help="Exhibit reference (free text).")] = None,
-    formats: Annotated[str | None, typer.Option("--formats", metavar="LIST", help="Reports to write besides files.jsonl and summary.json: comma list of csv,html,dfxml (default: all).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary table.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout instead of the table.")] = False,
+    **options: Any,
 ) -> int:
     """Walk every file system of the evidence, hash every file, match against hash sets."""
+    values = values_from(SCAN_OPTIONS, options)
     if resume is not None:
         _refuse_with_resume(ctx)
-        config = resume_config(resume, argv=list(sys.argv))
-        if _given(ctx, "workers"):
-            config.workers = workers
+        config = resume_config(resume, argv=list(sys.argv), **{
+            f.name: values[f.name] for f in SCAN_OPTIONS if f.on_resume and _given(ctx, f.name)})
     elif not evidence:
         raise UsageError("missing EVIDENCE (or --resume DIR)")
     else:
-        config = ScanConfig(
-            evidence=list(evidence), hashsets=list(hashset), known_good=list(known_good),
-            out=out, algorithms=tuple(algorithms.split(",")), workers=workers, force=force,
-            lenient=lenient, include_orphans=not no_orphans, max_orphans=max_orphans,
-            fs_timeout=fs_timeout, read_timeout=read_timeout, file_timeout=file_timeout,
-            verify_image=verify_image,
-            order=order, stop_on_first_hit=stop_on_first_hit, formats=formats,
-            pdq=pdq or bool(pdq_set), pdq_sets=list(pdq_set), pdq_threshold=pdq_threshold,
-            vpdq=vpdq or bool(vpdq_set), vpdq_interval=vpdq_interval, vpdq_sets=list(vpdq_set),
-            vpdq_query_pct=vpdq_query_pct, vpdq_target_pct=vpdq_target_pct,
-            size_filter=size_filter, blockset=blockset,
-            case=case, examiner=examiner,
-            exhibit=exhibit, argv=list(sys.argv),
-        )
+        config = ScanConfig(evidence=list(evidence), argv=list(sys.argv), **values)
     if config.out is None:  # named here so an interruption can say where the outputs are
         config.out = default_out_dir(config.evidence)
     show = cli_env.current.interactive and not quiet and not json_out
@@ -265,7 +230,7 @@ def scan(
 
 # Options that only change how a resumed run is shown or how fast it goes; everything that
 # decides what is scanned and matched comes from DIR/summary.json.
-RESUME_ALLOWS = ("resume", "workers", "quiet", "json_out")
+RESUME_ALLOWS = ("resume", "quiet", "json_out", *(f.name for f in SCAN_OPTIONS if f.on_resume))
 
 
 def _given(ctx: typer.Context, name: str) -> bool:

@@ -65,7 +65,7 @@ def rematch(target: str | os.PathLike[str], hashsets: list[str], known_good: lis
 
 def __getattr__(name: str) -> Any:
     if name == "ScanOptions":
-        from triage.lab.client import ScanOptions
+        from triage.config import ScanOptions
 
         return ScanOptions
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from triage.cli.options import option_fields, values_from, with_options
 from triage.lab import settings
 from triage.reports._escape import escape, json_safe
 
@@ -70,46 +71,32 @@ def worker(
                      "--without-gossip", "--without-mingle"])
 
 
+SUBMIT_OPTIONS = option_fields(lab=True)
+
+
 @lab_app.command()
+@with_options(SUBMIT_OPTIONS, before=2)
 def submit(
     case_dir: Annotated[Path, typer.Argument(metavar="CASE_DIR", show_default=False, help="The case folder (new, empty, or this case's) on shared storage.")],
     evidence: Annotated[list[str], typer.Argument(metavar="EVIDENCE...", show_default=False, help="One exhibit per evidence item, at a path every worker sees.")],
-    hashset: Annotated[list[str], typer.Option("--hashset", help="Known-bad hash set (repeat); compiled once into CASE_DIR/hashsets.")] = [],  # noqa: B006
-    known_good: Annotated[list[str], typer.Option("--known-good", help="Known-good hash set (repeat).")] = [],  # noqa: B006
     exhibit_names: Annotated[list[str], typer.Option("--exhibit-names", help="Comma list of exhibit names, one per evidence item (default: the evidence file names).")] = [],  # noqa: B006
-    case: Annotated[str | None, typer.Option("--case", help="Case reference (free text).")] = None,
-    examiner: Annotated[str | None, typer.Option("--examiner", help="Examiner name (free text).")] = None,
     broker: BrokerOpt = None,
     queue: Annotated[str | None, typer.Option("--queue", help="Queue to submit to (default: triage).")] = None,
-    algorithms: Annotated[str, typer.Option("--algorithms", help="Comma list of md5,sha1,sha256,xxh128.")] = "md5,sha1,sha256",
-    order: Annotated[str, typer.Option("--order", help="walk, smallest, physical, pictures-first.")] = "walk",
-    formats: Annotated[str | None, typer.Option("--formats", help="Reports per exhibit: csv,html,dfxml (default: all).")] = None,
-    pdq: Annotated[bool, typer.Option("--pdq", help="PDQ perceptual hash of every picture.")] = False,
-    pdq_set: Annotated[list[str], typer.Option("--pdq-set", help="PDQ hash set (repeat; implies --pdq).")] = [],  # noqa: B006
-    pdq_threshold: Annotated[int, typer.Option("--pdq-threshold", help="Near-duplicate distance (0..64).")] = 31,
-    size_filter: Annotated[bool, typer.Option("--size-filter", help="Do not hash sizes no known-bad set declares.")] = False,
-    no_orphans: Annotated[bool, typer.Option("--no-orphans", help="Skip TSK's $OrphanFiles.")] = False,
-    max_orphans: Annotated[int, typer.Option("--max-orphans")] = 1_000_000,
-    fs_timeout: Annotated[float, typer.Option("--fs-timeout")] = 300.0,
-    read_timeout: Annotated[float, typer.Option("--read-timeout")] = 120.0,
-    file_timeout: Annotated[float, typer.Option("--file-timeout")] = 0.0,
-    verify_image: Annotated[bool, typer.Option("--verify-image")] = False,
-    lenient: Annotated[bool, typer.Option("--lenient", help="Skip malformed hash-set lines.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print what was queued as JSON.")] = False,
+    **given: Any,
 ) -> None:
-    """Queue one scan per evidence item into CASE_DIR/<exhibit>/ (the files of triage scan --out)."""
-    from triage.lab.client import ScanOptions
+    """Queue one scan per evidence item into CASE_DIR/<exhibit>/ (the files of triage scan --out);
+    the options are triage scan's, applied to every exhibit; hash sets are compiled once into
+    CASE_DIR/hashsets."""
+    from triage.config import ScanOptions
     from triage.lab.client import submit as do_submit
 
-    options = ScanOptions(
-        algorithms=tuple(algorithms.split(",")), order=order, formats=formats,
-        pdq=pdq or bool(pdq_set), pdq_threshold=pdq_threshold, size_filter=size_filter,
-        include_orphans=not no_orphans, max_orphans=max_orphans, fs_timeout=fs_timeout,
-        read_timeout=read_timeout, file_timeout=file_timeout, verify_image=verify_image,
-        lenient=lenient)
-    done = do_submit(case_dir, list(evidence), list(hashset), list(known_good),
-                     exhibit_names=_split(exhibit_names) or None, case=case, examiner=examiner,
-                     broker=broker, queue=queue, pdq_sets=list(pdq_set), options=options)
+    values = values_from(SUBMIT_OPTIONS, given)
+    options = ScanOptions(**{k: v for k, v in values.items() if k in ScanOptions.__struct_fields__})
+    done = do_submit(case_dir, list(evidence), values["hashsets"], values["known_good"],
+                     exhibit_names=_split(exhibit_names) or None, case=values["case"],
+                     examiner=values["examiner"], broker=broker, queue=queue,
+                     pdq_sets=values["pdq_sets"], options=options)
     if json_out:
         sys.stdout.write(json_safe(json.dumps({
             "case": done.case.case, "id": done.case.id, "folder": str(done.case.path),

@@ -20,7 +20,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from triage.run.config import ORDERS
+import msgspec
+
+from triage.config import ORDERS, ScanOptions, fields
 from triage.errors import UsageError
 from triage.evidence.containers import check_kind, display_name
 from triage.lab import case as cases
@@ -31,23 +33,15 @@ from triage.reports import parse_formats
 from triage.reports._escape import escape
 
 
-@dataclasses.dataclass
-class ScanOptions:
-    """The scan options a lab applies to every exhibit of a case (``triage scan``'s meaning)."""
-
-    algorithms: tuple[str, ...] = ("md5", "sha1", "sha256")
-    order: str = "walk"
-    formats: str | None = None
-    pdq: bool = False
-    pdq_threshold: int = 31
-    size_filter: bool = False
-    include_orphans: bool = True
-    max_orphans: int = 1_000_000
-    fs_timeout: float = 300.0
-    read_timeout: float = 120.0
-    file_timeout: float = 0.0
-    verify_image: bool = False
-    lenient: bool = False
+def lab_options(options: ScanOptions) -> dict[str, Any]:
+    """The options a case records for its exhibits, as plain values (for case.toml): those of
+    the description that a lab applies (each worker picks its own number of processes); one that
+    a lab does not apply is refused rather than dropped."""
+    values = msgspec.json.decode(msgspec.json.encode(options))
+    for f in fields(ScanOptions):
+        if not f.lab and f.name != "workers" and getattr(options, f.name) != f.default:
+            raise UsageError(f"{f.flag}: not available in a lab case (give it to triage scan)")
+    return {f.name: values[f.name] for f in fields(ScanOptions) if f.lab}
 
 
 def ping(broker: str | None = None) -> str:
@@ -162,7 +156,8 @@ def submit(case_dir: str | os.PathLike[str], evidence: list[str], hashsets: list
     for path in [*sets, *good, *pdqs]:
         if not os.path.isfile(path):
             raise UsageError(f"hash set {escape(path)}: no such file")
-    options = dataclasses.replace(options, algorithms=parse_algorithms(options.algorithms))
+    options = msgspec.structs.replace(options,
+                                      algorithms=parse_algorithms(options.algorithms))
     parse_formats(options.formats)
     if options.order not in ORDERS:
         raise UsageError(f"--order must be one of {', '.join(ORDERS)}")
@@ -180,8 +175,7 @@ def submit(case_dir: str | os.PathLike[str], evidence: list[str], hashsets: list
     folder.mkdir(parents=True, exist_ok=True)
     with cases.CaseLock(folder):
         existing = _check_folder(folder, case, names)  # again, under the lock
-        scan = {k: (list(v) if isinstance(v, tuple) else v)
-                for k, v in dataclasses.asdict(options).items()}
+        scan = lab_options(options)
         if existing is None:
             the_case = cases.new_case(folder, case, examiner,
                                       queue or settings.DEFAULT_QUEUE)

@@ -35,7 +35,7 @@ import numpy as np
 
 from triage.matching.categories import UNKNOWN, is_known_bad
 from triage.content.census import census_key, census_summary
-from triage.run.config import ScanConfig
+from triage.config import ScanConfig
 from triage.errors import ExitCode, UsageError
 from triage.matching.exact import HashIndex, _match
 from triage.run.outdir import claim, finish, sync_files

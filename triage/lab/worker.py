@@ -29,13 +29,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from triage.errors import ExitCode, TriageError, UsageError
 from triage.lab import case as cases
 from triage.lab import settings
 from triage.records import utc_now
 from triage.run.report import OutputError
 from triage.reports._escape import escape
-from triage.run.scan import ProgressSink, ScanConfig, resume_config, run_scan
+from triage.config import ScanConfig, ScanOptions, argv_of
+from triage.run.progress import ProgressSink
+from triage.run.scan import resume_config, run_scan
 
 SCAN_WORKERS_ENV = "TRIAGE_LAB_SCAN_WORKERS"
 RUNNING = "RUNNING"  # custom Celery state: meta holds host, pid, progress
@@ -165,24 +169,22 @@ def scan_argv(case: cases.Case, ex: cases.Exhibit, out: Path) -> list[str]:
     """The plain ``triage scan`` this exhibit amounts to, recorded as the run's command."""
     s = case.scan
     argv = ["triage", "scan", ex.evidence]
-    for h in s.get("hashsets", []):
-        argv += ["--hashset", h]
-    for h in s.get("known_good", []):
-        argv += ["--known-good", h]
-    for h in s.get("pdq_sets", []):
-        argv += ["--pdq-set", h]
-    argv += ["--out", str(out), "--algorithms", ",".join(s.get("algorithms", []))]
-    if s.get("order", "walk") != "walk":
-        argv += ["--order", s["order"]]
-    for flag, key in (("--pdq", "pdq"), ("--size-filter", "size_filter"),
-                      ("--verify-image", "verify_image"), ("--lenient", "lenient")):
-        if s.get(key):
-            argv.append(flag)
-    if s.get("formats"):
-        argv += ["--formats", s["formats"]]
+    for flag, key in (("--hashset", "hashsets"), ("--known-good", "known_good"),
+                      ("--pdq-set", "pdq_sets")):
+        for h in s.get(key, []):
+            argv += [flag, h]
+    argv += ["--out", str(out), *argv_of(case_options(case))]
     if case.case:
         argv += ["--case", case.case]
+    if case.examiner:
+        argv += ["--examiner", case.examiner]
     return argv + ["--exhibit", ex.name]
+
+
+def case_options(case: cases.Case) -> ScanOptions:
+    """The options recorded in the case (``client.lab_options``); this machine's processes."""
+    options = msgspec.convert(case.scan, ScanOptions)
+    return msgspec.structs.replace(options, workers=cores())
 
 
 def build_config(case: cases.Case, ex: cases.Exhibit, out: Path) -> ScanConfig:
@@ -191,20 +193,10 @@ def build_config(case: cases.Case, ex: cases.Exhibit, out: Path) -> ScanConfig:
         return resume_config(out, workers=cores(), argv=argv + ["(resumed by triage lab)"])
     s = case.scan
     return ScanConfig(
-        evidence=[ex.evidence], hashsets=list(s.get("hashsets", [])),
-        known_good=list(s.get("known_good", [])), out=out,
-        algorithms=tuple(s.get("algorithms", ("md5", "sha1", "sha256"))), workers=cores(),
-        lenient=bool(s.get("lenient", False)),
-        include_orphans=bool(s.get("include_orphans", True)),
-        max_orphans=int(s.get("max_orphans", 1_000_000)),
-        verify_image=bool(s.get("verify_image", False)), order=str(s.get("order", "walk")),
-        formats=s.get("formats") or None, pdq=bool(s.get("pdq", False)),
-        pdq_threshold=int(s.get("pdq_threshold", 31)), pdq_sets=list(s.get("pdq_sets", [])),
-        size_filter=bool(s.get("size_filter", False)),
-        fs_timeout=float(s.get("fs_timeout", 300.0)),
-        read_timeout=float(s.get("read_timeout", 120.0)),
-        file_timeout=float(s.get("file_timeout", 0.0)),
-        case=case.case or None, examiner=case.examiner or None, exhibit=ex.name, argv=argv)
+        **msgspec.structs.asdict(case_options(case)), evidence=[ex.evidence],
+        hashsets=list(s.get("hashsets", [])), known_good=list(s.get("known_good", [])),
+        pdq_sets=list(s.get("pdq_sets", [])), out=out, case=case.case or None,
+        examiner=case.examiner or None, exhibit=ex.name, argv=argv)
 
 
 def _redis(task: Any) -> Any:

@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from triage.config import PDQ_THRESHOLD
 from triage.errors import HashSetError
 
-DEFAULT_THRESHOLD = 31  # PDQ's reference match threshold (Hamming distance, inclusive)
+DEFAULT_THRESHOLD = PDQ_THRESHOLD  # PDQ's reference (Hamming distance, inclusive)
 MIN_QUALITY = 50  # hashes of lower quality are not matched (flat or featureless pictures)
 PDQ_BITS = 256
 MAX_THRESHOLD = 64

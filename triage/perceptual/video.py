@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from triage.content.census import SIGNATURE_KIND, VIDEO
+from triage.config import VPDQ_QUERY_PCT, VPDQ_TARGET_PCT
 from triage.content.hashing import KEEP_LIMIT
 from triage.perceptual.index import DEFAULT_THRESHOLD, MIN_QUALITY, to_hex
 from triage.perceptual.vsets import VpdqIndex, usable
@@ -56,8 +57,8 @@ TIME_LIMIT = 300.0  # seconds of decoding per video (a 10-min 1080p video: ~115 
 MAX_FRAMES = 36_000  # hashed frames per video (10 h at one a second)
 MAX_PIXELS = 8192 * 8192  # a larger frame is refused before decoding
 MAX_BYTES = KEEP_LIMIT  # the worker keeps at most this much content of one file
-QUERY_PCT = 80.0  # python-threatexchange VPDQ_QUERY_MATCH_THRESHOLD_PERCENT
-TARGET_PCT = 0.0  # python-threatexchange VPDQ_INDEX_MATCH_THRESHOLD_PERCENT
+QUERY_PCT = VPDQ_QUERY_PCT  # the reference's shares (triage.config)
+TARGET_PCT = VPDQ_TARGET_PCT
 MAX_VIDEO_MATCHES = 20  # set videos listed per scanned video, best first
 
 Frame = tuple[int, int, str, float]  # frame number, quality, PDQ hex, timestamp (s)

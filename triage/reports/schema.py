@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
+from triage.config import CASE, OPTIONS, fields as config_fields
 from triage.records import ALGORITHMS, FILE_FIELDS, SCHEMA_VERSION
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -127,6 +130,20 @@ BLOCK_MATCHES = {
         "blocks": {"type": "integer", "minimum": 1},
         "reference": {"type": "object", "description": "the reference file the blocks come "
                       "from: md5, sha1, name, size"}}}}
+
+
+def described(group: str) -> dict[str, Any]:
+    """summary.json's ``options`` or ``case``, from the run's description (``triage.config``):
+    each field's type, bounds and help text. Options a later 1.x adds are absent from older
+    runs' summaries (they resume with the default), so only ``algorithms`` is required there;
+    the case's three keys are always written."""
+    chosen = [f for f in config_fields() if f.group == group]
+    struct = msgspec.defstruct(group, [(f.name, f.annotated) for f in chosen])
+    (body,), defs = msgspec.json.schema_components([struct])
+    props = defs[group]["properties"]
+    if group == OPTIONS:
+        return _obj(props, ["algorithms"], extra=True)
+    return _obj(props)
 
 
 class SchemaDefinitionError(RuntimeError):
@@ -271,7 +288,7 @@ def summary_schema() -> dict[str, Any]:
         "tool": _obj({"name": _STR, "version": _STR}, extra=True) | {
             "additionalProperties": {"type": "string"},
             "description": "triage, pytsk3, tsk, libewf, python versions"},
-        "case": _obj({"case": _STR_NULL, "examiner": _STR_NULL, "exhibit": _STR_NULL}),
+        "case": described(CASE),
         "host": _STR,
         "command": {"type": "array", "items": _STR,
                     "description": "argv of the command that started the run, exactly"},
@@ -288,11 +305,7 @@ def summary_schema() -> dict[str, Any]:
                          "samples), stored acquisition hashes: a resume must find the same"},
         }, ["path"], extra=True),
                            "description": "evidence as given on the command line, in order"},
-        "options": _obj({
-            "algorithms": {"type": "array", "items": {"enum": list(ALGORITHMS)}, "minItems": 1},
-            "workers": {"type": "integer", "minimum": 1},
-            "include_orphans": _BOOL, "max_orphans": _COUNT, "lenient": _BOOL,
-        }, ["algorithms"], extra=True),
+        "options": described(OPTIONS),
         "hashsets": {"type": "array", "items": HASHSET},
         "interrupted": _BOOL,
         "stopped_early": _BOOL,

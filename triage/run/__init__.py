@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from triage.run.config import ScanConfig
+    from triage.config import ScanConfig
     from triage.run.scan import run_scan
 
 __all__ = ["ScanConfig", "run_scan"]
@@ -24,7 +24,7 @@ def __getattr__(name: str) -> Any:
 
         return run_scan
     if name == "ScanConfig":
-        from triage.run.config import ScanConfig
+        from triage.config import ScanConfig
 
         return ScanConfig
     raise AttributeError(f"module 'triage.run' has no attribute {name!r}")

@@ -9,7 +9,6 @@ not grow with the number of files.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import platform
@@ -20,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytsk3
 
 from triage.version import __version__
 from triage.matching.categories import KNOWN_BAD, KNOWN_GOOD
-from triage.run.config import ORDERS, ProgressSink, ScanConfig
+from triage.config import ORDERS, ScanConfig, problem, recorded, restore
+from triage.run.progress import ProgressSink
 from triage.errors import ExitCode, HashSetError, TriageError, UsageError
 from triage.evidence.containers import check_kind, display_name
 from triage.hashsets.tdb import failed_checks
@@ -33,10 +34,10 @@ from triage.run.journal import JOURNAL, Journal, dir_key, replay, truncate
 from triage.content.census import census_summary
 from triage.matching.exact import HashIndex
 from triage.perceptual.compute import PdqOptions
-from triage.perceptual.index import DEFAULT_THRESHOLD, PdqIndex, PdqSet
+from triage.perceptual.index import PdqIndex, PdqSet
 from triage.perceptual.sources import (check_pdq_only, in_place_files, load_pdq_sources,
                                        load_vpdq_sources)
-from triage.perceptual.video import QUERY_PCT, TARGET_PCT, VpdqOptions, trim_side_file
+from triage.perceptual.video import VpdqOptions, trim_side_file
 from triage.perceptual.vsets import VpdqIndex, VpdqSet
 from triage.run.pool import WorkerPool
 from triage.records import ALGORITHMS, SCHEMA_VERSION, record_path, utc_now
@@ -135,38 +136,22 @@ def _set_summary(s) -> dict[str, Any]:
 
 
 def resume_config(out: Path, **overrides: Any) -> ScanConfig:
-    """The configuration of an interrupted run, read from its summary.json, so that
-    ``triage scan --resume DIR`` needs nothing retyped."""
+    """The configuration of an interrupted run, read from its summary.json (``config.restore``,
+    the inverse of what ``run_scan`` records), so that ``triage scan --resume DIR`` needs
+    nothing retyped."""
     try:
         previous = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-        opts = previous["options"]
-        config = ScanConfig(
+        config = restore(
+            previous, out=out, resume=True,
             evidence=[record_path(e) for e in previous["evidence_given"]],
             hashsets=[record_path(h) for h in previous["hashsets"] if h["kind"] == KNOWN_BAD],
             known_good=[record_path(h) for h in previous["hashsets"]
                         if h["kind"] == KNOWN_GOOD],
-            out=out, algorithms=tuple(opts["algorithms"]), workers=opts["workers"],
-            resume=True, lenient=opts["lenient"], include_orphans=opts["include_orphans"],
-            max_orphans=opts["max_orphans"], fs_timeout=opts["fs_timeout"],
-            verify_image=opts["verify_image"], order=opts["order"],
-            stop_on_first_hit=opts["stop_on_first_hit"], formats=opts["formats"],
-            pdq=opts.get("pdq", False),
-            pdq_threshold=opts.get("pdq_threshold", DEFAULT_THRESHOLD),
             pdq_sets=[record_path(h) for h in previous.get("pdq_sets", [])],
-            vpdq=opts.get("vpdq", False), vpdq_interval=opts.get("vpdq_interval", 1.0),
-            vpdq_sets=[h["spec"] for h in previous.get("vpdq_sets", [])],
-            vpdq_query_pct=opts.get("vpdq_query_pct", QUERY_PCT),
-            vpdq_target_pct=opts.get("vpdq_target_pct", TARGET_PCT),
-            size_filter=opts["size_filter"], blockset=opts.get("blockset"),
-            read_timeout=opts["read_timeout"], file_timeout=opts.get("file_timeout", 0.0),
-            case=previous["case"]["case"],
-            examiner=previous["case"]["examiner"], exhibit=previous["case"]["exhibit"],
-        )
-    except (OSError, ValueError, KeyError, TypeError):
+            vpdq_sets=[h["spec"] for h in previous.get("vpdq_sets", [])])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise UsageError(f"--resume {out}: no readable summary.json of a triage run") from None
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    return config
+    return msgspec.structs.replace(config, **overrides)
 
 
 def _resume_state(out: Path, done, scan: Scan) -> str:
@@ -298,6 +283,9 @@ def _check_config(config: ScanConfig) -> None:
     for name in ("vpdq_query_pct", "vpdq_target_pct"):
         if not 0 <= getattr(config, name) <= 100:
             raise UsageError(f"--{name.replace('_', '-')} must be 0..100")
+    bad = problem(config)  # every other bound the run's description declares
+    if bad:
+        raise UsageError(bad)
     if config.resume and config.out is None:
         raise UsageError("--resume needs the folder of the interrupted run")
     if config.blockset:  # a bad .tbs is exit 2 before any output exists
@@ -386,7 +374,8 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         "schema_version": SCHEMA_VERSION, "complete": False,
         "incomplete_reason": "running, or killed while running: --resume finishes it",
         "tool": tool_versions(),
-        "case": {"case": config.case, "examiner": config.examiner, "exhibit": config.exhibit},
+        # options and case: from the run's description, as --resume reads them back
+        **recorded(config, algorithms=algorithms, pdq=pdq_on, vpdq=vpdq_on),
         "host": socket.gethostname(),
         # the command that defined the run; each --resume adds the command that continued it
         "command": previous["command"] if previous else config.argv,
@@ -395,18 +384,6 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         "started": previous["started"] if previous else utc_now(), "finished": None,
         "resumed": (previous.get("resumed", []) + [utc_now()]) if previous else [],
         "evidence_given": [{"path": p} for p in config.evidence],
-        "options": {"algorithms": list(algorithms), "workers": config.workers,
-                    "include_orphans": config.include_orphans,
-                    "max_orphans": config.max_orphans, "lenient": config.lenient,
-                    "fs_timeout": config.fs_timeout, "read_timeout": config.read_timeout,
-                    "file_timeout": config.file_timeout,
-                    "verify_image": config.verify_image, "order": config.order,
-                    "stop_on_first_hit": config.stop_on_first_hit, "formats": config.formats,
-                    "size_filter": config.size_filter, "blockset": config.blockset,
-                    "pdq": pdq_on, "pdq_threshold": config.pdq_threshold,
-                    "vpdq": vpdq_on, "vpdq_interval": config.vpdq_interval,
-                    "vpdq_query_pct": config.vpdq_query_pct,
-                    "vpdq_target_pct": config.vpdq_target_pct},
         "hashsets": [_set_summary(s) for s in sets],
         "pdq_sets": [s.summary() for s in pdq_sets],
         "vpdq_sets": [{**s.summary(), "spec": spec} for s, spec in zip(vpdq_sets, vpdq_specs)],
@@ -417,7 +394,7 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         # --stop-on-first-hit answered yes/no; a resume is asked for the whole answer
         summary["resumed_after_early_stop"] = True
     if previous is not None and config.stop_on_first_hit:
-        config = dataclasses.replace(config, stop_on_first_hit=False)
+        config = msgspec.structs.replace(config, stop_on_first_hit=False)
     _warn(config, pdq_sets, progress)
 
     scan = Scan(config, index, algorithms, out, progress)

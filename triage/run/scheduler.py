@@ -14,7 +14,8 @@ from typing import Any
 
 from triage.filesystems.allocated import allocated_bytes
 from triage.filesystems.backends import VolumeRef
-from triage.run.config import ProgressSink, ScanConfig
+from triage.config import ScanConfig
+from triage.run.progress import ProgressSink
 from triage.filesystems.discovery import discover
 from triage.errors import EvidenceError, ExitCode, HashSetError
 from triage.evidence.containers import identify, open_image
