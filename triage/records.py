@@ -7,7 +7,9 @@ import operator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 SCHEMA_VERSION = "1.3.0"
 
@@ -32,6 +34,31 @@ FILE_FIELDS: tuple[str, ...] = (
     "extension_mismatch", "pdq", "pdq_quality", "pdq_error", "pdq_distance", "category",
     "matches", "error", "vpdq_frames", "vpdq_duration", "vpdq_error", "vpdq_matches",
 )
+
+
+def _count(text: str) -> Any:
+    return Annotated[int, msgspec.Meta(ge=0, description=text)]
+
+
+class Totals(msgspec.Struct, kw_only=True):
+    """summary.json ``totals``: the run's counts, described once (the JSON Schema derives from
+    this). Keys with a default came in a later 1.x: older runs' summaries may lack them."""
+
+    files: _count("records written to files.jsonl (files, NTFS streams, forks)")
+    bytes_hashed: _count("content bytes read and hashed (sum of the hashed files' sizes)")
+    deleted: _count("records of deleted files")
+    errors: _count("records whose content could not be read (error set, not 'no content')")
+    no_content: _count("names with no metadata or content to read (nothing there)")
+    known_bad_files: _count("files whose exact hash is in a known-bad set")
+    skipped_size_filter: _count("--size-filter: listed, not hashed (no known-bad set "
+                                "declares that size)") = 0
+    skipped_bytes: _count("--size-filter: bytes of the skipped files") = 0
+    near_duplicates: _count("files with a PDQ or vPDQ near match (review, never a "
+                            "category)") = 0
+    internal_errors: _count("defects of triage met on a file or directory: never a result; "
+                            "makes the exit code 4 (1 with hits)") = 0
+    perceptual_limited: _count("PDQ/vPDQ asked for but stopped by a limit (time, size, "
+                               "frames): exit 4") = 0
 
 
 @dataclass(slots=True)

@@ -460,7 +460,7 @@ def rematch_run(run_dir: str | os.PathLike[str], hashsets: list[str], known_good
                                 if int(old.get("exit_code", 0)) == 1 else 0)
         hits = sum(n for c, n in categories.items() if is_known_bad(c))
         from triage.hashsets.tdb import failed_checks
-        from triage.run.scan import _set_summary
+        from triage.run.scan import set_summary
 
         bad = failed_checks(sets, wait=True)
         if bad:
@@ -469,7 +469,7 @@ def rematch_run(run_dir: str | os.PathLike[str], hashsets: list[str], known_good
         totals = dict(old.get("totals") or {}, known_bad_files=hits, near_duplicates=0)
         summary = dict(
             old, complete=False, incomplete_reason="re-matching: reports not yet rendered",
-            command=list(sys.argv), hashsets=[_set_summary(s) for s in sets], pdq_sets=[],
+            command=list(sys.argv), hashsets=[set_summary(s) for s in sets], pdq_sets=[],
             options=dict(old.get("options") or {}, pdq=False, formats=formats),
             totals=totals, categories=dict(sorted(categories.items())),
             census=census_summary(dict(census_counts)), first_hit_seconds=None,

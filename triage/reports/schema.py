@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from triage.config import CASE, OPTIONS, fields as config_fields
-from triage.records import ALGORITHMS, FILE_FIELDS, SCHEMA_VERSION
+from triage.records import ALGORITHMS, FILE_FIELDS, SCHEMA_VERSION, Totals
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 NS = "https://github.com/triage/ns/1"
@@ -132,6 +132,18 @@ BLOCK_MATCHES = {
                       "from: md5, sha1, name, size"}}}}
 
 
+def struct_schema(struct: Any, required: list[str] | None = None, *,
+                  extra: bool = False) -> dict[str, Any]:
+    """One summary.json part described by a msgspec Struct: its fields' types, bounds and
+    descriptions; required: the fields without a default (unless given)."""
+    (_,), defs = msgspec.json.schema_components([struct])
+    body = defs[struct.__name__]
+    props = body["properties"]
+    for prop in props.values():
+        prop.pop("default", None)  # a machine's CPU count, ...: not part of the format
+    return _obj(props, body.get("required", []) if required is None else required, extra=extra)
+
+
 def described(group: str) -> dict[str, Any]:
     """summary.json's ``options`` or ``case``, from the run's description (``triage.config``):
     each field's type, bounds and help text. Options a later 1.x adds are absent from older
@@ -139,11 +151,9 @@ def described(group: str) -> dict[str, Any]:
     the case's three keys are always written."""
     chosen = [f for f in config_fields() if f.group == group]
     struct = msgspec.defstruct(group, [(f.name, f.annotated) for f in chosen])
-    (body,), defs = msgspec.json.schema_components([struct])
-    props = defs[group]["properties"]
     if group == OPTIONS:
-        return _obj(props, ["algorithms"], extra=True)
-    return _obj(props)
+        return struct_schema(struct, ["algorithms"], extra=True)
+    return struct_schema(struct)
 
 
 class SchemaDefinitionError(RuntimeError):
@@ -312,13 +322,7 @@ def summary_schema() -> dict[str, Any]:
         "reports": {"type": "array", "items": {"type": "string"}},
         "elapsed_seconds": {"type": "number", "minimum": 0},
         "evidence": {"type": "array", "items": EVIDENCE},
-        "totals": _obj({k: _COUNT for k in ("files", "bytes_hashed", "deleted", "errors",
-                                            "no_content", "known_bad_files",
-                                            "skipped_size_filter", "skipped_bytes",
-                                            "near_duplicates", "internal_errors",
-                                            "perceptual_limited")},
-                       ["files", "bytes_hashed", "deleted", "errors", "no_content",
-                        "known_bad_files"]),
+        "totals": struct_schema(Totals),
         "census": _obj({
             "kinds": {"type": "object", "additionalProperties": {
                 "type": "object", "additionalProperties": _COUNT},

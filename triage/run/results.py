@@ -15,7 +15,7 @@ import msgspec
 from triage.matching.categories import is_known_bad
 from triage.content.census import census_key
 from triage.matching.exact import HashIndex
-from triage.records import FileRecord, is_limit, strict_json
+from triage.records import FileRecord, Totals, is_limit, strict_json
 
 if TYPE_CHECKING:
     from triage.perceptual.compute import PdqWorker
@@ -57,12 +57,13 @@ class Tally:
         self.census.update(other.census)
 
     def totals(self) -> dict[str, int]:
-        return {"files": self.files, "bytes_hashed": self.bytes_hashed, "deleted": self.deleted,
-                "errors": self.errors, "no_content": self.no_content,
-                "known_bad_files": self.known_bad_files, "skipped_size_filter": self.skipped,
-                "skipped_bytes": self.skipped_bytes, "near_duplicates": self.near_duplicates,
-                "internal_errors": self.internal_errors,
-                "perceptual_limited": self.perceptual_limited}
+        """summary.json ``totals`` (``records.Totals``)."""
+        return msgspec.structs.asdict(Totals(
+            files=self.files, bytes_hashed=self.bytes_hashed, deleted=self.deleted,
+            errors=self.errors, no_content=self.no_content,
+            known_bad_files=self.known_bad_files, skipped_size_filter=self.skipped,
+            skipped_bytes=self.skipped_bytes, near_duplicates=self.near_duplicates,
+            internal_errors=self.internal_errors, perceptual_limited=self.perceptual_limited))
 
     def internal(self, where: str, message: str) -> None:
         """Count one internal error (a defect, never a result), keeping the first message."""

@@ -125,7 +125,8 @@ def _records(s: Any) -> int | None:
     return sum(counts) if counts and all(isinstance(n, int) for n in counts) else None
 
 
-def _set_summary(s) -> dict[str, Any]:
+def set_summary(s: Any) -> dict[str, Any]:
+    """A hash set as summary.json ``hashsets`` lists it (also a re-match's summary)."""
     return {"name": s.name, "path": s.path, "kind": s.kind, "format": s.format,
             "sha256": s.sha256, "entries": s.entries, "records": _records(s),
             "algorithms": s.algorithms,
@@ -384,7 +385,7 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
         "started": previous["started"] if previous else utc_now(), "finished": None,
         "resumed": (previous.get("resumed", []) + [utc_now()]) if previous else [],
         "evidence_given": [{"path": p} for p in config.evidence],
-        "hashsets": [_set_summary(s) for s in sets],
+        "hashsets": [set_summary(s) for s in sets],
         "pdq_sets": [s.summary() for s in pdq_sets],
         "vpdq_sets": [{**s.summary(), "spec": spec} for s, spec in zip(vpdq_sets, vpdq_specs)],
     }
@@ -491,7 +492,7 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
                               wait=failure is None and not interrupted)
     if block_section is not None:  # after the wait: the set's check has its answer
         block_section["verification"] = block_pass.verification.summary()
-    summary["hashsets"] = [_set_summary(s) for s in sets]
+    summary["hashsets"] = [set_summary(s) for s in sets]
     summary["pdq_sets"] = [s.summary() for s in pdq_sets]
     summary["vpdq_sets"] = [{**s.summary(), "spec": spec} for s, spec in zip(vpdq_sets, vpdq_specs)]
     summary["invalid"] = bad_index
