@@ -203,3 +203,50 @@ def test_vpdq_section_build_memory_is_bounded(monkeypatch, tmp_path):
     assert peak < 48 * n, f"{peak / n:.0f} bytes a frame"
     written = (tmp_path / "section").stat().st_size
     assert written > (32 + 4 * CHUNKS + 8) * n  # words, ids, video and times were all written
+
+
+def test_pdq_rows_dedupe_spilled_is_the_in_memory_unique(tmp_path):
+    """PDQ rows of three sources with exact repeats, one hash under two categories and under
+    none, through a dedupe store whose tiny budget makes it spill and re-partition: the
+    section equals the old in-memory result (``np.unique`` over hash + category id) and its
+    reference multi-index; header counts and distinct hashes by the test's own count."""
+    from triage.hashsets.loader import _meta
+    from triage.hashsets.pdqsection import PdqRows
+    from triage.matching.categories import KNOWN_BAD
+
+    rng = np.random.default_rng(3)
+    pool = rng.integers(0, 256, (300, 32), dtype=np.uint8)
+    pool[:40, :3] = 9  # a skewed first byte: one partition over the budget
+    store = EntryStore(tmpdir=tmp_path)
+    rows = PdqRows(store, tmp_path)
+    rows.rows.budget = 2048
+    all_hashes, all_ids = [], []
+    for labels in ([None, "A"], ["B"], [None, "A", "B"]):
+        picked = pool[rng.integers(len(pool), size=900)]
+        codes = rng.integers(len(labels), size=900).astype(np.uint16)
+        rows.add_set(pindex.PdqSet("s", "", "pdq-csv", "", picked, codes, labels))
+        ids = np.array([store.category_id(label) for label in labels], np.uint16)
+        all_hashes.append(picked)
+        all_ids.append(ids[codes])
+    hashes, ids = np.concatenate(all_hashes), np.concatenate(all_ids)
+    key = np.concatenate([hashes, ids.astype(">u2").view(np.uint8).reshape(-1, 2)], axis=1)
+    _, first = np.unique(key.view("V34").ravel(), return_index=True)
+    want_hashes, want_ids = hashes[first], ids[first]
+    assert rows.rows.spilled  # the tiny budget sent the rows to run files
+    path = tmp_path / "p.tdb"
+    meta = _meta("p", KNOWN_BAD, None, [])
+    header = tdb.write_index(path, store.finish(), meta, rows, None)
+    rows.close()
+    store.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.tdb"]
+    assert tdb.verify(path)
+    index = open_pdq(path)
+    got = np.ascontiguousarray(index.words).astype(">u8").view(np.uint8).reshape(-1, 32)
+    assert np.array_equal(got, want_hashes) and np.array_equal(index.meta, want_ids)
+    ref_ids, ref_offsets, _ = reference_layout(want_hashes)
+    assert np.array_equal(index.ids, ref_ids) and np.array_equal(index.offsets, ref_offsets)
+    spec = header["pdq"]
+    assert spec["unique"] == len({h.tobytes() for h in hashes}) < spec["rows"] == len(first)
+    names = store.categories
+    assert spec["counts"] == {("null" if names[i] is None else names[i]): int(k)
+                              for i, k in enumerate(np.bincount(want_ids)) if k}

@@ -213,6 +213,7 @@ def import_hashsets(
         return tdb.write_index(target, finished, meta, pdq, vpdq)
     finally:
         store.close()
+        pdq.close()
         vpdq.close()
 
 

@@ -85,13 +85,20 @@ def _mentions(file: Path, needle: bytes) -> bool:
 
 
 class PdqRows:
-    """The PDQ hashes of every source of one index, with category ids of its ``EntryStore``."""
+    """The PDQ hashes of every source of one index, with category ids of its ``EntryStore``.
+
+    Bounded memory: each source's rows (hash, category id, 2 zero bytes: 36, as the store's
+    sort reads keys in 4-byte words) go into a second
+    ``EntryStore`` (the exact digests' external sort: spilled to run files past its budget),
+    which sorts them and collapses exact (hash, category) repeats; the section is then streamed
+    from its sorted blocks and the multi-index built by ``write_multi_index``."""
+
+    ALGORITHM = "pdq+category"  # the rows' name inside ``self.rows`` (never an exact table)
 
     def __init__(self, store: EntryStore, tmpdir: str | os.PathLike[str] | None = None
                  ) -> None:
-        self.store, self.tmpdir = store, tmpdir  # tmpdir: the multi-index build's spill files
-        self.hashes: list[np.ndarray] = []
-        self.codes: list[np.ndarray] = []
+        self.store, self.tmpdir = store, tmpdir  # tmpdir: run files and the build's spills
+        self.rows = EntryStore(tmpdir=tmpdir)
 
     def add_source(self, file: Path, lenient: bool) -> dict[str, Any]:
         """Load one PDQ-only source; returns what its ``sources`` entry records."""
@@ -100,57 +107,56 @@ class PdqRows:
     def add_set(self, loaded: PdqSet) -> dict[str, Any]:
         """Add a source's PDQ hashes (already parsed, e.g. by the exact parser's pass)."""
         ids = np.array([self.store.category_id(label) for label in loaded.labels], np.uint16)
-        self.hashes.append(loaded.hashes)
-        self.codes.append(ids[loaded.codes])
+        rows = np.zeros((len(loaded.hashes), 36), np.uint8)
+        rows[:, :32] = loaded.hashes.reshape(-1, 32)
+        rows[:, 32:34] = ids[loaded.codes].astype(">u2").view(np.uint8).reshape(-1, 2)
+        # memcmp order of hash then category id (big-endian): the order of the section
+        self.rows.add(self.ALGORITHM, rows.view("S36").ravel(), 0)
         return {"pdq_format": loaded.format, "pdq_hashes": loaded.entries,
                 "pdq_skipped": loaded.skipped, "pdq_dropped": loaded.dropped,
                 "pdq_sha256": loaded.sha256}
 
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """(hashes, category ids), sorted by hash; exact (hash, category) repeats collapse."""
-        if not self.hashes:
-            return np.zeros((0, 32), np.uint8), np.zeros(0, np.uint16)
-        hashes = np.concatenate(self.hashes)
-        codes = np.concatenate(self.codes)
-        rows = np.concatenate([hashes, codes.astype(">u2").view(np.uint8).reshape(-1, 2)],
-                              axis=1)
-        _, first = np.unique(np.ascontiguousarray(rows).view("V34").ravel(), return_index=True)
-        return hashes[first], codes[first]
-
     def __len__(self) -> int:
-        return sum(len(h) for h in self.hashes)
+        return self.rows.rows_added.get(self.ALGORITHM, 0)
+
+    def close(self) -> None:
+        """Remove the run files."""
+        self.rows.close()
 
     def write(self, out: Any, categories: list[str | None]) -> dict[str, Any]:
-        """Append the section to a ``tdb._Out``; returns the header's ``pdq`` entry."""
-        hashes, codes = self.result()
-        words = to_words(hashes)
-        n = len(words)
-        spec: dict[str, Any] = {"index_version": INDEX_VERSION, "rows": n,
-                                "unique": _distinct_rows(hashes)}
-        del hashes
-        spec["words"] = write_array(out, words, "<u8")
-        spec["meta"] = write_array(out, codes, "<u4")
-
-        def chunks() -> Iterator[np.ndarray]:
-            return (words[i:i + _ROWS] for i in range(0, n, _ROWS))
-
-        spec.update(write_multi_index(out, chunks, n, self.tmpdir))
-        counts = np.bincount(codes, minlength=len(categories)) if len(codes) else []
-        spec["counts"] = {"null" if categories[i] is None else str(categories[i]): int(n)
-                          for i, n in enumerate(counts) if n}
+        """Append the section to a ``tdb._Out``; returns the header's ``pdq`` entry: rows
+        sorted by hash, exact (hash, category) repeats collapsed."""
+        counts = np.zeros(len(categories), np.int64)
+        unique = 0
+        last = b""
+        with Spill("<u8", self.tmpdir, 4) as words, Spill("<u4", self.tmpdir) as codes:
+            for block in self.rows.finish().blocks(self.ALGORITHM):
+                if not len(block.keys):
+                    continue
+                raw = block.keys.view(np.uint8).reshape(-1, 36)
+                hashes = np.ascontiguousarray(raw[:, :32])
+                code = np.ascontiguousarray(raw[:, 32:34]).view(">u2").ravel().astype(np.uint16)
+                words.append(to_words(hashes))
+                codes.append(code)
+                counts += np.bincount(code, minlength=len(categories))
+                view = hashes.view("V32").ravel()
+                unique += int(np.count_nonzero(view[1:] != view[:-1]))
+                unique += int(hashes[0].tobytes() != last)
+                last = hashes[-1].tobytes()
+            n = codes.items
+            spec: dict[str, Any] = {"index_version": INDEX_VERSION, "rows": n,
+                                    "unique": unique}
+            spec["words"] = {"offset": out.align(), "length": 32 * n, "dtype": "<u8"}
+            words.copy_to(out)
+            spec["meta"] = {"offset": out.align(), "length": 4 * n, "dtype": "<u4"}
+            codes.copy_to(out)
+            spec.update(write_multi_index(out, words.chunks, n, self.tmpdir))
+        spec["counts"] = {"null" if categories[i] is None else str(categories[i]): int(k)
+                          for i, k in enumerate(counts.tolist()) if k}
         return spec
 
 
 _ROWS = 1 << 21  # rows of words a multi-index pass reads at a time (64 MiB)
-
-
-def write_array(out: Any, array: np.ndarray, dtype: str) -> dict[str, Any]:
-    """Append one array (aligned) to a ``tdb._Out``; returns its header span."""
-    data = np.ascontiguousarray(array, dtype=dtype)
-    offset = out.align()
-    if data.nbytes:  # an empty section (e.g. every frame under quality 50) writes nothing
-        out.write(memoryview(data).cast("B"))
-    return {"offset": offset, "length": data.nbytes, "dtype": dtype}
 
 
 def write_multi_index(out: Any, chunks: Any, n: int, tmpdir: str | os.PathLike[str] | None
@@ -231,13 +237,6 @@ class Spill:
                 done += m
         finally:
             self.file.seek(0, os.SEEK_END)
-
-
-def _distinct_rows(hashes: np.ndarray) -> int:
-    if not len(hashes):
-        return 0
-    view = np.ascontiguousarray(hashes).view("V32").ravel()  # already sorted by result()
-    return int(1 + np.count_nonzero(view[1:] != view[:-1]))
 
 
 # -- scan -----------------------------------------------------------------------------------
