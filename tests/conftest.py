@@ -13,8 +13,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import jsonschema
+import msgspec
 import pytest
+
+from triage.reports.schema import Summary, summary_schema
 
 REPO = Path(__file__).resolve().parents[1]
 TESTIMAGES = REPO / "testimages"
@@ -128,7 +133,8 @@ def _no_internal_errors(request: pytest.FixtureRequest):
 def _no_internal_errors_anywhere(tmp_path_factory: pytest.TempPathFactory):
     """Session end: every summary.json under the session's temporary folder says 0."""
     yield
-    bad = []
+    bad, undescribed = [], []
+    validator = jsonschema.Draft202012Validator(summary_schema())
     for summary in tmp_path_factory.getbasetemp().rglob("summary.json"):
         try:
             data = json.loads(summary.read_text(encoding="utf-8"))
@@ -137,6 +143,25 @@ def _no_internal_errors_anywhere(tmp_path_factory: pytest.TempPathFactory):
             continue
         if n and str(summary.parent.resolve()) not in _ALLOWED_RUNS:
             bad.append(f"{summary.parent}: {n} (first: {data.get('first_internal_error')})")
+        if "kind" not in data and not summary.parent.name.startswith(ALTERED):
+            undescribed += _undescribed(summary, data, validator)
     if bad:
         pytest.fail("internal errors (defects of triage) in scans of this session: "
                     + "; ".join(bad), pytrace=False)
+    if undescribed:
+        pytest.fail("summary.json written that its description (reports.schema.Summary) "
+                    "does not describe: " + "; ".join(undescribed[:5]), pytrace=False)
+
+
+# A run folder whose summary.json a test alters on purpose (named so): not checked above.
+ALTERED = "altered-"
+
+
+def _undescribed(path: Path, data: dict, validator: Any) -> list[str]:
+    """Every scan summary of the session, from every test, against the one description."""
+    try:
+        msgspec.convert(data, Summary)
+    except msgspec.ValidationError as e:
+        return [f"{path}: {e}"]
+    return [f"{path}: {e.message} at {list(e.absolute_path)}"
+            for e in validator.iter_errors(data)][:1]

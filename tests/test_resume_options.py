@@ -18,7 +18,7 @@ from conftest import TESTIMAGES
 import json
 
 import pytest
-from conftest import one_line_error, triage
+from conftest import ALTERED, one_line_error, triage
 from jsonschema import ValidationError
 from jsonschema import Draft202012Validator as Validator
 
@@ -133,7 +133,7 @@ def test_resume_takes_only_the_options_that_may_change(tmp_path: Path) -> None:
 
 def test_recorded_options_are_validated_on_resume(tmp_path: Path) -> None:
     """A summary.json whose options break the description's bounds is not a run to resume."""
-    out = tmp_path / "r"
+    out = tmp_path / f"{ALTERED}r"
     run_scan(ScanConfig(evidence=[str(TESTIMAGES / "fat.img")], out=out, workers=1))
     summary = json.loads((out / "summary.json").read_text())
     summary["complete"] = False

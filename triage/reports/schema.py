@@ -9,7 +9,7 @@ key) bumps the minor, a rename/removal/retype bumps the major; the schemas accep
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, get_type_hints
 
 import msgspec
 
@@ -272,111 +272,119 @@ HASHSET = _obj({
 }, ["name", "path", "kind", "format", "sha256", "entries", "algorithms", "skipped_lines",
     "dropped_empty", "conflicts"])
 
-# Written when a scan ends (also when interrupted); absent from the summary of a crashed scan.
-_END_KEYS = ["interrupted", "elapsed_seconds", "evidence", "totals", "categories",
-             "first_hit_seconds", "exit_code"]
+def _part(schema: dict[str, Any], *, end: bool = False) -> Any:
+    """A summary.json key whose value has a structure of its own (described by ``schema``);
+    ``end``: written when the scan ends (also when interrupted), so required once ``finished``
+    is set, and absent from the summary of a scan that crashed."""
+    return Annotated[Any, msgspec.Meta(extra_json_schema=schema, extra={"end": end})]
 
 
-# Keys a newer scan writes that older runs lack: documented, not required.
-_NEWER_KEYS = ["resumed", "evidence_given", "stopped_early", "reports", "census", "pdq_sets",
-               "first_internal_error", "incomplete_reason",
-               "resume_commands", "invalid", "resumed_after_early_stop", "block_scan",
-               "vpdq_sets"]
+def _key(tp: Any, description: str | None = None, *, end: bool = False, **bounds: Any) -> Any:
+    return Annotated[tp, msgspec.Meta(description=description, extra={"end": end}, **bounds)]
+
+
+_Time = Annotated[str, msgspec.Meta(pattern=TIME)]
+_SETS = {"type": "array", "items": HASHSET}
+_PDQ_SETS = {"type": "array", "items": _obj({
+    "name": _STR, "path": _STR, "path_bytes": _PATH_BYTES,
+    "kind": {"enum": ["known-bad"]}, "format": _STR,
+    "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "entries": _COUNT,
+    "algorithms": {"type": "array", "items": {"enum": ["pdq"]}},
+    "skipped_lines": _COUNT, "dropped": _COUNT, "verification": INDEX_CHECK},
+    ["name", "path", "kind", "format", "sha256", "entries", "algorithms",
+     "skipped_lines", "dropped"])}
+_VPDQ_SETS = {"type": "array", "description": "--vpdq-set: vPDQ hash files (one video each, "
+              "ThreatExchange's frame,quality,hash,timestamp lines), or the vPDQ section of a "
+              ".tdb (format tdb; category: its categories, comma-separated)",
+              "items": _obj({
+                  "name": _STR, "path": _STR, "spec": _STR,
+                  "kind": {"enum": ["known-bad"]}, "format": {"enum": ["vpdq", "tdb"]},
+                  "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                  "videos": _COUNT, "frames": _COUNT, "category": _STR,
+                  "algorithms": {"type": "array", "items": {"enum": ["vpdq"]}},
+                  "skipped_lines": _COUNT, "verification": INDEX_CHECK},
+                  ["name", "path", "spec", "format", "sha256", "videos", "frames",
+                   "category"])}
+_EVIDENCE_GIVEN = {"type": "array", "items": _obj({
+    "path": _STR,
+    "identity": {"type": ["object", "null"], "description": "size and SHA-256 of chosen regions "
+                 "(partition table, each volume's first 64 KiB, spread samples), stored "
+                 "acquisition hashes: a resume must find the same"},
+}, ["path"], extra=True), "description": "evidence as given on the command line, in order"}
+_CENSUS = _obj({
+    "kinds": {"type": "object", "additionalProperties": {
+        "type": "object", "additionalProperties": _COUNT},
+        "description": "files by kind (picture, video, archive, document, executable, other, "
+        "none) and category"},
+    "unmatched_pictures": _COUNT, "unmatched_videos": _COUNT,
+    "near_duplicates": {"type": ["integer", "null"], "minimum": 0},
+    "headline": _STR})
+_TOOL = _obj({"name": _STR, "version": _STR}, extra=True) | {
+    "additionalProperties": {"type": "string"},
+    "description": "triage, pytsk3, tsk, libewf, python versions"}
+
+
+class Summary(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """summary.json, described once: written at start with complete=false, rewritten at the
+    end; its JSON Schema (``summary_schema``) derives from this. A key without a default is in
+    every summary; a key with one came in a later 1.x (older runs lack it) or is written at
+    the end (``end``)."""
+
+    schema_version: _key(str, pattern=VERSION_PATTERN)
+    complete: _key(bool, "true only once every record is written and every report rendered "
+                   "(synced to disk); false while running, after a crash, Ctrl-C, "
+                   "--stop-on-first-hit or a full disk")
+    incomplete_reason: _key(str | None, "why complete is false (null when complete)") = None
+    resumed_after_early_stop: _key(bool, "an earlier run stopped at the first hit "
+                                   "(--stop-on-first-hit); --resume finished it") = False
+    tool: _part(_TOOL)
+    case: _part(described(CASE))
+    host: str
+    command: _key(list[str], "argv of the command that started the run, exactly")
+    resume_commands: _key(list[list[str]], "argv of each triage scan --resume, oldest "
+                          "first") = []
+    started: _Time
+    finished: _key(_Time | None)
+    resumed: _key(list[_Time], "times the run was resumed (--resume), oldest first") = []
+    evidence_given: _part(_EVIDENCE_GIVEN) = None
+    options: _part(described(OPTIONS))
+    hashsets: _part(_SETS)
+    interrupted: _key(bool, end=True) = False
+    stopped_early: bool = False
+    reports: list[str] = []
+    elapsed_seconds: _key(float, end=True, ge=0) = 0.0
+    evidence: _part({"type": "array", "items": EVIDENCE}, end=True) = None
+    totals: _part(struct_schema(Totals), end=True) = None
+    census: _part(_CENSUS) = None
+    pdq_sets: _part(_PDQ_SETS) = None
+    vpdq_sets: _part(_VPDQ_SETS) = None
+    invalid: _key(list[str], "why the run is invalid: a compiled index whose data is not what "
+                  "its header records (exit 2); empty when valid") = []
+    categories: _key(dict[str, Annotated[int, msgspec.Meta(ge=0)]], end=True) = {}
+    first_hit_seconds: _key(Annotated[float, msgspec.Meta(ge=0)] | None, end=True) = None
+    first_internal_error: _key(str | None, "where and what the first internal error was (a "
+                               "defect of triage, counted in totals.internal_errors): "
+                               "'path: TypeError: ... (at triage/x.py:N)'") = None
+    exit_code: _key(int, end=True) = 0
+    block_scan: _key(dict[str, Any], "scan --blockset: the whole-media block pass (bytes "
+                     "read, windows hashed, hit blocks, files whose blocks match, matches in "
+                     "unallocated space or outside any volume)") = {}
 
 
 def summary_schema() -> dict[str, Any]:
-    """Schema of summary.json (written at start with complete=false, rewritten at the end)."""
-    props: dict[str, Any] = {
-        "schema_version": {"type": "string", "pattern": VERSION_PATTERN},
-        "complete": {**_BOOL, "description": "true only once every record is written and "
-                     "every report rendered (synced to disk); false while running, after a "
-                     "crash, Ctrl-C, --stop-on-first-hit or a full disk"},
-        "incomplete_reason": {**_STR_NULL, "description": "why complete is false (null when "
-                              "complete)"},
-        "resumed_after_early_stop": {**_BOOL, "description": "an earlier run stopped at the "
-                                     "first hit (--stop-on-first-hit); --resume finished it"},
-        "tool": _obj({"name": _STR, "version": _STR}, extra=True) | {
-            "additionalProperties": {"type": "string"},
-            "description": "triage, pytsk3, tsk, libewf, python versions"},
-        "case": described(CASE),
-        "host": _STR,
-        "command": {"type": "array", "items": _STR,
-                    "description": "argv of the command that started the run, exactly"},
-        "resume_commands": {"type": "array", "items": {"type": "array", "items": _STR},
-                            "description": "argv of each triage scan --resume, oldest first"},
-        "started": {"type": "string", "pattern": TIME},
-        "finished": {"type": ["string", "null"], "pattern": TIME},
-        "resumed": {"type": "array", "items": {"type": "string", "pattern": TIME},
-                    "description": "times the run was resumed (--resume), oldest first"},
-        "evidence_given": {"type": "array", "items": _obj({
-            "path": _STR,
-            "identity": {"type": ["object", "null"], "description": "size and SHA-256 of "
-                         "chosen regions (partition table, each volume's first 64 KiB, spread "
-                         "samples), stored acquisition hashes: a resume must find the same"},
-        }, ["path"], extra=True),
-                           "description": "evidence as given on the command line, in order"},
-        "options": described(OPTIONS),
-        "hashsets": {"type": "array", "items": HASHSET},
-        "interrupted": _BOOL,
-        "stopped_early": _BOOL,
-        "reports": {"type": "array", "items": {"type": "string"}},
-        "elapsed_seconds": {"type": "number", "minimum": 0},
-        "evidence": {"type": "array", "items": EVIDENCE},
-        "totals": struct_schema(Totals),
-        "census": _obj({
-            "kinds": {"type": "object", "additionalProperties": {
-                "type": "object", "additionalProperties": _COUNT},
-                "description": "files by kind (picture, video, archive, document, executable, "
-                "other, none) and category"},
-            "unmatched_pictures": _COUNT, "unmatched_videos": _COUNT,
-            "near_duplicates": {"type": ["integer", "null"], "minimum": 0},
-            "headline": _STR}),
-        "pdq_sets": {"type": "array", "items": _obj({
-            "name": _STR, "path": _STR, "path_bytes": _PATH_BYTES,
-            "kind": {"enum": ["known-bad"]}, "format": _STR,
-            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "entries": _COUNT,
-            "algorithms": {"type": "array", "items": {"enum": ["pdq"]}},
-            "skipped_lines": _COUNT, "dropped": _COUNT, "verification": INDEX_CHECK},
-            ["name", "path", "kind", "format", "sha256", "entries", "algorithms",
-             "skipped_lines", "dropped"])},
-        "vpdq_sets": {"type": "array", "description": "--vpdq-set: vPDQ hash files (one "
-                      "video each, ThreatExchange's frame,quality,hash,timestamp lines), or "
-                      "the vPDQ section of a .tdb (format tdb; category: its categories, "
-                      "comma-separated)",
-                      "items": _obj({
-                          "name": _STR, "path": _STR, "spec": _STR,
-                          "kind": {"enum": ["known-bad"]}, "format": {"enum": ["vpdq", "tdb"]},
-                          "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                          "videos": _COUNT, "frames": _COUNT, "category": _STR,
-                          "algorithms": {"type": "array", "items": {"enum": ["vpdq"]}},
-                          "skipped_lines": _COUNT, "verification": INDEX_CHECK},
-                          ["name", "path", "spec", "format", "sha256", "videos", "frames",
-                           "category"])},
-        "invalid": {"type": "array", "items": _STR,
-                    "description": "why the run is invalid: a compiled index whose data is not "
-                                   "what its header records (exit 2); empty when valid"},
-        "categories": {"type": "object", "additionalProperties": _COUNT},
-        "first_hit_seconds": {"type": ["number", "null"], "minimum": 0},
-        "first_internal_error": {
-            "type": ["string", "null"],
-            "description": "where and what the first internal error was (a defect of triage, "
-            "counted in totals.internal_errors): 'path: TypeError: ... (at triage/x.py:N)'"},
-        "exit_code": {"type": "integer"},
-        "block_scan": {"type": "object", "description": "scan --blockset: the whole-media "
-                       "block pass (bytes read, windows hashed, hit blocks, files whose blocks "
-                       "match, matches in unallocated space or outside any volume)"},
-    }
-    required = [k for k in props if k not in _END_KEYS + _NEWER_KEYS]
+    """Schema of summary.json, from ``Summary``."""
+    body = struct_schema(Summary)
+    hints = get_type_hints(Summary, include_extras=True)
+    end = [name for name in Summary.__struct_fields__
+           if any(isinstance(m, msgspec.Meta) and (m.extra or {}).get("end")
+                  for m in getattr(hints[name], "__metadata__", ()))]
     return {
         "$schema": DRAFT,
         "$id": f"{NS}/summary.schema.json",
         "title": f"triage summary.json (schema {SCHEMA_VERSION})",
-        "type": "object",
-        "required": required,
-        "additionalProperties": False,
-        "properties": props,
+        **body,
         "if": {"properties": {"finished": {"type": "string"}}, "required": ["finished"]},
-        "then": {"required": _END_KEYS},
+        "then": {"required": end},
     }
 
 
