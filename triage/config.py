@@ -1,4 +1,4 @@
-"""What a scan is asked to do — described once — and where it reports progress.
+"""What a scan is asked to do, described once.
 
 Every option of a scan is one annotated field below: its type and bounds, the sentence that is
 both the ``--help`` text and the JSON Schema description, its command-line flag and the part of
