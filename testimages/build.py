@@ -31,6 +31,7 @@ import random
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 import zlib
 from collections.abc import Iterable, Sequence
@@ -278,53 +279,17 @@ def make_fat(out: Path, size: int, label: str, files: list[FileSpec], hidden_sec
     return Volume("fat16", label, size, files)
 
 
-class LibNtfs:
-    """Just enough of libntfs-3g (through ctypes) to create directories without mounting.
+def ntfs_mkdirs(image: Path, dirs: Sequence[str]) -> None:
+    """Create directories (parents first) with libntfs-3g, without mounting: ntfscp writes
+    files and named streams but cannot create directories. The ctypes binding is the tests'
+    (``tests/ntfs3g.py``: ``ntfs_create(dir, 0, name, len, S_IFDIR)``, what ntfs-3g calls for
+    mkdir)."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from ntfs3g import Volume
 
-    ntfscp writes files and named streams but cannot create directories; libntfs-3g's
-    ``ntfs_create(dir, 0, name, len, S_IFDIR)`` is what ntfs-3g itself calls for mkdir.
-    """
-
-    S_IFDIR = 0o040000
-
-    def __init__(self) -> None:
-        name = ctypes.util.find_library("ntfs-3g") or "libntfs-3g.so.89"
-        lib = ctypes.CDLL(name, use_errno=True)
-        vp = ctypes.c_void_p
-        lib.ntfs_mount.restype, lib.ntfs_mount.argtypes = vp, [ctypes.c_char_p, ctypes.c_ulong]
-        lib.ntfs_umount.restype, lib.ntfs_umount.argtypes = ctypes.c_int, [vp, ctypes.c_int]
-        lib.ntfs_pathname_to_inode.restype = vp
-        lib.ntfs_pathname_to_inode.argtypes = [vp, vp, ctypes.c_char_p]
-        lib.ntfs_mbstoucs.restype = ctypes.c_int
-        lib.ntfs_mbstoucs.argtypes = [ctypes.c_char_p, ctypes.POINTER(vp)]
-        lib.ntfs_create.restype = vp
-        lib.ntfs_create.argtypes = [vp, ctypes.c_uint32, vp, ctypes.c_uint8, ctypes.c_uint]
-        lib.ntfs_inode_close.restype, lib.ntfs_inode_close.argtypes = ctypes.c_int, [vp]
-        self.lib = lib
-
-    def mkdirs(self, image: Path, dirs: Sequence[str]) -> None:
-        lib = self.lib
-        vol = lib.ntfs_mount(os.fsencode(image), 0)
-        if not vol:
-            raise OSError(ctypes.get_errno(), f"ntfs_mount({image}) failed")
-        try:
-            for d in dirs:  # parents first
-                p = PurePosixPath(d)
-                parent = lib.ntfs_pathname_to_inode(vol, None, str(p.parent).encode())
-                if not parent:
-                    raise OSError(ctypes.get_errno(), f"no NTFS parent for {d}")
-                uname = ctypes.c_void_p()
-                n = lib.ntfs_mbstoucs(p.name.encode("utf-8"), ctypes.byref(uname))
-                if n <= 0:
-                    raise OSError(ctypes.get_errno(), f"cannot convert {p.name!r}")
-                ni = lib.ntfs_create(parent, 0, uname, n, self.S_IFDIR)
-                if not ni:
-                    raise OSError(ctypes.get_errno(), f"ntfs_create({d}) failed")
-                lib.ntfs_inode_close(ni)
-                lib.ntfs_inode_close(parent)
-        finally:
-            if lib.ntfs_umount(vol, 0) != 0:
-                raise OSError(ctypes.get_errno(), f"ntfs_umount({image}) failed")
+    with Volume(image) as volume:
+        for d in dirs:
+            volume.mkdir(d)
 
 
 def make_ntfs(out: Path, size: int, label: str, files: list[FileSpec]) -> Volume:
@@ -332,7 +297,7 @@ def make_ntfs(out: Path, size: int, label: str, files: list[FileSpec]) -> Volume
     blank(out, size)
     run(["mkntfs", "-q", "-F", "-Q", "-T", "-s", "512", "-c", "4096", "-p", "0", "-H", "0", "-S", "0",
          "-L", label, out])
-    LibNtfs().mkdirs(out, directories(files))
+    ntfs_mkdirs(out, directories(files))
     with tempfile.TemporaryDirectory() as tmp:
         for n, f in enumerate(files):
             src = Path(tmp) / f"f{n}"
