@@ -129,6 +129,8 @@ def test_resume_takes_only_the_options_that_may_change(tmp_path: Path) -> None:
     proc = triage("scan", "--resume", str(out), "--pdq-threshold", "3")
     assert proc.returncode == 2
     assert "--pdq-threshold" in one_line_error(proc)
+    proc = triage("scan", "--resume", str(out), "--no-orphans")  # named as typed
+    assert "remove --no-orphans" in one_line_error(proc)
 
 
 def test_recorded_options_are_validated_on_resume(tmp_path: Path) -> None:

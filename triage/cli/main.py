@@ -238,11 +238,18 @@ def _given(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
 
+def _typed(ctx: typer.Context, p: Any) -> str:
+    """The flag as the user typed it (--no-orphans, not --orphans)."""
+    if p.param_type_name != "option" or not p.opts:
+        return "EVIDENCE"
+    off = getattr(p, "secondary_opts", None)
+    return off[0] if off and ctx.params.get(p.name) is False else p.opts[0]
+
+
 def _refuse_with_resume(ctx: typer.Context) -> None:
     """--resume with --hashset (say) would be silently ignored and yet appear in the recorded
     command: refuse it, naming the options, so what is recorded is what ran."""
-    extra = [(p.opts[0] if p.opts and p.param_type_name == "option" else "EVIDENCE")
-             for p in ctx.command.params
+    extra = [_typed(ctx, p) for p in ctx.command.params
              if p.name not in RESUME_ALLOWS and p.name is not None and _given(ctx, p.name)]
     if extra:
         raise UsageError(f"--resume DIR takes the evidence, hash sets and options from "
