@@ -177,6 +177,7 @@ def scanned(videos, tmp_path_factory) -> tuple[Path, dict[str, dict], dict[str, 
     elapsed = time.monotonic() - start
     assert elapsed < 60
     assert outcome.summary["complete"] is True
+    assert not (out / ".vpdq-index").exists()  # the text set's compiled index, removed
     records = {r["path"].rsplit("/", 1)[-1]: r for r in
                map(json.loads, (out / "files.jsonl").read_text().splitlines())}
     side = {json.loads(line)["path"].rsplit("/", 1)[-1]: json.loads(line)["frames"]

@@ -210,7 +210,7 @@ def test_pdq_rows_dedupe_spilled_is_the_in_memory_unique(tmp_path):
     none, through a dedupe store whose tiny budget makes it spill and re-partition: the
     section equals the old in-memory result (``np.unique`` over hash + category id) and its
     reference multi-index; header counts and distinct hashes by the test's own count."""
-    from triage.hashsets.loader import _meta
+    from triage.hashsets.loader import index_meta
     from triage.hashsets.pdqsection import PdqRows
     from triage.matching.categories import KNOWN_BAD
 
@@ -234,7 +234,7 @@ def test_pdq_rows_dedupe_spilled_is_the_in_memory_unique(tmp_path):
     want_hashes, want_ids = hashes[first], ids[first]
     assert rows.rows.spilled  # the tiny budget sent the rows to run files
     path = tmp_path / "p.tdb"
-    meta = _meta("p", KNOWN_BAD, None, [])
+    meta = index_meta("p", KNOWN_BAD, None, [])
     header = tdb.write_index(path, store.finish(), meta, rows, None)
     rows.close()
     store.close()

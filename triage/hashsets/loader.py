@@ -39,7 +39,7 @@ from triage.hashsets.store import EntryStore
 from triage.hashsets.vpdqsection import VpdqRows
 from triage.perceptual.index import PdqSet
 from triage.perceptual.sets import PdqCollector
-from triage.perceptual.vsets import iter_vpdq_set, looks_vpdq, parse_spec
+from triage.perceptual.vsets import VpdqSet, iter_vpdq_set, looks_vpdq, parse_spec
 
 # Raw sources whose rows exceed this stay in a temporary mapped index, not in process memory
 # (scan workers then share the page cache instead of each holding a pickled copy).
@@ -127,7 +127,7 @@ def load_hashset(
         handle, temp = tempfile.mkstemp(prefix="triage-set-", suffix=".tdb", dir=os.environ.get("TRIAGE_TMPDIR"))
         os.close(handle)
         try:
-            tdb.write_index(Path(temp), finished, _meta(common["name"], common["kind"], chosen, [source]))
+            tdb.write_index(Path(temp), finished, index_meta(common["name"], common["kind"], chosen, [source]))
             hs = tdb.open_index(temp)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
@@ -209,7 +209,7 @@ def import_hashsets(
         finished = store.finish()
         chosen = chosen or _guess(infos, store)
         resolved = kind or (kinds.pop() if len(kinds) == 1 else KNOWN_BAD)
-        meta = _meta(name or target.stem, resolved, chosen, infos)
+        meta = index_meta(name or target.stem, resolved, chosen, infos)
         return tdb.write_index(target, finished, meta, pdq, vpdq)
     finally:
         store.close()
@@ -239,10 +239,15 @@ def _pdq_only(file: Path, head: bytes) -> bool:
 
 def _pdq_source(file: Path, pdq: PdqRows, lenient: bool) -> dict[str, Any]:
     """A source of PDQ hashes only: its ``sources`` entry (no exact records)."""
-    loaded = _pdq_pass(file, pdq, lenient)
-    return {"path": os.fspath(file), "name": file.name, "format": loaded["pdq_format"],
-            "sha256": loaded.pop("pdq_sha256"), "bytes": file.stat().st_size, "records": 0,
-            "skipped": 0, "dropped_empty": 0, **loaded}
+    return pdq_info(file, file.name, _pdq_pass(file, pdq, lenient))
+
+
+def pdq_info(file: Path, name: str, found: dict[str, Any]) -> dict[str, Any]:
+    """The ``sources`` entry of a PDQ-only source (``found``: ``PdqRows.found``)."""
+    found = dict(found)
+    return {"path": os.fspath(file), "name": name, "format": found["pdq_format"],
+            "sha256": found.pop("pdq_sha256"), "bytes": file.stat().st_size, "records": 0,
+            "skipped": 0, "dropped_empty": 0, **found}
 
 
 def _vpdq_source(path: str, category: str | None, vpdq: VpdqRows, lenient: bool
@@ -252,7 +257,11 @@ def _vpdq_source(path: str, category: str | None, vpdq: VpdqRows, lenient: bool
     loaded, videos = iter_vpdq_set(path, lenient=lenient)
     if category:
         loaded.category = category
-    found = vpdq.add_set(loaded, videos)
+    return vpdq_info(path, loaded, vpdq.add_set(loaded, videos))
+
+
+def vpdq_info(path: str, loaded: VpdqSet, found: dict[str, Any]) -> dict[str, Any]:
+    """The ``sources`` entry of a vPDQ file or folder (``found``: ``VpdqRows.add_set``)."""
     where = Path(path)
     files = [where] if where.is_file() else [f for f in where.iterdir() if f.is_file()
                                               and not f.name.startswith(".")]
@@ -272,7 +281,9 @@ def _guess(infos: list[dict[str, Any]], store: EntryStore) -> Profile | None:
     return guess_profile(regions, store.categories)
 
 
-def _meta(name: str, kind: str, profile: Profile | None, sources: list[dict[str, Any]]) -> dict[str, Any]:
+def index_meta(name: str, kind: str, profile: Profile | None, sources: list[dict[str, Any]]
+               ) -> dict[str, Any]:
+    """A ``.tdb`` header's description of the index (``tdb.write_index`` adds the sections)."""
     return {
         "name": name,
         "kind": kind,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import codecs
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -101,20 +101,38 @@ class PdqRows:
         self.rows = EntryStore(tmpdir=tmpdir)
 
     def add_source(self, file: Path, lenient: bool) -> dict[str, Any]:
-        """Load one PDQ-only source; returns what its ``sources`` entry records."""
-        return self.add_set(load_pdq_set(file, lenient=lenient))
+        """Load one PDQ-only source, its hashes streamed in as parsed; returns what its
+        ``sources`` entry records."""
+        return self.found(load_pdq_set(file, lenient=lenient, sink=self.feed()))
 
     def add_set(self, loaded: PdqSet) -> dict[str, Any]:
         """Add a source's PDQ hashes (already parsed, e.g. by the exact parser's pass)."""
-        ids = np.array([self.store.category_id(label) for label in loaded.labels], np.uint16)
-        rows = np.zeros((len(loaded.hashes), 36), np.uint8)
-        rows[:, :32] = loaded.hashes.reshape(-1, 32)
-        rows[:, 32:34] = ids[loaded.codes].astype(">u2").view(np.uint8).reshape(-1, 2)
-        # memcmp order of hash then category id (big-endian): the order of the section
-        self.rows.add(self.ALGORITHM, rows.view("S36").ravel(), 0)
+        self.feed()(loaded.hashes, loaded.codes, loaded.labels)
+        return self.found(loaded)
+
+    @staticmethod
+    def found(loaded: PdqSet) -> dict[str, Any]:
+        """What a source's ``sources`` entry records of its PDQ hashes."""
         return {"pdq_format": loaded.format, "pdq_hashes": loaded.entries,
                 "pdq_skipped": loaded.skipped, "pdq_dropped": loaded.dropped,
                 "pdq_sha256": loaded.sha256}
+
+    def feed(self) -> Callable[[np.ndarray, np.ndarray, list[str | None]], None]:
+        """A sink for one source's parsed blocks (``PdqCollector``): ``(hashes, codes,
+        labels)``, ``labels[codes[i]]`` the category. Labels get category ids in their order
+        as they appear, so a streamed source gets the ids ``add_set`` would give it."""
+        ids: list[int] = []
+
+        def add(hashes: np.ndarray, codes: np.ndarray, labels: list[str | None]) -> None:
+            ids.extend(self.store.category_id(label) for label in labels[len(ids):])
+            rows = np.zeros((len(hashes), 36), np.uint8)
+            rows[:, :32] = hashes.reshape(-1, 32)
+            rows[:, 32:34] = (np.array(ids, np.uint16)[codes].astype(">u2").view(np.uint8)
+                              .reshape(-1, 2))
+            # memcmp order of hash then category id (big-endian): the order of the section
+            self.rows.add(self.ALGORITHM, rows.view("S36").ravel(), 0)
+
+        return add
 
     def __len__(self) -> int:
         return self.rows.rows_added.get(self.ALGORITHM, 0)

@@ -120,9 +120,13 @@ class VideoTable:
     reads (name, set, category, frames), made on demand (100k videos cost no start-up)."""
 
     def __init__(self, set_name: str, labels: list[str | None], cats: np.ndarray,
-                 frames: np.ndarray, offsets: np.ndarray, names: np.ndarray) -> None:
+                 frames: np.ndarray, offsets: np.ndarray, names: np.ndarray,
+                 by_source: list[tuple[str, int]] | None = None) -> None:
         self.set_name, self.labels, self.cats, self.frames = set_name, labels, cats, frames
         self.offsets, self.names = offsets, names
+        # (name, videos) per source in order: each video named by its own source's set
+        self.sources = [name for name, _ in by_source or ()]
+        self.ends = np.cumsum([n for _, n in by_source or ()], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.cats)
@@ -131,8 +135,10 @@ class VideoTable:
         if not 0 <= i < len(self.cats):
             raise IndexError(i)
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        where = int(np.searchsorted(self.ends, i, "right")) if self.sources else 0
         return {"name": bytes(self.names[a:b]).decode("utf-8", "surrogateescape"),
-                "set": self.set_name, "category": self.labels[int(self.cats[i])],
+                "set": self.sources[where] if self.sources else self.set_name,
+                "category": self.labels[int(self.cats[i])],
                 "frames": int(self.frames[i])}
 
 
@@ -178,8 +184,11 @@ def describe_vpdq(path: str | os.PathLike[str], header: dict[str, Any] | None = 
                    int(spec["videos"]), int(spec["rows"]), dict(spec.get("counts") or {}))
 
 
-def open_vpdq(path: str | os.PathLike[str]) -> VpdqIndex:
-    """Map an index's vPDQ section as a ``VpdqIndex`` (read-only; pages read on demand)."""
+def open_vpdq(path: str | os.PathLike[str], by_source: bool = False) -> VpdqIndex:
+    """Map an index's vPDQ section as a ``VpdqIndex`` (read-only; pages read on demand).
+    ``by_source``: a video's set is the name of the source it came from (``sources`` entries
+    with ``vpdq_videos``, in order), not the index's: a scan's compiled ``--vpdq-set`` text
+    sets (``perceptual.sources.compile_vpdq``) keep their own names."""
     file = Path(path)
     header, limit, _ = tdb.read_header(file)
     describe_vpdq(file, header)
@@ -195,8 +204,12 @@ def open_vpdq(path: str | os.PathLike[str]) -> VpdqIndex:
         meta = np.broadcast_to(np.uint32(0), (n,))  # one set, one code: the video says which
         pdq = PdqIndex(a["words"].reshape(n, 4), meta, a["ids"], a["offsets"], bits,
                        [{"name": "vpdq", "labels": [None]}])
+        sources = [(str(s["name"]), int(s["vpdq_videos"])) for s in header["sources"]
+                   if s.get("vpdq_videos")] if by_source else None
+        if sources is not None and sum(k for _, k in sources) != videos:
+            raise ValueError("sources disagree with the videos")
         table = VideoTable(str(header["name"]), list(header["categories"]), a["categories"],
-                           a["frames"], a["name_offsets"], a["names"])
+                           a["frames"], a["name_offsets"], a["names"], sources)
         return VpdqIndex(pdq, a["video"], a["times"], table)  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError) as exc:
         raise HashSetError(f"index {file}: damaged vPDQ section ({exc})") from None

@@ -96,7 +96,7 @@ class PdqWorker:
             indexes += [open_pdq(f) for f in options.index_files]
             index = PdqIndexGroup(indexes)
         video = options.vpdq
-        frames = [VpdqIndex.open(video.index_dir)] if video and video.index_dir else []
+        frames = [open_vpdq(video.sets_file, by_source=True)] if video and video.sets_file else []
         frames += [open_vpdq(f) for f in (video.index_files if video else ())]
         return cls(options, index, frames)
 

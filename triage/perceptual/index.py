@@ -60,10 +60,13 @@ class PdqSet:
     labels: list[str | None] = field(default_factory=lambda: [None])
     skipped: int = 0  # malformed lines skipped under lenient
     dropped: int = 0  # all-zero hashes, or rows whose quality is under MIN_QUALITY
+    streamed: int | None = None  # hashes handed to ``sink`` as parsed (``hashes`` stays empty)
+    # where they went (``hashsets.pdqsection.PdqRows``): a scan compiles it to a .tdb
+    sink: Any = field(default=None, compare=False, repr=False)
 
     @property
     def entries(self) -> int:
-        return int(len(self.hashes))
+        return int(len(self.hashes)) if self.streamed is None else self.streamed
 
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "path": self.path, "kind": "known-bad",

@@ -26,6 +26,7 @@ import hashlib
 import io
 import os
 import re
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -45,15 +46,23 @@ from triage.perceptual.index import MIN_QUALITY, PdqSet
 
 _HEX64 = re.compile(rb"[0-9a-fA-F]{64}")
 _SPLIT = re.compile(rb"[\s,;|]+")
+_BLOCK = 16 << 20  # bytes of a plain list decoded at a time (read at call time)
 
 
 class PdqCollector:
     """The PDQ hashes of one source, collected with one set of rules: by ``load_pdq_set`` for a
     PDQ set, and by the exact hash-set parsers themselves (``HashSetBuilder.pdq``) while they
-    read the same file, so a VICS/CSV source with a PDQ column is parsed once for both."""
+    read the same file, so a VICS/CSV source with a PDQ column is parsed once for both.
 
-    def __init__(self, path: str, lenient: bool) -> None:
-        self.path, self.lenient = path, lenient
+    ``sink`` (a callable taking hashes, codes and the labels so far, e.g. ``PdqRows.feed()``):
+    each block goes there as it is parsed instead of being kept, so a source of any size costs
+    a block of memory (a scan's ``--pdq-set``, ``hashset import --format pdq``)."""
+
+    def __init__(self, path: str, lenient: bool,
+                 sink: Callable[[np.ndarray, np.ndarray, list[str | None]], None] | None = None
+                 ) -> None:
+        self.path, self.lenient, self.sink = path, lenient, sink
+        self.streamed = 0  # hashes handed to the sink
         self.blocks: list[np.ndarray] = []
         self.code_blocks: list[np.ndarray] = []
         self.pending: list[bytes] = []
@@ -115,17 +124,33 @@ class PdqCollector:
 
     def add_block(self, hashes: np.ndarray, code: int = 0) -> None:
         self.flush()
-        self.blocks.append(hashes)
-        self.code_blocks.append(np.full(len(hashes), code, np.uint16))
+        self._keep(hashes, np.full(len(hashes), code, np.uint16))
 
     def flush(self) -> None:
         if self.pending:
-            self.blocks.append(np.frombuffer(b"".join(self.pending), np.uint8).reshape(-1, 32))
-            self.code_blocks.append(np.array(self.pending_codes, np.uint16))
+            self._keep(np.frombuffer(b"".join(self.pending), np.uint8).reshape(-1, 32),
+                       np.array(self.pending_codes, np.uint16))
             self.pending, self.pending_codes = [], []
+
+    def _keep(self, hashes: np.ndarray, codes: np.ndarray) -> None:
+        if self.sink is None:
+            self.blocks.append(hashes)
+            self.code_blocks.append(codes)
+            return
+        zero = ~hashes.any(axis=1)  # as ``result`` drops them from the whole set
+        if zero.any():
+            self.dropped += int(zero.sum())
+            hashes, codes = hashes[~zero], codes[~zero]
+        self.sink(hashes, codes, self.labels)
+        self.streamed += len(hashes)
 
     def result(self, name: str, fmt: str, sha256: str) -> PdqSet:
         self.flush()
+        if self.sink is not None:  # every label reaches the sink, as a whole set would give
+            self.sink(np.zeros((0, 32), np.uint8), np.zeros(0, np.uint16), self.labels)
+            return PdqSet(name, self.path, fmt, sha256, np.zeros((0, 32), np.uint8),
+                          np.zeros(0, np.uint16), self.labels, self.skipped, self.dropped,
+                          streamed=self.streamed)
         hashes = np.concatenate(self.blocks) if self.blocks else np.zeros((0, 32), np.uint8)
         codes = np.concatenate(self.code_blocks) if self.code_blocks else np.zeros(0, np.uint16)
         zero = ~hashes.any(axis=1)
@@ -172,9 +197,12 @@ def sniff(head: bytes) -> tuple[str, str]:
 
 
 def load_pdq_set(path: str | os.PathLike[str], lenient: bool = False,
-                 name: str | None = None) -> PdqSet:
+                 name: str | None = None,
+                 sink: Callable[[np.ndarray, np.ndarray, list[str | None]], None] | None = None
+                 ) -> PdqSet:
     """Parse one PDQ set (format sniffed). Malformed entries raise ``HashSetError`` naming the
-    line, or are skipped and counted when ``lenient``."""
+    line, or are skipped and counted when ``lenient``. With ``sink`` the hashes go there as
+    they are parsed (``PdqCollector``) and the set comes back with ``streamed`` counted."""
     p = str(path)
     try:
         fh = open(p, "rb")
@@ -185,7 +213,7 @@ def load_pdq_set(path: str | os.PathLike[str], lenient: bool = False,
         fh.seek(0)
         fmt, encoding = sniff(head)
         reader = _HashingReader(fh)
-        builder = PdqCollector(p, lenient)
+        builder = PdqCollector(p, lenient, sink)
         try:
             if fmt == "vics":
                 _load_vics(builder, io.BufferedReader(reader, 1 << 20), encoding, head)
@@ -210,7 +238,7 @@ def _load_list(builder: PdqCollector, fh: BinaryIO) -> None:
     line_no = 0
     rest = b""
     while True:
-        block = fh.read(16 << 20)
+        block = fh.read(_BLOCK)
         data = rest + block
         if not block:
             rest = b""

@@ -12,18 +12,21 @@ pass (``load_hashset(pdq=True)`` -> ``hs.pdq_set``, same rules as ``perceptual.s
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from triage.matching.categories import KNOWN_BAD
-from triage.errors import UsageError
+from triage.errors import HashSetError, OutputError, UsageError
 from triage.hashsets import tdb
-from triage.hashsets.pdqsection import TdbPdq, carries_pdq, describe_tdb
-from triage.hashsets.vpdqsection import TdbVpdq, describe_vpdq
-from triage.perceptual.index import PdqSet
+from triage.hashsets.loader import index_meta, pdq_info, vpdq_info
+from triage.hashsets.pdqsection import PdqRows, TdbPdq, carries_pdq, describe_tdb
+from triage.hashsets.store import EntryStore
+from triage.hashsets.vpdqsection import TdbVpdq, VpdqRows, describe_vpdq
+from triage.perceptual.index import PdqSet, index_bits
 from triage.perceptual.sets import load_pdq_set
-from triage.perceptual.vsets import VpdqSet, absolute_spec, load_vpdq_set, parse_spec
+from triage.perceptual.vsets import VpdqSet, absolute_spec, iter_vpdq_set, parse_spec
 
 PdqSource = PdqSet | TdbPdq
 VpdqSource = VpdqSet | TdbVpdq
@@ -45,6 +48,16 @@ def load_pdq_sources(paths: Iterable[str], hashsets: Sequence[Any],
     checked on a thread when ``verify`` (True, or a callable for failures: ``tdb.Verification``);
     those of ``hashsets`` are checked as hash sets."""
     sources: list[PdqSource] = []
+    try:
+        _pdq_sources(sources, paths, hashsets, lenient, verify)
+    except BaseException:
+        close_text_sets(sources)
+        raise
+    return sources
+
+
+def _pdq_sources(sources: list[PdqSource], paths: Iterable[str], hashsets: Sequence[Any],
+                 lenient: bool, verify: Any) -> None:
     for path in paths:
         if _is_index(path):
             found = describe_tdb(path)
@@ -53,7 +66,7 @@ def load_pdq_sources(paths: Iterable[str], hashsets: Sequence[Any],
                 found.verification = tdb.Verification(path, None if verify is True else verify)
             sources.append(found)
         else:
-            sources.append(load_pdq_set(path, lenient=lenient))
+            sources.append(_streamed_pdq(path, lenient))
     seen = {os.path.realpath(s.path) for s in sources}
     for hs in hashsets:
         if hs.kind != KNOWN_BAD:
@@ -66,11 +79,18 @@ def load_pdq_sources(paths: Iterable[str], hashsets: Sequence[Any],
             if loaded is None:  # loaded without pdq=True (an API caller): read it now
                 if not carries_pdq(Path(hs.path), hs.format):
                     continue
-                loaded = load_pdq_set(hs.path, lenient=lenient)
+                loaded = _streamed_pdq(hs.path, lenient)
+            else:  # collected by the exact parser's pass: into temporary files too
+                rows = _pdq_rows()
+                rows.add_set(loaded)
+                loaded.streamed, loaded.sink = loaded.entries, rows
+                loaded.hashes, loaded.codes = loaded.hashes[:0], loaded.codes[:0]
             loaded.name = hs.name
             seen.add(path)
             if loaded.entries or loaded.skipped:
                 sources.append(loaded)
+            else:
+                close_text_sets([loaded])
             continue
         if not hs.index_file or not (hs.header or {}).get("pdq"):
             continue
@@ -80,7 +100,32 @@ def load_pdq_sources(paths: Iterable[str], hashsets: Sequence[Any],
         if found is not None:
             sources.append(found)
             seen.add(os.path.realpath(hs.index_file))
-    return sources
+
+
+def _pdq_rows() -> PdqRows:
+    """Where a text PDQ set's hashes go as parsed: an external sort's run files in
+    ``$TRIAGE_TMPDIR`` or the system temp folder (the output folder does not exist yet),
+    removed by ``close_text_sets``, or when the set is dropped, or at exit."""
+    rows = PdqRows(EntryStore(tmpdir=_scratch()), _scratch())
+    weakref.finalize(rows, rows.rows.close)  # the run folder, even if the scan never starts
+    return rows
+
+
+def _scratch() -> str | None:
+    """Where text sets are parsed to before the output folder exists (as raw exact sets)."""
+    return os.environ.get("TRIAGE_TMPDIR") or None
+
+
+def _streamed_pdq(path: str, lenient: bool) -> PdqSet:
+    """A text PDQ set parsed straight into a ``PdqRows`` (memory: a block, not the set)."""
+    rows = _pdq_rows()
+    try:
+        loaded = load_pdq_set(path, lenient=lenient, sink=rows.feed())
+    except BaseException:
+        rows.close()
+        raise
+    loaded.sink = rows
+    return loaded
 
 
 def load_vpdq_sources(specs: Iterable[str], hashsets: Sequence[Any], lenient: bool = False,
@@ -91,6 +136,17 @@ def load_vpdq_sources(specs: Iterable[str], hashsets: Sequence[Any], lenient: bo
     sources and, per source, the spec ``--resume`` gives again."""
     sources: list[VpdqSource] = []
     given: list[str] = []
+    try:
+        _vpdq_sources(sources, given, specs, hashsets, lenient, verify)
+    except BaseException:
+        close_text_sets(sources)
+        raise
+    return sources, given
+
+
+def _vpdq_sources(sources: list[VpdqSource], given: list[str], specs: Iterable[str],
+                  hashsets: Sequence[Any], lenient: bool, verify: Any) -> None:
+    rows: VpdqRows | None = None  # every text set's videos, in order: one index
     for spec in specs:
         path, _ = parse_spec(spec)
         if _is_index(path):
@@ -101,7 +157,12 @@ def load_vpdq_sources(specs: Iterable[str], hashsets: Sequence[Any], lenient: bo
             sources.append(found)
             given.append(os.path.abspath(path))
         else:
-            sources.append(load_vpdq_set(spec, lenient))
+            # frames straight to temporary files (anonymous: nothing is left behind)
+            rows = rows or VpdqRows(EntryStore(), _scratch())
+            loaded, videos = iter_vpdq_set(spec, lenient)
+            loaded.sink = rows
+            sources.append(loaded)
+            loaded.streamed = rows.add_set(loaded, videos)
             given.append(absolute_spec(spec))
     seen = {os.path.realpath(s.path) for s in sources if isinstance(s, TdbVpdq)}
     for hs in hashsets:
@@ -115,7 +176,80 @@ def load_vpdq_sources(specs: Iterable[str], hashsets: Sequence[Any], lenient: bo
             sources.append(found)
             given.append(os.path.abspath(hs.index_file))
             seen.add(os.path.realpath(hs.index_file))
-    return sources, given
+
+
+def compile_pdq(sources: Sequence[PdqSource], folder: Path) -> tuple[str, ...]:
+    """Each text PDQ set (parsed into its ``PdqRows``) written to ``folder`` as a ``.tdb``
+    by ``hashset import``'s own section writer, in order; returns their absolute paths for
+    the workers to map (``PdqOptions.index_files``), before the ``.tdb`` sets'. One index a
+    set: a match names its set and category, as ever. Memory stays bounded
+    (``pdqsection.write_multi_index``); the build's temporary files go in ``folder``."""
+    files: list[str] = []
+    for s in sources:
+        rows = s.sink if isinstance(s, PdqSet) else None
+        if rows is None:
+            continue
+        try:
+            if len(rows):  # an empty set matches nothing: no index
+                path = folder / f"set{len(files)}.tdb"
+                info = pdq_info(_present(s.path), s.name, rows.found(s))
+                _write(path, len(rows), rows, index_meta(s.name, KNOWN_BAD, None, [info]),
+                       pdq=rows)
+                files.append(os.path.abspath(path))
+        finally:
+            close_text_sets([s])
+    return tuple(files)
+
+
+def compile_vpdq(sources: Sequence[VpdqSource], folder: Path) -> str | None:
+    """Every text vPDQ set's videos (read into one ``VpdqRows``, in order) written to
+    ``folder`` as one ``.tdb`` by ``hashset import``'s own section writer; returns its
+    absolute path (``VpdqOptions.sets_file``: mapped with each video named by its own set,
+    ``vpdqsection.open_vpdq(by_source=True)``), or None without text sets. Rows, video
+    numbers and so every match are those of one in-memory ``VpdqIndex`` of the same sets."""
+    text = [s for s in sources if isinstance(s, VpdqSet) and s.sink is not None]
+    if not text:
+        return None
+    rows = text[0].sink
+    path = folder / "sets.tdb"
+    try:
+        infos = [{**vpdq_info(str(_present(s.path)), s, s.streamed or {}), "name": s.name}
+                 for s in text]
+        _write(path, rows.rows, rows, index_meta("vpdq-sets", KNOWN_BAD, None, infos),
+               vpdq=rows)
+    finally:
+        close_text_sets(text)
+    return os.path.abspath(path)
+
+
+def _present(path: str) -> Path:
+    """A parsed set's path, still there (its size goes in the compiled index's header)."""
+    if not os.path.exists(path):
+        raise HashSetError(f"hash set {path}: removed while the scan was starting")
+    return Path(path)
+
+
+def _write(path: Path, n: int, rows: PdqRows | VpdqRows, meta: dict[str, Any],
+           pdq: PdqRows | None = None, vpdq: VpdqRows | None = None) -> None:
+    """``tdb.write_index`` into the run's output folder (its build's temporary files too);
+    failing to write there is an output error (exit 5), as for any other output."""
+    index_bits(n)  # more hashes than one index can number: the set's fault (exit 2)
+    try:
+        path.parent.mkdir(exist_ok=True)
+        rows.tmpdir = path.parent
+        tdb.write_index(path, rows.store.finish(), meta, pdq, vpdq)
+    except (OSError, HashSetError) as exc:
+        raise OutputError(f"cannot write the compiled text sets in {path.parent}: {exc}"
+                          ) from None
+
+
+def close_text_sets(sources: Iterable[Any]) -> None:
+    """Let the text sets' temporary files go (compiled, or the scan is not starting)."""
+    for s in sources:
+        rows = getattr(s, "sink", None)
+        if rows is not None:
+            rows.close()
+            s.sink = None
 
 
 def in_place_files(sources: Iterable[PdqSource]) -> tuple[str, ...]:

@@ -73,7 +73,9 @@ class VpdqOptions:
     max_frames: int = MAX_FRAMES
     query_pct: float = QUERY_PCT
     target_pct: float = TARGET_PCT
-    index_dir: str | None = None  # the frame index of the --vpdq-set videos; None: no sets
+    # the --vpdq-set text sets compiled at start-up (``sources.compile_vpdq``): a .tdb whose
+    # videos keep their own set's name; None: no text sets
+    sets_file: str | None = None
     index_files: tuple[str, ...] = ()  # .tdb files whose vPDQ section is searched in place
 
 

@@ -53,11 +53,18 @@ class VpdqSet:
     sha256: str  # over the files' names and bytes, in order
     videos: list[VpdqVideo] = field(default_factory=list)
     skipped: int = 0  # malformed lines skipped under --lenient
+    # videos streamed to ``sink`` as read (``videos`` stays empty): what it counted of them,
+    # ``vpdq_videos``, ``vpdq_frames``, ``vpdq_lines`` (``hashsets.vpdqsection.VpdqRows``)
+    streamed: dict[str, int] | None = None
+    sink: Any = field(default=None, compare=False, repr=False)  # a scan compiles it to a .tdb
 
     def summary(self) -> dict[str, Any]:
+        counted = self.streamed
         return {"name": self.name, "path": self.path, "kind": "known-bad", "format": "vpdq",
-                "sha256": self.sha256, "videos": len(self.videos),
-                "frames": int(sum(len(v.hashes) for v in self.videos)),
+                "sha256": self.sha256,
+                "videos": len(self.videos) if counted is None else counted["vpdq_videos"],
+                "frames": int(sum(len(v.hashes) for v in self.videos)) if counted is None
+                else counted["vpdq_frames"],
                 "category": self.category, "algorithms": ["vpdq"],
                 "skipped_lines": self.skipped}
 

@@ -34,11 +34,9 @@ from triage.run.journal import JOURNAL, Journal, dir_key, replay, truncate
 from triage.content.census import census_summary
 from triage.matching.exact import HashIndex
 from triage.perceptual.compute import PdqOptions
-from triage.perceptual.index import PdqIndex, PdqSet
-from triage.perceptual.sources import (check_pdq_only, in_place_files, load_pdq_sources,
-                                       load_vpdq_sources)
+from triage.perceptual.sources import (check_pdq_only, compile_pdq, compile_vpdq,
+                                       in_place_files, load_pdq_sources, load_vpdq_sources)
 from triage.perceptual.video import VpdqOptions, trim_side_file
-from triage.perceptual.vsets import VpdqIndex, VpdqSet
 from triage.run.pool import WorkerPool
 from triage.records import ALGORITHMS, SCHEMA_VERSION, record_path, utc_now
 from triage.run.outdir import RENDERING, FolderLock, claim, finish, remove_leftovers
@@ -436,25 +434,18 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
             (out / "vpdq.jsonl").write_bytes(b"")
         writer.side = Writer(out / "vpdq.jsonl")
     journal = Journal(out, append=config.resume)
-    pdq_index = None
-    raw_pdq = [s for s in pdq_sets if isinstance(s, PdqSet)]
-    if raw_pdq:  # compiled once, mapped read-only by every worker; removed at the end
-        pdq_index = out / ".pdq-index"
-        PdqIndex.build(raw_pdq).save(pdq_index)
-    in_place = in_place_files(pdq_sets)  # .tdb PDQ sections, mapped where they lie
-    vpdq_index = None
-    raw_vpdq = [s for s in vpdq_sets if isinstance(s, VpdqSet)]
-    if raw_vpdq:  # the set videos' frames, one index mapped by every worker, removed at the end
-        vpdq_index = out / ".vpdq-index"
-        VpdqIndex.build(raw_vpdq).save(vpdq_index)
+    # text sets, parsed into temporary files: compiled once into .tdb files (hashset import's
+    # writer), mapped read-only by every worker, removed at the end; text sets search first
+    pdq_index, vpdq_index = out / ".pdq-index", out / ".vpdq-index"
+    in_place = compile_pdq(pdq_sets, pdq_index) + in_place_files(pdq_sets)
     video = VpdqOptions(config.vpdq_interval, query_pct=config.vpdq_query_pct,
                         target_pct=config.vpdq_target_pct,
-                        index_dir=vpdq_index and str(vpdq_index),
+                        sets_file=compile_vpdq(vpdq_sets, vpdq_index),
                         index_files=in_place_files(vpdq_sets)) if vpdq_on else None
     init = WorkerInit(algorithms, sets, WalkOptions(config.include_orphans, config.max_orphans),
                       config.size_filter,
-                      pdq=PdqOptions(config.pdq_threshold, pdq_index and str(pdq_index),
-                                     in_place, video) if pdq_on else None,
+                      pdq=PdqOptions(config.pdq_threshold, None, in_place, video)
+                      if pdq_on else None,
                       file_timeout=config.file_timeout, read_timeout=config.read_timeout)
     pool.initialize(WorkerState, init)
     scan.abort = bad_index
@@ -479,10 +470,8 @@ def _run_scan(config: ScanConfig, progress: ProgressSink, pool: WorkerPool,
     writer.close()
     journal.close()
     block_section = _finish_block_scan(block_pass, out, failure is None and not interrupted)
-    if pdq_index is not None:
-        shutil.rmtree(pdq_index, ignore_errors=True)
-    if vpdq_index is not None:
-        shutil.rmtree(vpdq_index, ignore_errors=True)
+    shutil.rmtree(pdq_index, ignore_errors=True)
+    shutil.rmtree(vpdq_index, ignore_errors=True)
     if scan.spool is not None:
         scan.spool.close()
     total = scan.total()
