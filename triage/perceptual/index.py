@@ -10,9 +10,10 @@ all for t = 31), then verifies the full 256-bit distance of the few candidates. 
 the threshold is found - the search is exact, not approximate - and with 10M set hashes a query
 touches about 3k buckets and 3k candidates instead of 10M hashes.
 
-The index is a folder of ``.npy`` arrays the main process writes once and every worker maps
-read-only (``mmap``), so the operating system shares one copy between all workers; a compiled
-``.tdb`` carries the same arrays (``hashsets.pdqsection``). Both are built by one counting sort
+A compiled ``.tdb`` carries the index's arrays (``hashsets.pdqsection``; a scan compiles its
+text sets into one too, ``perceptual.sources.compile_pdq``), which every worker maps read-only
+(``mmap``), so the operating system shares one copy between all workers; ``PdqIndex.save``
+writes the same arrays as a folder of ``.npy`` files (``PdqOptions.index_dir``). Both are built by one counting sort
 by bucket key (``sort_pieces``) whose memory does not grow with the rows (a compiled index's
 words are read back from a temporary file). Imports nothing of triage but errors.
 """

@@ -9,8 +9,10 @@ regular file in it, sorted by name: one video each, named by the file's stem), w
 The frame index is the PDQ multi-index (``perceptual.index.PdqIndex``) over every usable frame
 of every set video (quality >= 50, repeated hashes of one video kept once: the reference
 library's ``quality_filter`` and ``dedupe``), plus, per row, the video it belongs to and its
-timestamp. Like the PDQ index it is a folder of ``.npy`` arrays the main process writes once
-and every worker maps read-only, so 100M frames cost the page cache, not each worker's memory.
+timestamp. A scan does not build it in memory: the videos are streamed (``iter_vpdq_set``) into
+temporary files and compiled into a ``.tdb`` vPDQ section (``perceptual.sources.compile_vpdq``)
+that every worker maps read-only, so 100M frames cost the page cache, not each worker's memory.
+``VpdqIndex.build``/``save``/``open`` remain for tests and benchmarks (the same layout).
 """
 
 from __future__ import annotations
