@@ -32,7 +32,7 @@ from triage.hashsets import tdb
 from triage.hashsets._base import HEAD_SIZE, Parser
 from triage.hashsets._builder import HashSetBuilder
 from triage.hashsets.model import HashSet
-from triage.hashsets.pdqsection import PDQ_FORMAT, PdqRows, pdq_only_csv
+from triage.hashsets.pdqsection import PDQ_FORMAT, PdqRows, pdq_only_csv, scratch_rows
 from triage.hashsets.profiles import Profile, guess_profile, load_profile
 from triage.hashsets.registry import FORMATS
 from triage.hashsets.store import EntryStore
@@ -80,7 +80,8 @@ def load_hashset(
     ``HashSetError`` naming file and line, or are skipped and counted when ``lenient``.
     ``verify`` (a scan) starts checking a ``.tdb``'s data on a thread (``hs.verification``);
     a callable is called from that thread if the check fails. ``pdq`` (a scan with ``--pdq``):
-    a raw source's PDQ column is collected in the same parse, as ``hs.pdq_set``.
+    a raw source's PDQ column is collected in the same parse, as ``hs.pdq_set`` (streamed to
+    temporary files: its ``sink``, a ``PdqRows``, which ``perceptual.sources`` compiles).
     """
     _check_kind(kind)
     file = Path(path)
@@ -104,11 +105,16 @@ def load_hashset(
             f"hash set {file} holds PDQ hashes only (a pdq column and no md5, sha1 or sha256): "
             "give it with --pdq-set for near matches, or compile it with triage hashset import")
     store = EntryStore()
-    collector = PdqCollector(os.fspath(file), lenient) if pdq else None
+    # the PDQ column goes to temporary files as it is read (``hs.pdq_set.sink``)
+    pdq_rows = scratch_rows() if pdq else None
+    collector = (PdqCollector(os.fspath(file), lenient, pdq_rows.feed())
+                 if pdq_rows is not None else None)
     try:
         parser, builder, source = _parse(file, head, format, lenient, store, collector)
         pdq_set = (_pdq_set(collector, parser.id, file, source["sha256"])
                    if collector is not None and collector.seen else None)
+        if pdq_set is not None:
+            pdq_set.sink, pdq_rows = pdq_rows, None
         finished = store.finish()
         chosen = load_profile(profile) if profile else _guess([source], store)
         common: dict[str, Any] = dict(
@@ -140,6 +146,8 @@ def load_hashset(
         return hs
     finally:
         store.close()
+        if pdq_rows is not None:  # none collected, or the parse failed
+            pdq_rows.close()
 
 
 def _remove(path: str) -> None:

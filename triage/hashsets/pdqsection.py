@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import os
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +108,10 @@ class PdqRows:
 
     def add_set(self, loaded: PdqSet) -> dict[str, Any]:
         """Add a source's PDQ hashes (already parsed, e.g. by the exact parser's pass)."""
-        self.feed()(loaded.hashes, loaded.codes, loaded.labels)
+        feed = self.feed()
+        feed(loaded.hashes[:0], loaded.codes[:0], loaded.labels)  # every label, in order
+        for i in range(0, len(loaded.hashes), _ROWS):  # rows made a slice at a time
+            feed(loaded.hashes[i:i + _ROWS], loaded.codes[i:i + _ROWS], loaded.labels)
         return self.found(loaded)
 
     @staticmethod
@@ -175,6 +179,16 @@ class PdqRows:
 
 
 _ROWS = 1 << 21  # rows of words a multi-index pass reads at a time (64 MiB)
+
+
+def scratch_rows() -> PdqRows:
+    """A ``PdqRows`` for a scan's text PDQ set, filled as it is parsed, before the output
+    folder exists: the run files go in ``$TRIAGE_TMPDIR`` or the system temp folder (as a raw
+    exact set's temporary index), removed by ``close``, when the rows are dropped, or at exit."""
+    where = os.environ.get("TRIAGE_TMPDIR") or None
+    rows = PdqRows(EntryStore(tmpdir=where), where)
+    weakref.finalize(rows, rows.rows.close)  # the run folder, even if the scan never starts
+    return rows
 
 
 def write_multi_index(out: Any, chunks: Any, n: int, tmpdir: str | os.PathLike[str] | None

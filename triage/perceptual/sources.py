@@ -12,7 +12,6 @@ pass (``load_hashset(pdq=True)`` -> ``hs.pdq_set``, same rules as ``perceptual.s
 from __future__ import annotations
 
 import os
-import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,8 @@ from triage.matching.categories import KNOWN_BAD
 from triage.errors import HashSetError, OutputError, UsageError
 from triage.hashsets import tdb
 from triage.hashsets.loader import index_meta, pdq_info, vpdq_info
-from triage.hashsets.pdqsection import PdqRows, TdbPdq, carries_pdq, describe_tdb
+from triage.hashsets.pdqsection import (PdqRows, TdbPdq, carries_pdq, describe_tdb,
+                                        scratch_rows)
 from triage.hashsets.store import EntryStore
 from triage.hashsets.vpdqsection import TdbVpdq, VpdqRows, describe_vpdq
 from triage.perceptual.index import PdqSet, index_bits
@@ -75,13 +75,14 @@ def _pdq_sources(sources: list[PdqSource], paths: Iterable[str], hashsets: Seque
             path = os.path.realpath(hs.path)
             loaded, hs.pdq_set = hs.pdq_set, None  # workers need not receive it
             if path in seen:
+                close_text_sets([loaded])
                 continue
             if loaded is None:  # loaded without pdq=True (an API caller): read it now
                 if not carries_pdq(Path(hs.path), hs.format):
                     continue
                 loaded = _streamed_pdq(hs.path, lenient)
-            else:  # collected by the exact parser's pass: into temporary files too
-                rows = _pdq_rows()
+            elif loaded.sink is None:  # collected in arrays (an API caller): to temporary files
+                rows = scratch_rows()
                 rows.add_set(loaded)
                 loaded.streamed, loaded.sink = loaded.entries, rows
                 loaded.hashes, loaded.codes = loaded.hashes[:0], loaded.codes[:0]
@@ -102,23 +103,9 @@ def _pdq_sources(sources: list[PdqSource], paths: Iterable[str], hashsets: Seque
             seen.add(os.path.realpath(hs.index_file))
 
 
-def _pdq_rows() -> PdqRows:
-    """Where a text PDQ set's hashes go as parsed: an external sort's run files in
-    ``$TRIAGE_TMPDIR`` or the system temp folder (the output folder does not exist yet),
-    removed by ``close_text_sets``, or when the set is dropped, or at exit."""
-    rows = PdqRows(EntryStore(tmpdir=_scratch()), _scratch())
-    weakref.finalize(rows, rows.rows.close)  # the run folder, even if the scan never starts
-    return rows
-
-
-def _scratch() -> str | None:
-    """Where text sets are parsed to before the output folder exists (as raw exact sets)."""
-    return os.environ.get("TRIAGE_TMPDIR") or None
-
-
 def _streamed_pdq(path: str, lenient: bool) -> PdqSet:
     """A text PDQ set parsed straight into a ``PdqRows`` (memory: a block, not the set)."""
-    rows = _pdq_rows()
+    rows = scratch_rows()
     try:
         loaded = load_pdq_set(path, lenient=lenient, sink=rows.feed())
     except BaseException:
@@ -158,7 +145,7 @@ def _vpdq_sources(sources: list[VpdqSource], given: list[str], specs: Iterable[s
             given.append(os.path.abspath(path))
         else:
             # frames straight to temporary files (anonymous: nothing is left behind)
-            rows = rows or VpdqRows(EntryStore(), _scratch())
+            rows = rows or VpdqRows(EntryStore(), os.environ.get("TRIAGE_TMPDIR") or None)
             loaded, videos = iter_vpdq_set(spec, lenient)
             loaded.sink = rows
             sources.append(loaded)
