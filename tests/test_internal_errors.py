@@ -176,3 +176,22 @@ def test_the_journal_keeps_internal_errors_for_resume() -> None:
     total.add(Tally())
     total.add(back)
     assert total.totals()["internal_errors"] == 2 and total.first_internal_error.startswith("/a")
+
+
+def test_describe_defect_ignores_code_outside_the_package(tmp_path: Path) -> None:
+    """A checkout or caller folder that is itself named ``triage`` is not triage's own code:
+    only frames inside the package are named (CI clones into a folder named triage)."""
+    import importlib.util
+
+    from triage.run.pool import describe_defect
+
+    mod = tmp_path / "triage" / "caller.py"
+    mod.parent.mkdir()
+    mod.write_text("def boom():\n    raise TypeError('boom')\n")
+    spec = importlib.util.spec_from_file_location("caller_outside", mod)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        module.boom()
+    except TypeError as e:
+        assert describe_defect(e) == "TypeError: boom"

@@ -98,11 +98,15 @@ def describe_defect(e: BaseException) -> str:
     of our code, so the first internal error shown on the terminal says where to look."""
     text = f"{type(e).__name__}: {' '.join(str(e).split())}"[:300]
     ours = [f for f in traceback.extract_tb(e.__traceback__)
-            if f"{os.sep}triage{os.sep}" in f.filename]
-    if ours:
+            if f.filename.startswith(PACKAGE_DIR)]
+    if ours:  # the package's own frames only (a checkout may itself be a folder named triage)
         f = ours[-1]
-        text += f" (at triage{f.filename.rsplit(os.sep + 'triage', 1)[1]}:{f.lineno})"
+        where = "triage/" + f.filename[len(PACKAGE_DIR):].replace(os.sep, "/")
+        text += f" (at {where}:{f.lineno})"
     return text
+
+
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _recv(conn: Connection) -> Any:
