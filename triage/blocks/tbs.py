@@ -50,13 +50,12 @@ from triage.version import __version__
 from triage.blocks.digest import DIGEST_BYTES
 from triage.errors import ExitCode, TriageError
 from triage.hashsets.table import DigestTable, bucket_bits, offsets_from_counts, top_bits
-from triage.hashsets.tdb import ALIGN, PREAMBLE, DataCheck, _Out, sections_digest
+from triage.hashsets.tdb import ALIGN, PREAMBLE, DataCheck, _Out, read_framed, sections_digest
 
 MAGIC = b"TRIAGEBS"
 FORMAT_VERSION = 1
 FORMAT_MINOR = 0
 KEY_BYTES = 12
-MAX_HEADER = 64 * 1024 * 1024
 MAX_GLOBAL_BLOCKS = 2**32 - 1  # g fits a u32; 0xFFFFFFFF is reserved (exclusion marker)
 MIN_BLOCK, MAX_BLOCK = 512, 1 << 20
 
@@ -194,25 +193,9 @@ def _section(mapped: mmap.mmap | bytes, span: Span, dtype: str | np.dtype) -> np
 
 def read_header(path: Path) -> tuple[TbsHeader, int, int]:
     """(checked header, header offset, file size); any damage is a one-line BlockSetError."""
-    try:
-        with open(path, "rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
-            pre = stream.read(PREAMBLE.size)
-            if len(pre) < PREAMBLE.size or not pre.startswith(MAGIC):
-                raise BlockSetError(f"block set {path}: not a triage block set (bad magic)")
-            _, version, minor, offset, length, digest = PREAMBLE.unpack(pre)
-            if version != FORMAT_VERSION:
-                raise BlockSetError(f"block set {path}: format version {version} (this triage "
-                                    f"reads {FORMAT_VERSION}); rebuild it")
-            if offset < PREAMBLE.size or length > MAX_HEADER or offset + length != size:
-                raise BlockSetError(f"block set {path}: truncated or damaged (header at "
-                                    f"{offset}+{length}, file {size} bytes)")
-            stream.seek(offset)
-            data = stream.read(length)
-    except IsADirectoryError:
-        raise BlockSetError(f"block set {path}: is a folder, not a .tbs file") from None
-    except OSError as exc:
-        raise BlockSetError(f"block set {path}: cannot read: {exc.strerror or exc}") from None
+    data, minor, offset, size, digest = read_framed(
+        path, MAGIC, FORMAT_VERSION, label="block set", kind="triage block set",
+        advice="rebuild it", error=BlockSetError, suffix=".tbs")
     if hashlib.sha256(data).digest() != digest:
         raise BlockSetError(f"block set {path}: damaged header (its SHA-256 is not the one in "
                             "the preamble: altered or corrupt)")

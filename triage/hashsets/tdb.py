@@ -233,24 +233,41 @@ def _code(category: str | None) -> str:
 # -- reading --------------------------------------------------------------------------------
 
 
-def read_header(path: Path) -> tuple[dict[str, Any], int, int]:
-    """(header, header offset, file size) of an index whose header passed every check (see
-    the module docstring); any damage is a one-line ``HashSetError``."""
+def read_framed(path: Path, magic: bytes, version: int, *, label: str, kind: str,
+                advice: str, error: type[Exception], suffix: str | None = None
+                ) -> tuple[bytes, int, int, int, bytes]:
+    """The header bytes of a file framed by ``PREAMBLE`` (a ``.tdb`` index, a ``.tbs`` block
+    set): (header, minor version, header offset, file size, header SHA-256 in the preamble).
+    Magic, major version and the header's place are checked; any damage is one ``error`` line
+    ("``label`` PATH: ..."); ``suffix``: a folder given instead says so."""
     try:
         with open(path, "rb") as stream:
             size = os.fstat(stream.fileno()).st_size
             pre = stream.read(PREAMBLE.size)
-            if len(pre) < PREAMBLE.size or not pre.startswith(MAGIC):
-                raise HashSetError(f"index {path}: not a triage index (bad magic)")
-            _, version, minor, offset, length, digest = PREAMBLE.unpack(pre)
-            if version != FORMAT_VERSION:
-                raise HashSetError(f"index {path}: format version {version} (this triage reads {FORMAT_VERSION}); re-import the sources")
+            if len(pre) < PREAMBLE.size or not pre.startswith(magic):
+                raise error(f"{label} {path}: not a {kind} (bad magic)")
+            _, found, minor, offset, length, digest = PREAMBLE.unpack(pre)
+            if found != version:
+                raise error(f"{label} {path}: format version {found} (this triage reads "
+                            f"{version}); {advice}")
             if offset < PREAMBLE.size or length > MAX_HEADER or offset + length != size:
-                raise HashSetError(f"index {path}: truncated or damaged (header at {offset}+{length}, file {size} bytes)")
+                raise error(f"{label} {path}: truncated or damaged (header at "
+                            f"{offset}+{length}, file {size} bytes)")
             stream.seek(offset)
             data = stream.read(length)
     except OSError as exc:
-        raise HashSetError(f"index {path}: cannot read: {exc.strerror or exc}") from None
+        if suffix is not None and isinstance(exc, IsADirectoryError):
+            raise error(f"{label} {path}: is a folder, not a {suffix} file") from None
+        raise error(f"{label} {path}: cannot read: {exc.strerror or exc}") from None
+    return data, minor, offset, size, digest
+
+
+def read_header(path: Path) -> tuple[dict[str, Any], int, int]:
+    """(header, header offset, file size) of an index whose header passed every check (see
+    the module docstring); any damage is a one-line ``HashSetError``."""
+    data, minor, offset, size, digest = read_framed(
+        path, MAGIC, FORMAT_VERSION, label="index", kind="triage index",
+        advice="re-import the sources", error=HashSetError)
     if minor >= HEADER_DIGEST_MINOR and hashlib.sha256(data).digest() != digest:
         raise HashSetError(f"index {path}: damaged header (its SHA-256 is not the one in the "
                            "preamble: altered or corrupt)")
