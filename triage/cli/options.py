@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_origin
 
 import typer
 
@@ -23,13 +23,8 @@ GROUP_ORDER = (INPUT, PLACE, OPTIONS, CASE)
 
 
 def _cli_type(f: Field) -> Any:
-    if f.comma:
-        return str
-    if f.type is bool:
-        return bool
-    if getattr(f.type, "__origin__", None) is tuple or str(f.type).startswith("typing.Literal"):
-        return str
-    return f.type
+    """A comma list or a choice is typed as text (split and checked by the run)."""
+    return str if f.comma or get_origin(f.type) in (tuple, Literal) else f.type
 
 
 def _cli_default(f: Field) -> Any:
