@@ -405,8 +405,12 @@ def test_clean_media_never_hits(tmp_path):
     assert found == 0
     r = triage("scan", str(clean), "--blockset", str(tbs), "--out", str(tmp_path / "o"),
                "--quiet", "--workers", "1")
-    assert json.loads((tmp_path / "o" / "summary.json").read_text())["block_scan"][
-        "hit_blocks"] == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["block_scan"]["hit_blocks"] == 0
+    # random bytes, no file system (they look encrypted): the volume is reported not examined
+    # file by file, and the exit code says so
+    assert [v["status"] for e in summary["evidence"] for v in e["volumes"]] == ["encrypted"]
+    assert r.returncode == 4, r.stderr
 
 
 def test_exclude_removes_blocks_shared_with_innocent_files(tmp_path):

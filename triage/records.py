@@ -36,29 +36,37 @@ FILE_FIELDS: tuple[str, ...] = (
 )
 
 
-def _count(text: str) -> Any:
-    return Annotated[int, msgspec.Meta(ge=0, description=text)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class Totals(msgspec.Struct, kw_only=True):
     """summary.json ``totals``: the run's counts, described once (the JSON Schema derives from
     this). Keys with a default came in a later 1.x: older runs' summaries may lack them."""
 
-    files: _count("records written to files.jsonl (files, NTFS streams, forks)")
-    bytes_hashed: _count("content bytes read and hashed (sum of the hashed files' sizes)")
-    deleted: _count("records of deleted files")
-    errors: _count("records whose content could not be read (error set, not 'no content')")
-    no_content: _count("names with no metadata or content to read (nothing there)")
-    known_bad_files: _count("files whose exact hash is in a known-bad set")
-    skipped_size_filter: _count("--size-filter: listed, not hashed (no known-bad set "
-                                "declares that size)") = 0
-    skipped_bytes: _count("--size-filter: bytes of the skipped files") = 0
-    near_duplicates: _count("files with a PDQ or vPDQ near match (review, never a "
-                            "category)") = 0
-    internal_errors: _count("defects of triage met on a file or directory: never a result; "
-                            "makes the exit code 4 (1 with hits)") = 0
-    perceptual_limited: _count("PDQ/vPDQ asked for but stopped by a limit (time, size, "
-                               "frames): exit 4") = 0
+    files: Annotated[Count, msgspec.Meta(
+        description="records written to files.jsonl (files, NTFS streams, forks)")]
+    bytes_hashed: Annotated[Count, msgspec.Meta(
+        description="content bytes read and hashed (sum of the hashed files' sizes)")]
+    deleted: Annotated[Count, msgspec.Meta(description="records of deleted files")]
+    errors: Annotated[Count, msgspec.Meta(
+        description="records whose content could not be read (error set, not 'no content')")]
+    no_content: Annotated[Count, msgspec.Meta(
+        description="names with no metadata or content to read (nothing there)")]
+    known_bad_files: Annotated[Count, msgspec.Meta(
+        description="files whose exact hash is in a known-bad set")]
+    skipped_size_filter: Annotated[Count, msgspec.Meta(
+        description="--size-filter: listed, not hashed (no known-bad set declares that "
+        "size)")] = 0
+    skipped_bytes: Annotated[Count, msgspec.Meta(
+        description="--size-filter: bytes of the skipped files")] = 0
+    near_duplicates: Annotated[Count, msgspec.Meta(
+        description="files with a PDQ or vPDQ near match (review, never a category)")] = 0
+    internal_errors: Annotated[Count, msgspec.Meta(
+        description="defects of triage met on a file or directory: never a result; makes the "
+        "exit code 4 (1 with hits)")] = 0
+    perceptual_limited: Annotated[Count, msgspec.Meta(
+        description="PDQ/vPDQ asked for but stopped by a limit (time, size, frames): "
+        "exit 4")] = 0
 
 
 @dataclass(slots=True)

@@ -71,8 +71,6 @@ class BlockScan(threading.Thread):
     def _one(self, path: str) -> list[tuple[int, int]]:
         from triage.blocks.digest import hash_blocks
 
-        bs = self.blockset
-        B = bs.block_size
         media = Media(path)
         if media._fd is not None:
             try:

@@ -7,7 +7,6 @@ terminal are passed in an ``Environment`` so tests need no patching.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import signal
 import sys

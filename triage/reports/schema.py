@@ -14,7 +14,7 @@ from typing import Annotated, Any, get_type_hints
 import msgspec
 
 from triage.config import CASE, OPTIONS, fields as config_fields
-from triage.records import ALGORITHMS, FILE_FIELDS, SCHEMA_VERSION, Totals
+from triage.records import ALGORITHMS, FILE_FIELDS, SCHEMA_VERSION, Count, Totals
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 NS = "https://github.com/triage/ns/1"
@@ -272,15 +272,16 @@ HASHSET = _obj({
 }, ["name", "path", "kind", "format", "sha256", "entries", "algorithms", "skipped_lines",
     "dropped_empty", "conflicts"])
 
-def _part(schema: dict[str, Any], *, end: bool = False) -> Any:
-    """A summary.json key whose value has a structure of its own (described by ``schema``);
-    ``end``: written when the scan ends (also when interrupted), so required once ``finished``
-    is set, and absent from the summary of a scan that crashed."""
-    return Annotated[Any, msgspec.Meta(extra_json_schema=schema, extra={"end": end})]
+# Marks a summary.json key written when the scan ends (also when interrupted): required once
+# ``finished`` is set, absent from the summary of a scan that crashed.
+END = {"end": True}
 
 
-def _key(tp: Any, description: str | None = None, *, end: bool = False, **bounds: Any) -> Any:
-    return Annotated[tp, msgspec.Meta(description=description, extra={"end": end}, **bounds)]
+def _about(schema: dict[str, Any] | None = None, description: str | None = None,
+           end: bool = False) -> msgspec.Meta:
+    """A key's description: its JSON Schema when its value has a structure of its own."""
+    return msgspec.Meta(extra_json_schema=schema, description=description,
+                        extra=END if end else None)
 
 
 _Time = Annotated[str, msgspec.Meta(pattern=TIME)]
@@ -330,45 +331,51 @@ class Summary(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     every summary; a key with one came in a later 1.x (older runs lack it) or is written at
     the end (``end``)."""
 
-    schema_version: _key(str, pattern=VERSION_PATTERN)
-    complete: _key(bool, "true only once every record is written and every report rendered "
-                   "(synced to disk); false while running, after a crash, Ctrl-C, "
-                   "--stop-on-first-hit or a full disk")
-    incomplete_reason: _key(str | None, "why complete is false (null when complete)") = None
-    resumed_after_early_stop: _key(bool, "an earlier run stopped at the first hit "
-                                   "(--stop-on-first-hit); --resume finished it") = False
-    tool: _part(_TOOL)
-    case: _part(described(CASE))
+    schema_version: Annotated[str, msgspec.Meta(pattern=VERSION_PATTERN)]
+    complete: Annotated[bool, _about(description=(
+        "true only once every record is written and every report rendered (synced to disk); "
+        "false while running, after a crash, Ctrl-C, --stop-on-first-hit or a full disk"))]
+    incomplete_reason: Annotated[str | None, _about(
+        description="why complete is false (null when complete)")] = None
+    resumed_after_early_stop: Annotated[bool, _about(description=(
+        "an earlier run stopped at the first hit (--stop-on-first-hit); --resume "
+        "finished it"))] = False
+    tool: Annotated[Any, _about(_TOOL)]
+    case: Annotated[Any, _about(described(CASE))]
     host: str
-    command: _key(list[str], "argv of the command that started the run, exactly")
-    resume_commands: _key(list[list[str]], "argv of each triage scan --resume, oldest "
-                          "first") = []
+    command: Annotated[list[str], _about(
+        description="argv of the command that started the run, exactly")]
+    resume_commands: Annotated[list[list[str]], _about(
+        description="argv of each triage scan --resume, oldest first")] = []
     started: _Time
-    finished: _key(_Time | None)
-    resumed: _key(list[_Time], "times the run was resumed (--resume), oldest first") = []
-    evidence_given: _part(_EVIDENCE_GIVEN) = None
-    options: _part(described(OPTIONS))
-    hashsets: _part(_SETS)
-    interrupted: _key(bool, end=True) = False
+    finished: _Time | None
+    resumed: Annotated[list[_Time], _about(
+        description="times the run was resumed (--resume), oldest first")] = []
+    evidence_given: Annotated[Any, _about(_EVIDENCE_GIVEN)] = None
+    options: Annotated[Any, _about(described(OPTIONS))]
+    hashsets: Annotated[Any, _about(_SETS)]
+    interrupted: Annotated[bool, _about(end=True)] = False
     stopped_early: bool = False
     reports: list[str] = []
-    elapsed_seconds: _key(float, end=True, ge=0) = 0.0
-    evidence: _part({"type": "array", "items": EVIDENCE}, end=True) = None
-    totals: _part(struct_schema(Totals), end=True) = None
-    census: _part(_CENSUS) = None
-    pdq_sets: _part(_PDQ_SETS) = None
-    vpdq_sets: _part(_VPDQ_SETS) = None
-    invalid: _key(list[str], "why the run is invalid: a compiled index whose data is not what "
-                  "its header records (exit 2); empty when valid") = []
-    categories: _key(dict[str, Annotated[int, msgspec.Meta(ge=0)]], end=True) = {}
-    first_hit_seconds: _key(Annotated[float, msgspec.Meta(ge=0)] | None, end=True) = None
-    first_internal_error: _key(str | None, "where and what the first internal error was (a "
-                               "defect of triage, counted in totals.internal_errors): "
-                               "'path: TypeError: ... (at triage/x.py:N)'") = None
-    exit_code: _key(int, end=True) = 0
-    block_scan: _key(dict[str, Any], "scan --blockset: the whole-media block pass (bytes "
-                     "read, windows hashed, hit blocks, files whose blocks match, matches in "
-                     "unallocated space or outside any volume)") = {}
+    elapsed_seconds: Annotated[float, msgspec.Meta(ge=0, extra=END)] = 0.0
+    evidence: Annotated[Any, _about({"type": "array", "items": EVIDENCE}, end=True)] = None
+    totals: Annotated[Any, _about(struct_schema(Totals), end=True)] = None
+    census: Annotated[Any, _about(_CENSUS)] = None
+    pdq_sets: Annotated[Any, _about(_PDQ_SETS)] = None
+    vpdq_sets: Annotated[Any, _about(_VPDQ_SETS)] = None
+    invalid: Annotated[list[str], _about(description=(
+        "why the run is invalid: a compiled index whose data is not what its header records "
+        "(exit 2); empty when valid"))] = []
+    categories: Annotated[dict[str, Count], _about(end=True)] = {}
+    first_hit_seconds: Annotated[Annotated[float, msgspec.Meta(ge=0)] | None,
+                                 _about(end=True)] = None
+    first_internal_error: Annotated[str | None, _about(description=(
+        "where and what the first internal error was (a defect of triage, counted in "
+        "totals.internal_errors): 'path: TypeError: ... (at triage/x.py:N)'"))] = None
+    exit_code: Annotated[int, _about(end=True)] = 0
+    block_scan: Annotated[dict[str, Any], _about(description=(
+        "scan --blockset: the whole-media block pass (bytes read, windows hashed, hit blocks, "
+        "files whose blocks match, matches in unallocated space or outside any volume)"))] = {}
 
 
 def summary_schema() -> dict[str, Any]:
@@ -376,7 +383,7 @@ def summary_schema() -> dict[str, Any]:
     body = struct_schema(Summary)
     hints = get_type_hints(Summary, include_extras=True)
     end = [name for name in Summary.__struct_fields__
-           if any(isinstance(m, msgspec.Meta) and (m.extra or {}).get("end")
+           if any(isinstance(m, msgspec.Meta) and m.extra == END
                   for m in getattr(hints[name], "__metadata__", ()))]
     return {
         "$schema": DRAFT,
